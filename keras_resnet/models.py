@@ -1,0 +1,317 @@
+"""ResNet builders: every network of He et al., "Deep Residual Learning for
+Image Recognition" (CVPR 2016, arXiv:1512.03385), and their plain counterparts.
+
+The variant implemented is the original v1 (post-activation) network: conv ->
+BN -> ReLU, addition before the block's last ReLU, no conv biases, He
+initialisation, global average pooling and a dense classifier. Bottleneck
+blocks stride on their first 1x1 conv by default, as the paper's models do
+(`bottleneck_stride="3x3"` gives torchvision's "v1.5").
+
+Trainable parameters (tested exactly in tests/test_models.py):
+
+| network     | stem     | shortcut | parameters |
+|-------------|----------|----------|-----------:|
+| ResNet-20   | CIFAR    | A        |    269,722 |
+| ResNet-32   | CIFAR    | A        |    464,154 |
+| ResNet-44   | CIFAR    | A        |    658,586 |
+| ResNet-56   | CIFAR    | A        |    853,018 |
+| ResNet-110  | CIFAR    | A        |  1,727,962 |
+| ResNet-1202 | CIFAR    | A        | 19,421,274 |
+| ResNet-18   | ImageNet | B        | 11,689,512 |
+| ResNet-34   | ImageNet | B        | 21,797,672 |
+| ResNet-50   | ImageNet | B        | 25,557,032 |
+| ResNet-101  | ImageNet | B        | 44,549,160 |
+| ResNet-152  | ImageNet | B        | 60,192,808 |
+
+A plain network has the layers of its residual twin without shortcuts, so it
+has the parameters of option A.
+
+Layer names follow `keras.applications`: `conv1_conv`, `conv1_bn`,
+`conv1_relu` (and `conv1_pad`, `pool1_pad`, `pool1_pool` for the ImageNet
+stem); then per block `convS_blockB_K_{pad,conv,bn,relu}` for its K-th conv,
+`convS_blockB_0_{conv,bn}` for a projection shortcut or
+`convS_blockB_0_zeropad` for an option-A shortcut that changes shape,
+`convS_blockB_add` and `convS_blockB_out`; `input_normalization`, `avg_pool`,
+`max_pool` and `predictions` around them. Stages are numbered from 2 as in the
+paper's Table 1 (`conv2` .. `conv5`; `conv2` .. `conv4` for CIFAR).
+"""
+
+import keras
+
+from keras_resnet import specs
+from keras_resnet.blocks import BLOCK_FUNCTIONS, LayerDefaults, conv_bn
+from keras_resnet.layers import InputNormalization
+
+
+def ResNet(
+    depth,
+    *,
+    stem=None,
+    block=None,
+    shortcut=None,
+    plain=False,
+    bottleneck_stride=None,
+    base_width=None,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=None,
+    classifier_activation="softmax",
+    input_mean=None,
+    input_std=None,
+    weight_decay=1e-4,
+    bn_momentum=0.9,
+    bn_epsilon=1e-5,
+    name=None,
+):
+    """Builds a ResNet or plain network of He et al. (2015) as a functional model.
+
+    Reference:
+    - [Deep Residual Learning for Image Recognition](https://arxiv.org/abs/1512.03385)
+      (CVPR 2016)
+
+    Args:
+        depth: int, weighted layers. ImageNet stem: 18, 34, 50, 101 or 152.
+            CIFAR stem: 6n+2 (20, 32, 44, 56, 110, 1202 in the paper), or 9n+2
+            with `block="bottleneck"`.
+        stem: `"cifar"` (3x3 conv with `base_width` filters, stages at full,
+            1/2 and 1/4 resolution), `"imagenet"` (7x7/2 conv and 3x3/2 max
+            pool, four stages) or None (default) to infer it from `depth`,
+            ImageNet depths first: `ResNet(50)` is the ImageNet ResNet-50.
+        block: `"basic"`, `"bottleneck"` or None (default) for the paper's
+            choice: the depth table for ImageNet, basic blocks for CIFAR.
+        shortcut: `"A"` (identity, zero-padded where the shape changes),
+            `"B"` (projection only where the shape changes) or `"C"`
+            (projection everywhere). Default None: `"A"` for the CIFAR stem,
+            `"B"` for ImageNet, as in the paper. Must be None when `plain`.
+        plain: bool, build the paper's plain counterpart: the same layers
+            without shortcuts. Default False.
+        bottleneck_stride: where a bottleneck block strides: `"1x1"` (the
+            paper's v1; the default for bottleneck nets) or `"3x3"` ("v1.5").
+            Must be None for basic-block networks.
+        base_width: int, filters of the first stage, doubled at each later
+            stage. Default None: 16 for CIFAR, 64 for ImageNet.
+        include_top: bool, end with global average pooling and the dense
+            classifier. Default True.
+        weights: None (random initialisation, default) or the path to a
+            `.weights.h5` file saved from a model of the same architecture.
+        input_tensor: optional Keras tensor (output of `keras.Input()`) to use
+            as the model's input.
+        input_shape: optional `(height, width, channels)`. Default: the shape
+            of `input_tensor`, else (32, 32, 3) for CIFAR and (224, 224, 3) for
+            ImageNet. Height and width may be None.
+        pooling: with `include_top=False`: None (the last stage's 4D output),
+            `"avg"` or `"max"` (global pooling to a 2D output).
+        classes: int, classifier outputs. Default 10 (CIFAR) or 1000 (ImageNet).
+        classifier_activation: activation of the classifier: `"softmax"`
+            (default), None for logits, or any Keras activation.
+        input_mean: optional array subtracted from the input by a first
+            `input_normalization` layer, e.g. the paper's per-pixel training
+            mean of shape `input_shape`, or a per-channel mean. Default None.
+        input_std: optional array the centred input is divided by (e.g. 255.0
+            to scale pixels to about [-1, 1]). Default None.
+        weight_decay: float, the paper's L2 decay coefficient, applied to every
+            weight as a loss of `0.5 * weight_decay * sum(w**2)` (gradient
+            `weight_decay * w`). Default 1e-4, the paper's. 0 disables it.
+        bn_momentum: float, batch norm moving-average momentum. Default 0.9
+            (PyTorch and Torch's 0.1).
+        bn_epsilon: float, batch norm epsilon. Default 1e-5.
+        name: model name. Default `"resnet{depth}"` or `"plain{depth}"`.
+
+    Returns:
+        A `keras.Model`.
+
+    Raises:
+        ValueError: for any invalid argument, before any layer is built.
+
+    Example:
+
+    >>> model = ResNet(20, stem="cifar")
+    >>> model.count_params()
+    271098
+    >>> model.output_shape
+    (None, 10)
+    """
+    spec = specs.make_spec(depth, stem, block, base_width)
+    defaults = specs.STEM_DEFAULTS[spec.stem]
+    if not isinstance(plain, bool):
+        raise ValueError(f"plain must be True or False, received {plain!r}.")
+    shortcut = specs.check_shortcut(
+        shortcut if plain or shortcut is not None else defaults["shortcut"], plain
+    )
+    bottleneck_stride = specs.check_bottleneck_stride(bottleneck_stride, spec.block)
+    classes = defaults["classes"] if classes is None else classes
+    specs.check_head(include_top, pooling, classes)
+    specs.check_weights(weights)
+    if input_shape is None:
+        if input_tensor is not None and input_tensor.shape is not None:
+            input_shape = tuple(input_tensor.shape[1:])
+        else:
+            input_shape = defaults["input_shape"]
+    input_shape = specs.check_input_shape(input_shape, spec.stem)
+    layer_defaults = LayerDefaults(
+        weight_decay=specs.check_non_negative("weight_decay", weight_decay),
+        bn_momentum=specs.check_non_negative("bn_momentum", bn_momentum),
+        bn_epsilon=specs.check_non_negative("bn_epsilon", bn_epsilon),
+    )
+    name = name or f"{'plain' if plain else 'resnet'}{spec.depth}"
+
+    if input_tensor is None:
+        inputs = keras.Input(shape=input_shape)
+    elif keras.backend.is_keras_tensor(input_tensor):
+        inputs = input_tensor
+    else:
+        inputs = keras.Input(tensor=input_tensor, shape=input_shape)
+
+    x = inputs
+    if input_mean is not None or input_std is not None:
+        x = _input_normalization(input_mean, input_std, input_shape)(x)
+    x = _stem(x, spec, layer_defaults)
+    block_function = BLOCK_FUNCTIONS[spec.block]
+    for stage, (blocks, filters) in enumerate(zip(spec.stage_blocks, spec.stage_widths)):
+        for index in range(blocks):
+            x = block_function(
+                x,
+                filters,
+                strides=2 if stage > 0 and index == 0 else 1,
+                option=shortcut,
+                name=f"conv{stage + 2}_block{index + 1}",
+                defaults=layer_defaults,
+                bottleneck_stride=bottleneck_stride,
+            )
+    x = _head(x, include_top, pooling, classes, classifier_activation, layer_defaults)
+
+    model_inputs = inputs if input_tensor is None else keras.utils.get_source_inputs(input_tensor)
+    model = keras.Model(model_inputs, x, name=name)
+    if weights is not None:
+        model.load_weights(weights)
+    return model
+
+
+def _input_normalization(mean, std, input_shape):
+    """`input_normalization` layer; validates that mean/std fit one example."""
+    arrays = {}
+    for label, value in (("input_mean", mean), ("input_std", std)):
+        if value is None:
+            continue
+        array = keras.ops.convert_to_numpy(value).astype("float32")
+        try:
+            keras.ops.broadcast_to(array, [d or 1 for d in input_shape])
+        except Exception:
+            raise ValueError(
+                f"{label} of shape {array.shape} does not broadcast to input_shape "
+                f"{input_shape}: use (height, width, channels), (channels,) or a scalar."
+            ) from None
+        if label == "input_std" and (array <= 0).any():
+            raise ValueError("input_std must be positive everywhere.")
+        arrays[label] = array
+    mean, std = arrays.get("input_mean"), arrays.get("input_std")
+    return InputNormalization(
+        mean_shape=() if mean is None else mean.shape,
+        std_shape=() if std is None else std.shape,
+        mean=mean,
+        std=std,
+        name="input_normalization",
+    )
+
+
+def _stem(x, spec, defaults):
+    if spec.stem == "cifar":
+        return conv_bn(x, spec.base_width, 3, 1, "conv1", defaults)
+    x = conv_bn(x, spec.base_width, 7, 2, "conv1", defaults)
+    x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
+    return keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+
+
+def _head(x, include_top, pooling, classes, activation, defaults):
+    if not include_top:
+        if pooling == "avg":
+            return keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        if pooling == "max":
+            return keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
+        return x
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    policy = keras.config.dtype_policy()
+    # Under mixed precision the classifier (and its softmax) runs in float32.
+    head_dtype = "float32" if policy.compute_dtype != policy.variable_dtype else None
+    return keras.layers.Dense(
+        classes,
+        activation=activation,
+        kernel_regularizer=defaults.regularizer,
+        bias_regularizer=defaults.regularizer,
+        dtype=head_dtype,
+        name="predictions",
+    )(x)
+
+
+# Registry: lower-case name -> constructor, in the order of the paper's tables.
+MODELS = {}
+
+
+def _register(display_name, depth, stem, plain=False):
+    """Makes a one-line named constructor over `ResNet`; caller kwargs win."""
+    fixed = {"stem": stem, "plain": plain}
+
+    def constructor(**kwargs):
+        return ResNet(depth, **{**fixed, **kwargs})
+
+    defaults = specs.STEM_DEFAULTS[stem]
+    kind = "plain network (no shortcuts)" if plain else f"ResNet (option {defaults['shortcut']})"
+    constructor.__name__ = constructor.__qualname__ = display_name
+    constructor.architecture = {"depth": depth, **fixed}
+    constructor.__doc__ = (
+        f"The paper's {depth}-layer {stem.upper() if stem == 'cifar' else 'ImageNet'} "
+        f"{kind}: input {defaults['input_shape']}, {defaults['classes']} classes.\n\n"
+        f"Same as `ResNet({depth}, stem={stem!r}, plain={plain}, **kwargs)`; every "
+        "keyword argument of `ResNet` is accepted and overrides these defaults.\n\n"
+        f"Example:\n\n>>> model = keras_resnet.{display_name}()\n"
+    )
+    MODELS[display_name.lower()] = constructor
+    return constructor
+
+
+ResNet20 = _register("ResNet20", 20, "cifar")
+ResNet32 = _register("ResNet32", 32, "cifar")
+ResNet44 = _register("ResNet44", 44, "cifar")
+ResNet56 = _register("ResNet56", 56, "cifar")
+ResNet110 = _register("ResNet110", 110, "cifar")
+ResNet1202 = _register("ResNet1202", 1202, "cifar")
+ResNet18 = _register("ResNet18", 18, "imagenet")
+ResNet34 = _register("ResNet34", 34, "imagenet")
+ResNet50 = _register("ResNet50", 50, "imagenet")
+ResNet101 = _register("ResNet101", 101, "imagenet")
+ResNet152 = _register("ResNet152", 152, "imagenet")
+Plain20 = _register("Plain20", 20, "cifar", plain=True)
+Plain32 = _register("Plain32", 32, "cifar", plain=True)
+Plain44 = _register("Plain44", 44, "cifar", plain=True)
+Plain56 = _register("Plain56", 56, "cifar", plain=True)
+Plain110 = _register("Plain110", 110, "cifar", plain=True)
+Plain18 = _register("Plain18", 18, "imagenet", plain=True)
+Plain34 = _register("Plain34", 34, "imagenet", plain=True)
+Plain50 = _register("Plain50", 50, "imagenet", plain=True)
+Plain101 = _register("Plain101", 101, "imagenet", plain=True)
+Plain152 = _register("Plain152", 152, "imagenet", plain=True)
+
+
+def list_models():
+    """Names accepted by `build_model`, e.g. `"resnet56"`, `"plain18"`."""
+    return list(MODELS)
+
+
+def build_model(name, **kwargs):
+    """Builds a registered network by name; `kwargs` go to `ResNet`.
+
+    Args:
+        name: str, case-insensitive, one of `list_models()`.
+        **kwargs: any keyword argument of `ResNet`.
+
+    Example:
+
+    >>> model = build_model("resnet56", classes=100)
+    """
+    key = str(name).lower()
+    if key not in MODELS:
+        raise ValueError(f"Unknown model {name!r}. Allowed: {', '.join(MODELS)}.")
+    return MODELS[key](**kwargs)

@@ -1,0 +1,226 @@
+"""Network specifications of He et al. (2015) and every check made on them.
+
+A spec says which block a network uses and how many blocks each stage has.
+ImageNet depths come from one table (the paper's Table 1); CIFAR depths follow
+the paper's 6n+2 rule (Section 4.2), or 9n+2 for bottleneck blocks (three
+layers a block, as in the follow-up paper's ResNet-164). Every validation of a
+user's architecture arguments lives here, so that a bad argument fails with a
+`ValueError` before any layer is built.
+"""
+
+import dataclasses
+import os
+
+STEMS = ("cifar", "imagenet")
+SHORTCUTS = ("A", "B", "C")
+BLOCKS = ("basic", "bottleneck")
+BOTTLENECK_STRIDES = ("1x1", "3x3")
+POOLINGS = (None, "avg", "max")
+
+# Table 1 of the paper: depth -> (block, blocks in conv2_x .. conv5_x).
+IMAGENET_DEPTHS = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
+# Depths the paper trains on CIFAR-10 (Table 6); any 6n+2 is accepted.
+CIFAR_PAPER_DEPTHS = (20, 32, 44, 56, 110, 1202)
+
+# Per stem: first-stage width, default shortcut option, input shape and classes.
+STEM_DEFAULTS = {
+    "cifar": {"base_width": 16, "shortcut": "A", "input_shape": (32, 32, 3), "classes": 10},
+    "imagenet": {"base_width": 64, "shortcut": "B", "input_shape": (224, 224, 3), "classes": 1000},
+}
+# Total downsampling of each stem's network: the smallest input side it takes.
+MIN_INPUT_SIZE = {"cifar": 4, "imagenet": 32}
+LAYERS_PER_BLOCK = {"basic": 2, "bottleneck": 3}
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """A validated network specification.
+
+    Attributes:
+        depth: number of weighted layers (convolutions and the classifier).
+        stem: `"cifar"` (3x3 conv, 16 filters) or `"imagenet"` (7x7/2 conv
+            and 3x3/2 max pool).
+        block: `"basic"` (two 3x3 convs) or `"bottleneck"` (1x1, 3x3, 1x1).
+        stage_blocks: number of blocks in each stage.
+        base_width: filters of the first stage; each later stage doubles it.
+    """
+
+    depth: int
+    stem: str
+    block: str
+    stage_blocks: tuple
+    base_width: int
+
+    @property
+    def stage_widths(self):
+        """Filters of each stage's 3x3 convolutions."""
+        return tuple(self.base_width * 2**i for i in range(len(self.stage_blocks)))
+
+
+def _choices(values):
+    return ", ".join(repr(v) for v in values)
+
+
+def resolve_stem(depth, stem):
+    """Returns the stem for `depth`, inferring it when `stem` is None."""
+    if stem is not None:
+        if stem not in STEMS:
+            raise ValueError(f"Unknown stem {stem!r}. Allowed: {_choices(STEMS)}.")
+        return stem
+    if isinstance(depth, int) and depth in IMAGENET_DEPTHS:
+        return "imagenet"
+    if isinstance(depth, int) and depth >= 8 and (depth - 2) % 6 == 0:
+        return "cifar"
+    raise ValueError(
+        f"Cannot infer the stem for depth={depth!r}: it is neither an ImageNet depth "
+        f"({_choices(IMAGENET_DEPTHS)}) nor a CIFAR depth 6n+2 (8, 14, 20, ...). "
+        "Pass stem='cifar' or stem='imagenet'."
+    )
+
+
+def make_spec(depth, stem=None, block=None, base_width=None):
+    """Validates architecture arguments and returns a `Spec`.
+
+    Args:
+        depth: int, the number of weighted layers. ImageNet stem: one of
+            18, 34, 50, 101, 152. CIFAR stem: 6n+2 with basic blocks
+            (20, 32, 44, 56, 110, 1202 in the paper), 9n+2 with bottlenecks.
+        stem: `"cifar"`, `"imagenet"` or None to infer it from the depth
+            (ImageNet depths first).
+        block: `"basic"`, `"bottleneck"` or None for the paper's choice. With
+            the ImageNet stem the block is fixed by the depth.
+        base_width: filters of the first stage, or None for the paper's
+            (16 for CIFAR, 64 for ImageNet).
+
+    Returns:
+        A `Spec`.
+
+    Raises:
+        ValueError: for any argument outside what is allowed.
+    """
+    if isinstance(depth, bool) or not isinstance(depth, int):
+        raise ValueError(f"depth must be an int, received {depth!r}.")
+    stem = resolve_stem(depth, stem)
+    if block is not None and block not in BLOCKS:
+        raise ValueError(f"Unknown block {block!r}. Allowed: {_choices(BLOCKS)} or None.")
+    if base_width is None:
+        base_width = STEM_DEFAULTS[stem]["base_width"]
+    elif isinstance(base_width, bool) or not isinstance(base_width, int) or base_width < 1:
+        raise ValueError(f"base_width must be a positive int, received {base_width!r}.")
+
+    if stem == "imagenet":
+        if depth not in IMAGENET_DEPTHS:
+            raise ValueError(
+                f"Invalid depth {depth} for the ImageNet stem. Allowed: "
+                f"{_choices(IMAGENET_DEPTHS)}."
+            )
+        table_block, stage_blocks = IMAGENET_DEPTHS[depth]
+        if block is not None and block != table_block:
+            raise ValueError(
+                f"ImageNet depth {depth} uses {table_block!r} blocks; received block={block!r}."
+            )
+        return Spec(depth, stem, table_block, stage_blocks, base_width)
+
+    block = block or "basic"
+    per_stage = 3 * LAYERS_PER_BLOCK[block]  # three stages; +2 for the stem and classifier
+    if depth < per_stage + 2 or (depth - 2) % per_stage:
+        raise ValueError(
+            f"Invalid depth {depth} for the CIFAR stem with {block} blocks: depth must be "
+            f"{per_stage}n+2 with n >= 1 (e.g. {', '.join(str(per_stage * n + 2) for n in (1, 3, 9))})."
+        )
+    n = (depth - 2) // per_stage
+    return Spec(depth, stem, block, (n, n, n), base_width)
+
+
+def check_shortcut(shortcut, plain):
+    """Validates the shortcut option; a plain network takes none."""
+    if plain:
+        if shortcut is not None:
+            raise ValueError(
+                f"A plain network has no shortcuts; received shortcut={shortcut!r} with plain=True."
+            )
+        return None
+    if shortcut not in SHORTCUTS:
+        raise ValueError(f"Unknown shortcut {shortcut!r}. Allowed: {_choices(SHORTCUTS)}.")
+    return shortcut
+
+
+def check_bottleneck_stride(bottleneck_stride, block):
+    """Validates where a bottleneck block strides; None means the paper's 1x1."""
+    if block != "bottleneck":
+        if bottleneck_stride is not None:
+            raise ValueError(
+                f"bottleneck_stride applies to bottleneck blocks only; this network uses "
+                f"{block!r} blocks (received bottleneck_stride={bottleneck_stride!r})."
+            )
+        return None
+    if bottleneck_stride is None:
+        return "1x1"
+    if bottleneck_stride not in BOTTLENECK_STRIDES:
+        raise ValueError(
+            f"Unknown bottleneck_stride {bottleneck_stride!r}. Allowed: "
+            f"{_choices(BOTTLENECK_STRIDES)} (the paper's v1, and torchvision's v1.5)."
+        )
+    return bottleneck_stride
+
+
+def check_input_shape(input_shape, stem):
+    """Validates an (height, width, channels) input shape for `stem`."""
+    if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:
+        raise ValueError(
+            f"input_shape must be (height, width, channels), received {input_shape!r}."
+        )
+    *spatial, channels = input_shape
+    if channels is None or not isinstance(channels, int) or channels < 1:
+        raise ValueError(f"input_shape needs a positive channel count, received {input_shape!r}.")
+    smallest = MIN_INPUT_SIZE[stem]
+    for side in spatial:
+        if side is not None and (not isinstance(side, int) or side < smallest):
+            raise ValueError(
+                f"input_shape {tuple(input_shape)} is too small for the {stem} stem: height and "
+                f"width must be at least {smallest} (or None)."
+            )
+    return tuple(input_shape)
+
+
+def check_head(include_top, pooling, classes):
+    """Validates the classifier and pooling arguments."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"Unknown pooling {pooling!r}. Allowed: {_choices(POOLINGS)}.")
+    if include_top:
+        if pooling == "max":
+            raise ValueError(
+                "include_top=True uses the paper's global average pooling; pooling='max' "
+                "needs include_top=False."
+            )
+        if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+            raise ValueError(f"classes must be a positive int, received {classes!r}.")
+
+
+def check_weights(weights):
+    """Validates `weights`: None or an existing `.weights.h5` file."""
+    if weights is None:
+        return
+    if not isinstance(weights, (str, os.PathLike)):
+        raise ValueError(f"weights must be None or a path, received {weights!r}.")
+    path = os.fspath(weights)
+    if not path.endswith(".weights.h5"):
+        raise ValueError(
+            f"weights must be None or the path to a '.weights.h5' file, received {path!r}. "
+            "No pretrained weights are downloaded by keras_resnet."
+        )
+    if not os.path.isfile(path):
+        raise ValueError(f"weights file {path!r} does not exist.")
+
+
+def check_non_negative(name, value):
+    """Validates a float argument that must be >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"{name} must be a number >= 0, received {value!r}.")
+    return float(value)
