@@ -28,8 +28,9 @@ def test_stem_inference_prefers_imagenet_depths():
 
 def test_cifar_bottleneck_is_9n_plus_2_and_custom_width():
     assert specs.make_spec(164, "cifar", "bottleneck").stage_blocks == (18, 18, 18)
-    with pytest.raises(ValueError, match="9n\\+2"):
-        specs.make_spec(20, "cifar", "bottleneck")
+    assert specs.make_spec(20, "cifar", "bottleneck").stage_blocks == (2, 2, 2)
+    with pytest.raises(ValueError, match="9n\\+2 with n >= 1"):
+        specs.make_spec(21, "cifar", "bottleneck")
     assert specs.make_spec(20, "cifar", base_width=32).stage_widths == (32, 64, 128)
 
 
