@@ -9,6 +9,15 @@ Example:
 >>> model = keras_resnet.build_model("plain20")
 """
 
+import os
+
+# TensorFlow enables its oneDNN kernels by default on Intel CPUs only; on the
+# AMD EPYC machines this project measures on they double training throughput
+# (benchmarks/README.md). A default, not an override: export
+# TF_ENABLE_ONEDNN_OPTS=0 to turn them off. Effective only if TensorFlow has
+# not been imported yet.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
 from keras_resnet.flops import FlopsReport, count_flops
 from keras_resnet.layers import InputNormalization, WeightDecay, ZeroPadShortcut
 from keras_resnet.models import (

@@ -1,0 +1,218 @@
+import gzip
+import logging
+import os
+import pickle
+import shutil
+import struct
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_resnet import data
+
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+@pytest.fixture(scope="module")
+def cifar(cifar_dir):
+    return data.load_data("cifar10", data_dir=str(cifar_dir))
+
+
+def copy_tree(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_class_folders_of_real_cifar10(cifar):
+    assert cifar.class_names == CLASSES  # sorted folder names
+    assert cifar.image_shape == (32, 32, 3) and cifar.augmentation == "pad_crop" and cifar.flip
+    assert cifar.train.images.dtype == np.uint8 and cifar.train.images.shape == (1000, 32, 32, 3)
+    assert cifar.test.num_examples == 500
+    assert np.bincount(cifar.train.labels).tolist() == [100] * 10
+    # Pixels are the decoded JPEGs, and the mean is the training split's per-pixel mean.
+    raw = tf.io.decode_jpeg(tf.io.read_file(_first_file(cifar.source, "train", "airplane"))).numpy()
+    np.testing.assert_array_equal(cifar.train.images[0], raw)
+    np.testing.assert_allclose(cifar.mean, cifar.train.images.mean(axis=0), rtol=1e-5)
+    assert cifar.mean.shape == (32, 32, 3) and 90 < cifar.mean.mean() < 150
+    assert cifar.describe()["class_names"] == CLASSES
+
+
+def _first_file(source, split, name):
+    folder = os.path.join(source.split(" ", 1)[1], split, name)
+    return os.path.join(folder, sorted(os.listdir(folder))[0])
+
+
+def test_validation_split_and_subset(cifar_dir):
+    d = data.load_data("cifar10", data_dir=str(cifar_dir), validation_split=200, seed=1)
+    assert (d.train.num_examples, d.validation.num_examples) == (800, 200)
+    # Held-out images are not in the training split, and the mean is the training split's.
+    train_rows = {img.tobytes() for img in d.train.images}
+    assert not any(img.tobytes() in train_rows for img in d.validation.images)
+    np.testing.assert_allclose(d.mean, d.train.images.mean(axis=0), rtol=1e-5)
+    subset = data.load_data("cifar10", data_dir=str(cifar_dir), train_subset=100)
+    assert subset.train.num_examples == 100
+    assert len(set(subset.train.labels.tolist())) == 10  # a random mix, not class 0 only
+
+
+@pytest.mark.parametrize(
+    "break_it, message",
+    [
+        (lambda root: open(root / "train" / "cat" / "0001.jpg", "wb").write(b"not a jpeg"),
+         "train/cat/0001.jpg"),
+        (lambda root: open(root / "train" / "cat" / "notes.txt", "w").write("x"),
+         "Not an image file: .*notes.txt"),
+        (lambda root: shutil.rmtree(root / "test" / "dog") or os.mkdir(root / "test" / "dog"),
+         "Empty class folder .*test/dog"),
+        (lambda root: shutil.rmtree(root / "test" / "dog"),
+         "only in train: \\['dog'\\], only in test: \\[\\]"),
+        (lambda root: shutil.rmtree(root / "test"), "Missing directory .*test"),
+    ],
+)
+def test_bad_folders_name_the_file_or_folder(cifar_dir, tmp_path, break_it, message):
+    root = copy_tree(cifar_dir, tmp_path / "copy")
+    break_it(root)
+    with pytest.raises(data.DataError, match=message):
+        data.load_data("cifar10", data_dir=str(root))
+
+
+def test_missing_and_unrecognised_data_dirs(tmp_path):
+    with pytest.raises(data.DataError, match="is not a directory"):
+        data.load_data("cifar10", data_dir=str(tmp_path / "nowhere"))
+    with pytest.raises(data.DataError, match="Unrecognised layout"):
+        data.load_data("cifar10", data_dir=str(tmp_path))
+
+
+def write_cifar_binary(folder, images, labels, names):
+    os.makedirs(folder)
+    records = np.concatenate([labels[:, None].astype(np.uint8),
+                              images.transpose(0, 3, 1, 2).reshape(len(images), -1)], axis=1)
+    for i, part in enumerate(np.array_split(records, 5), start=1):
+        part.tofile(os.path.join(folder, f"data_batch_{i}.bin"))
+    records[:50].tofile(os.path.join(folder, "test_batch.bin"))
+    with open(os.path.join(folder, "batches.meta.txt"), "w") as f:
+        f.write("\n".join(names) + "\n")
+
+
+def test_cifar_binary_and_python_batches(cifar, tmp_path, caplog):
+    images, labels = cifar.train.images, cifar.train.labels
+    write_cifar_binary(tmp_path / "cifar-10-batches-bin", images, labels, CLASSES)
+    binary = data.load_data("cifar10", data_dir=str(tmp_path))
+    np.testing.assert_array_equal(binary.train.images, images)
+    np.testing.assert_array_equal(binary.train.labels, labels)
+    assert binary.class_names == CLASSES and binary.test.num_examples == 50
+
+    py = tmp_path / "py" / "cifar-10-batches-py"
+    os.makedirs(py)
+    flat = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
+    for i, part in enumerate(np.array_split(np.arange(len(images)), 5), start=1):
+        with open(py / f"data_batch_{i}", "wb") as f:
+            pickle.dump({b"data": flat[part], b"labels": labels[part].tolist()}, f)
+    with open(py / "test_batch", "wb") as f:
+        pickle.dump({b"data": flat[:50], b"labels": labels[:50].tolist()}, f)
+    with open(py / "batches.meta", "wb") as f:
+        pickle.dump({b"label_names": [n.encode() for n in CLASSES]}, f)
+    with caplog.at_level(logging.WARNING):
+        python = data.load_data("cifar10", data_dir=str(tmp_path / "py"))
+    assert "Unpickling" in caplog.text
+    np.testing.assert_array_equal(python.train.images, images)
+    # Binary batches are preferred where both exist.
+    shutil.copytree(tmp_path / "cifar-10-batches-bin", tmp_path / "py" / "cifar-10-batches-bin")
+    caplog.clear()
+    both = data.load_data("cifar10", data_dir=str(tmp_path / "py"))
+    assert both.source.endswith("cifar-10-batches-bin") and "Unpickling" not in caplog.text
+
+
+def test_truncated_cifar_batch_is_named(cifar, tmp_path):
+    write_cifar_binary(tmp_path / "cifar-10-batches-bin", cifar.train.images, cifar.train.labels, CLASSES)
+    path = tmp_path / "cifar-10-batches-bin" / "data_batch_3.bin"
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(data.DataError, match="data_batch_3.bin.* truncated"):
+        data.load_data("cifar10", data_dir=str(tmp_path))
+
+
+def write_idx(path, array):
+    header = struct.pack(">HBB", 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_idx_files_with_real_digits(tmp_path):
+    digits = data.load_data("digits")
+    images = digits.train.images[..., 0]
+    for prefix, split in (("train", digits.train), ("t10k", digits.test)):
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", split.images[..., 0])
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", split.labels)
+    idx = data.load_data("mnist", data_dir=str(tmp_path))
+    np.testing.assert_array_equal(idx.train.images[..., 0], images)
+    assert idx.image_shape == (8, 8, 1) and idx.class_names == [str(d) for d in range(10)]
+    assert not idx.flip  # digits are not mirrored
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(b"garbage")
+    with pytest.raises(data.DataError, match="t10k-labels-idx1-ubyte.gz"):
+        data.load_data("mnist", data_dir=str(tmp_path))
+
+
+def test_digits_and_synthetic():
+    digits = data.load_data("digits")
+    assert digits.train.num_examples + digits.test.num_examples == 1797
+    assert digits.image_shape == (8, 8, 1) and digits.train.images.max() == 255
+    assert np.bincount(digits.test.labels).min() >= 30  # stratified split
+    synthetic = data.load_data("synthetic")
+    assert synthetic.image_shape == (32, 32, 3) and synthetic.num_classes == 10
+
+
+def test_tfds_source_through_mock_data():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=20):
+        d = data.load_data("cifar10")
+        names = tfds.builder("cifar10").info.features["label"].names
+    assert d.source == "tfds cifar10" and d.image_shape == (32, 32, 3)
+    assert d.class_names == names and len(names) == 10 and d.train.num_examples == 20
+    assert d.train.images.dtype == np.uint8 and d.augmentation == "pad_crop"
+
+
+def test_pad_crop_augmentation_is_a_window_of_the_padded_image(cifar):
+    batch, labels = next(iter(data.train_dataset(cifar, 16, seed=3)))
+    assert batch.dtype == tf.uint8 and batch.shape == (16, 32, 32, 3)
+    for image, label in zip(batch.numpy(), labels.numpy()):
+        candidates = cifar.train.images[cifar.train.labels == label]
+        assert any(_is_window(image, c) for c in candidates)
+
+
+def _is_window(image, original):
+    padded = np.pad(original, ((4, 4), (4, 4), (0, 0)))
+    for source in (padded, padded[:, ::-1]):
+        for dy in range(9):
+            for dx in range(9):
+                if np.array_equal(source[dy : dy + 32, dx : dx + 32], image):
+                    return True
+    return False
+
+
+def test_pipeline_is_seeded(cifar):
+    first = next(iter(data.train_dataset(cifar, 8, seed=5)))[0].numpy()
+    again = next(iter(data.train_dataset(cifar, 8, seed=5)))[0].numpy()
+    other = next(iter(data.train_dataset(cifar, 8, seed=6)))[0].numpy()
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    # Test batches are unaugmented and in order.
+    test_batch = next(iter(data.eval_dataset(cifar, cifar.test, 10)))[0].numpy()
+    np.testing.assert_array_equal(test_batch, cifar.test.images[:10])
+
+
+def test_large_images_stream_with_scale_augmentation(cifar, tmp_path):
+    # Real CIFAR images upscaled to 96x80 PNGs stand in for an ImageNet-style folder.
+    for split, split_data, per_class in (("train", cifar.train, 100), ("test", cifar.test, 50)):
+        for i in [c * per_class + j for c in range(10) for j in range(4)]:
+            folder = tmp_path / split / CLASSES[split_data.labels[i]]
+            os.makedirs(folder, exist_ok=True)
+            big = tf.image.resize(split_data.images[i], (96, 80)).numpy().astype(np.uint8)
+            tf.io.write_file(str(folder / f"{i}.png"), tf.io.encode_png(big))
+    d = data.load_data("folder", data_dir=str(tmp_path), image_size=48)
+    assert d.augmentation == "scale" and d.train.images is None and d.image_shape == (48, 48, 3)
+    assert d.mean.shape == (3,)
+    batch = next(iter(data.train_dataset(d, 8, seed=0)))[0]
+    assert batch.shape == (8, 48, 48, 3) and batch.dtype == tf.uint8
+    test_batch = next(iter(data.eval_dataset(d, d.test, 8)))[0]
+    assert test_batch.shape == (8, 48, 48, 3)
