@@ -212,8 +212,15 @@ def _check_positive(config):
 # ---------------------------------------------------------------- devices
 
 
-def configure_devices(config):
-    """Sets logical CPU devices, determinism and precision; call before any TF op."""
+def setup_devices(config):
+    """Sets logical CPU devices, the strategy, seeds, determinism and precision.
+
+    Must run before TensorFlow executes any op: logical devices and
+    multi-worker collectives can only be configured at program start.
+
+    Returns:
+        The `tf.distribute.Strategy` of `config.strategy`.
+    """
     if config.cpu_devices > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
         try:
@@ -221,33 +228,30 @@ def configure_devices(config):
                 cpu, [tf.config.LogicalDeviceConfiguration()] * config.cpu_devices)
         except RuntimeError as error:
             raise RuntimeError(f"--cpu-devices must be set before TensorFlow starts: {error}") from None
+    strategy = make_strategy(config.strategy)
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     if config.mixed_precision:
         gpu = bool(tf.config.list_physical_devices("GPU"))
         keras.config.set_dtype_policy("mixed_float16" if gpu else "mixed_bfloat16")
+    return strategy
 
 
 def make_strategy(name):
     """The tf.distribute strategy for `name` (see `TrainConfig.strategy`)."""
+    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    if name == "multiworker" or (name == "auto" and sum(len(v) for v in cluster.values()) > 1):
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("--strategy multiworker needs the TF_CONFIG environment variable.")
+        # Created before anything lists devices: that would start TensorFlow's context.
+        return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     cpus = tf.config.list_logical_devices("CPU")
     if name == "auto":
-        cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
-        if sum(len(v) for v in cluster.values()) > 1:
-            name = "multiworker"
-        elif len(gpus) > 1 or (not gpus and len(cpus) > 1):
-            name = "mirrored"
-        else:
-            name = "onedevice"
-    if name == "multiworker":
-        if "TF_CONFIG" not in os.environ:
-            raise ValueError("--strategy multiworker needs the TF_CONFIG environment variable.")
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        name = "mirrored" if len(gpus) > 1 or (not gpus and len(cpus) > 1) else "onedevice"
     if name == "mirrored":
-        devices = [d.name for d in gpus] or [d.name for d in cpus]
-        return tf.distribute.MirroredStrategy(devices)
+        return tf.distribute.MirroredStrategy([d.name for d in gpus] or [d.name for d in cpus])
     return tf.distribute.OneDeviceStrategy((gpus or cpus)[0].name)
 
 
@@ -277,13 +281,13 @@ def _write_atomic(path, text):
 
 
 def check_writable(output_dir):
-    """Fails before training if the run directory cannot be written."""
-    try:
-        os.makedirs(output_dir, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=output_dir, prefix=".write-test-", delete=True)
-        probe.close()
-    except OSError as error:
-        raise ValueError(f"output_dir {output_dir!r} is not writable: {error.strerror}.") from None
+    """Fails if the run directory could not be created or written; creates nothing."""
+    path = os.path.abspath(output_dir)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path) or not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"output_dir {output_dir!r} is not writable: {path!r} is "
+                         f"{'not a directory' if not os.path.isdir(path) else 'read-only'}.")
 
 
 HISTORY_FIELDS = ("epoch", "step", "learning_rate", "loss", "top1_error", "top5_error", "val_loss",
@@ -526,7 +530,7 @@ def train(config, log=print):
     if keras.backend.backend() != "tensorflow":
         raise ValueError(f"Training runs on the TensorFlow backend (tf.distribute, tf.data); "
                          f"KERAS_BACKEND is {keras.backend.backend()!r}.")
-    configure_devices(config)
+    strategy = setup_devices(config)
     if config.output_dir:
         check_writable(config.output_dir)
     data = data_lib.load_data(config.dataset, config.data_dir, config.tfds_data_dir,
@@ -538,8 +542,6 @@ def train(config, log=print):
     output_dir = config.output_dir or os.path.join("runs", f"{config.dataset}-{model_name}")
     config.output_dir = output_dir
     check_writable(output_dir)
-
-    strategy = make_strategy(config.strategy)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise ValueError(f"batch_size={config.batch_size} does not split evenly over {replicas} replicas.")
@@ -555,6 +557,8 @@ def train(config, log=print):
 
     with strategy.scope():
         model = build_and_compile(run, data)
+    if chief:
+        os.makedirs(output_dir, exist_ok=True)
     state = RunState(write_dir, run.total_steps, run.steps_per_epoch, chief)
     summary_path = os.path.join(output_dir, "summary.json")
     finished = state.initial_epoch >= run.epochs or state.state["step"] >= run.total_steps
@@ -564,7 +568,9 @@ def train(config, log=print):
             return json.load(f)
     if chief:
         _write_atomic(os.path.join(output_dir, "config.json"), json.dumps(resolved, indent=1))
-    if state.restore(model):
+    with strategy.scope():
+        restored = state.restore(model)
+    if restored:
         log(f"Resuming {output_dir} from epoch {state.initial_epoch} "
             f"(step {state.state['step']}), its last checkpoint.")
     log(f"{model.name}: {model.count_params():,} parameters, {data.train.num_examples} training "
@@ -579,6 +585,8 @@ def train(config, log=print):
                         run.steps_per_epoch,
                         warmup_steps=state.state["step"] + min(20, run.steps_per_epoch // 2),
                         run_state=state, writer=chief)
+    if multi_worker:
+        _patch_keras_for_multi_worker(model, train_ds, strategy)
     started = time.perf_counter()
     if not finished:
         model.fit(train_ds, validation_data=val_ds, epochs=run.epochs,
@@ -621,6 +629,46 @@ def train(config, log=print):
         f"after {summary['epochs']} epochs ({summary['steps']} steps)"
         + (f", {rate:,.0f} images/s" if rate else "") + f"; outputs in {output_dir}")
     return summary
+
+
+def _patch_keras_for_multi_worker(model, dataset, strategy):
+    """Works around two Keras 3 bugs under MultiWorkerMirroredStrategy.
+
+    keras-team/keras#20585 (open): `fit` fails under this strategy.
+    1. Before training, Keras builds metrics and optimizer from one batch that
+       it all-reduces to learn shapes; this strategy cannot reduce the nested
+       (images, labels) batch. Building from a local batch first, and skipping
+       that step for this model, does the same work without the reduction.
+    2. Each step's logs (scalar metrics) are averaged across workers with
+       `strategy.reduce("MEAN", value, axis=0)`, which TensorFlow rejects for
+       0-d values; the cross-replica mean of a scalar is `axis=None`.
+    Both apply only to this strategy; other strategies use Keras unchanged.
+    """
+    from keras.src.backend.tensorflow import trainer as keras_trainer
+
+    local_batch = next(iter(dataset))
+    with strategy.scope():
+        model._symbolic_build(data_batch=local_batch)
+    model._maybe_symbolic_build = lambda *args, **kwargs: None
+
+    reduce_per_replica = keras_trainer.reduce_per_replica
+    if getattr(reduce_per_replica, "keras_resnet_patched", False):
+        return
+
+    def reduce_scalars_without_axis(values, strategy, reduction):
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and reduction in (
+                "auto", "mean"):
+            def mean(value):
+                if isinstance(value, tf.distribute.DistributedValues):
+                    local = strategy.experimental_local_results(value)[0]
+                    return strategy.reduce("MEAN", value, axis=0 if local.shape.rank else None)
+                return value
+
+            return tf.nest.map_structure(mean, values)
+        return reduce_per_replica(values, strategy, reduction)
+
+    reduce_scalars_without_axis.keras_resnet_patched = True
+    keras_trainer.reduce_per_replica = reduce_scalars_without_axis
 
 
 ARCHITECTURE_FIELDS = ("dataset", "depth", "stem", "shortcut", "plain", "bottleneck_stride",

@@ -1,0 +1,257 @@
+import csv
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_resnet
+from keras_resnet import data, training
+
+from conftest import REPO
+
+# Digits: 1,442 real training images of 8x8 pixels; ResNet-8 at batch 64 is 22 steps an epoch.
+TINY = ["--dataset", "digits", "--depth", "8", "--batch-size", "64"]
+
+
+def run_train(args, timeout=300, env=None):
+    return subprocess.run(
+        [sys.executable, "train.py", *args], cwd=REPO, capture_output=True, text=True,
+        timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
+    )
+
+
+def read_history(run_dir):
+    with open(run_dir / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return data.load_data("synthetic")  # 10,000 training examples: 78 steps of 128
+
+
+def test_paper_cifar_recipe(synthetic):
+    run = training.resolve(training.TrainConfig(depth=110), synthetic)
+    config = run.config
+    assert (config.batch_size, config.lr, config.momentum, config.weight_decay) == (128, 0.1, 0.9, 1e-4)
+    assert (run.total_steps, run.lr_boundaries, run.warmup) == (64_000, [32_000, 48_000], 400)
+    assert config.stem == "cifar" and config.recipe == "paper-cifar" and run.steps_per_epoch == 78
+    assert run.epochs == 821  # ceil(64000 / 78); training stops at step 64,000
+    assert training.resolve(training.TrainConfig(depth=56), synthetic).warmup == 0
+    assert training.resolve(training.TrainConfig(depth=56, warmup=100), synthetic).warmup == 100
+    schedule = training.make_schedule(run)
+    assert [float(schedule(s)) for s in (0, 400, 32_000, 48_000)] == pytest.approx([0.01, 0.1, 0.01, 0.001])
+
+
+def test_length_overrides_scale_the_boundaries(synthetic):
+    run = training.resolve(training.TrainConfig(epochs=2), synthetic)
+    assert (run.total_steps, run.lr_boundaries) == (156, [78, 117])
+    run = training.resolve(training.TrainConfig(steps=1000, lr_boundaries=[600, 300]), synthetic)
+    assert (run.total_steps, run.lr_boundaries) == (1000, [300, 600])
+    imagenet = training.resolve(training.TrainConfig(recipe="paper-imagenet"), synthetic)
+    assert imagenet.total_steps == 600_000 and imagenet.lr_boundaries == [150_000, 300_000, 450_000]
+    assert imagenet.config.batch_size == 256
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"epochs": 1, "steps": 10}, "Give --epochs or --steps, not both"),
+    ({"batch_size": 20_000}, "exceeds the 10000 training examples"),
+    ({"batch_size": 0}, "batch_size must be positive"),
+    ({"lr": -0.1}, "lr must be positive"),
+    ({"weight_decay": -1.0}, "weight_decay must be >= 0"),
+])
+def test_bad_recipe_values(synthetic, changes, message):
+    with pytest.raises(ValueError, match=message):
+        training.resolve(training.TrainConfig(**changes), synthetic)
+
+
+def test_every_config_field_is_a_flag_and_config_files_merge(tmp_path):
+    parser = training.build_parser()
+    flags = {a.dest for a in parser._actions}
+    assert {f.name for f in training.dataclasses.fields(training.TrainConfig)} <= flags
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"depth": 32, "lr": 0.05, "plain": True}))
+    config = training.config_from_args(["--config", str(path), "--lr", "0.02", "--lr-boundaries", "5", "9"])
+    assert (config.depth, config.lr, config.plain, config.lr_boundaries) == (32, 0.02, True, [5, 9])
+    path.write_text(json.dumps({"depht": 32}))
+    with pytest.raises(SystemExit):
+        training.config_from_args(["--config", str(path)])
+
+
+def test_train_writes_a_complete_run_directory(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_train([*TINY, "--epochs", "2", "--output-dir", str(run_dir), "--log-every", "5"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resnet8 on digits: test top-1 error" in result.stdout
+
+    history = read_history(run_dir)
+    assert [int(r["epoch"]) for r in history] == [1, 2] and [int(r["step"]) for r in history] == [22, 44]
+    summary = read_json(run_dir / "summary.json")
+    assert summary["num_replicas"] == 1 and summary["examples_per_second"] > 0
+    assert summary["test_top1_error"] < 0.5  # digits: well below chance (90%) after 44 steps
+    config = read_json(run_dir / "config.json")
+    assert config["data"]["class_names"] == [str(d) for d in range(10)]
+    assert config["batch_size"] == 64 and config["lr_boundaries_steps"] == [22, 33]
+    assert os.path.getsize(run_dir / "training_curves.png") > 10_000
+
+    # model.keras takes raw pixels and reproduces the summary's test error.
+    digits = data.load_data("digits")
+    model = keras.saving.load_model(run_dir / "model.keras")
+    probabilities = model.predict(digits.test.images, verbose=0)
+    error = np.mean(probabilities.argmax(axis=1) != digits.test.labels)
+    assert error == pytest.approx(summary["test_top1_error"], abs=1e-6)
+    # The SavedModel answers the same.
+    serving = tf.saved_model.load(str(run_dir / "saved_model" / "1"))
+    served = serving.serve(tf.constant(digits.test.images[:16], tf.float32))
+    np.testing.assert_allclose(served.numpy(), probabilities[:16], rtol=1e-4, atol=1e-5)
+
+    # TensorBoard has per-step loss, error, learning rate and images/second.
+    tags = set()
+    for name in os.listdir(run_dir / "logs" / "train"):
+        for event in tf.compat.v1.train.summary_iterator(str(run_dir / "logs" / "train" / name)):
+            tags |= {value.tag for value in event.summary.value}
+    assert {"loss", "top1_error", "learning_rate", "images_per_second", "epoch_top1_error"} <= tags
+
+    again = run_train([*TINY, "--epochs", "2", "--output-dir", str(run_dir)])
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+    assert os.listdir(run_dir / "saved_model") == ["1"]
+
+
+def test_killed_run_resumes_with_every_epoch_once(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [*TINY, "--depth", "14", "--epochs", "12", "--output-dir", str(run_dir)]
+    process = subprocess.Popen([sys.executable, "train.py", *args], cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = run_dir / "checkpoints" / "state.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        if state.exists() and read_json(state)["epoch"] >= 2:
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "the run ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = read_json(state)["epoch"]
+    assert 2 <= killed_at < 12
+
+    result = run_train(args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"Resuming {run_dir} from epoch {killed_at}" in result.stdout
+    history = read_history(run_dir)
+    assert [int(r["epoch"]) for r in history] == list(range(1, 13))
+    # The optimizer's step (and so the schedule) continued where it stopped.
+    assert [int(r["step"]) for r in history] == [22 * e for e in range(1, 13)]
+    assert len(os.listdir(run_dir / "checkpoints")) == 2  # state.json and the last weights
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_train([*TINY, "--epochs", "1", "--cpu-devices", "2", "--output-dir", str(run_dir)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert read_json(run_dir / "summary.json")["num_replicas"] == 2
+    assert read_json(run_dir / "config.json")["per_replica_batch_size"] == 32
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_multi_worker_on_two_local_processes(tmp_path):
+    run_dir = tmp_path / "run"
+    cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
+    processes = []
+    for index in (1, 0):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        processes.append(subprocess.Popen(
+            [sys.executable, "train.py", *TINY, "--epochs", "2", "--output-dir", str(run_dir)],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "TF_CONFIG": tf_config, "TF_CPP_MIN_LOG_LEVEL": "2"}))
+    outputs = [p.communicate(timeout=300) for p in processes]
+    for process, (out, err) in zip(processes, outputs):
+        assert process.returncode == 0, err[-3000:]
+    summary = read_json(run_dir / "summary.json")
+    assert summary["num_replicas"] == 2 and summary["steps"] == 44
+    assert [int(r["epoch"]) for r in read_history(run_dir)] == [1, 2]
+    # Both workers report the same synchronised model.
+    assert outputs[0][0].splitlines()[-1].split("after")[0] == outputs[1][0].splitlines()[-1].split("after")[0]
+
+
+def test_same_seed_deterministic_runs_give_identical_weights(tmp_path):
+    def weights(name, seed):
+        run_dir = tmp_path / name
+        result = run_train([*TINY, "--epochs", "1", "--seed", str(seed), "--deterministic",
+                            "--output-dir", str(run_dir)])
+        assert result.returncode == 0, result.stderr[-3000:]
+        return keras.saving.load_model(run_dir / "model.keras").get_weights()
+
+    first, second, other = weights("a", 7), weights("b", 7), weights("c", 8)
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    assert not all(np.array_equal(a, c) for a, c in zip(first, other))
+
+
+def test_nan_loss_stops_with_a_clear_message(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_train([*TINY, "--epochs", "3", "--lr", "1e30", "--output-dir", str(run_dir)])
+    assert result.returncode == 1
+    assert "loss became NaN or infinite in epoch 1" in result.stderr
+    assert not (run_dir / "summary.json").exists() and not (run_dir / "history.csv").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--output-dir", "{tmp}/file/run"], "is not writable: .*file' is not a directory"),
+    (["--depth", "21", "--output-dir", "{tmp}/run"], "Invalid depth 21 for the CIFAR stem"),
+    (["--data-dir", "{tmp}/nowhere", "--output-dir", "{tmp}/run"], "is not a directory"),
+    (["--batch-size", "0", "--output-dir", "{tmp}/run"], "batch_size must be positive"),
+])
+def test_bad_arguments_fail_before_writing_anything(tmp_path, args, message):
+    (tmp_path / "file").write_text("")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    depth = [] if "--depth" in args else ["--depth", "8"]
+    result = run_train(["--dataset", "digits", "--epochs", "1", *depth, *args])
+    assert result.returncode == 1
+    assert re.search(message, result.stderr), result.stderr[-2000:]
+    assert not (tmp_path / "run").exists()
+
+
+def test_argparse_rejects_unknown_choices():
+    result = run_train(["--strategy", "bogus"])
+    assert result.returncode == 2 and "invalid choice: 'bogus'" in result.stderr
+
+
+def test_short_training_on_real_cifar10_images(cifar_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_train(["--dataset", "cifar10", "--data-dir", str(cifar_dir), "--depth", "8",
+                        "--batch-size", "50", "--epochs", "3", "--output-dir", str(run_dir)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = read_json(run_dir / "summary.json")
+    # 60 steps on 1,000 real images: clearly better than chance (90% error) on 500 test images.
+    assert summary["num_test_examples"] == 500 and summary["test_top1_error"] < 0.8
+
+
+@pytest.mark.slow
+def test_one_epoch_of_resnet20_on_real_cifar10(tmp_path_factory):
+    from conftest import extract_cifar10
+
+    cifar = extract_cifar10(tmp_path_factory.mktemp("cifar_full"), 5000, 1000)
+    run_dir = tmp_path_factory.mktemp("run") / "resnet20"
+    result = run_train(["--dataset", "cifar10", "--data-dir", str(cifar), "--depth", "20",
+                        "--epochs", "1", "--output-dir", str(run_dir)], timeout=1800)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = read_json(run_dir / "summary.json")
+    assert summary["num_test_examples"] == 10_000 and summary["test_top1_error"] < 0.65
