@@ -18,6 +18,7 @@ import os
 # not been imported yet.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
+from keras_resnet import schedules  # registers the optimizer and schedules model.keras files name
 from keras_resnet.flops import FlopsReport, count_flops
 from keras_resnet.layers import InputNormalization, WeightDecay, ZeroPadShortcut
 from keras_resnet.models import (

@@ -498,7 +498,7 @@ def _pad_crop(image, seed, flip):
     return image
 
 
-def _resize_short_side(image, short_side):
+def resize_short_side(image, short_side):
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
     scale = tf.cast(short_side, tf.float32) / tf.reduce_min(shape)
     size = tf.cast(tf.round(shape * scale), tf.int32)
@@ -510,15 +510,16 @@ def _scale_augment(image, seed, flip, image_size):
     seeds = tf.random.experimental.stateless_split(seed, 3)
     low, high = (round(s * image_size / 224) for s in SCALE_RANGE)
     short_side = tf.random.stateless_uniform((), seeds[0], low, high + 1, dtype=tf.int32)
-    image = _resize_short_side(image, short_side)
+    image = resize_short_side(image, short_side)
     image = tf.image.stateless_random_crop(image, (image_size, image_size, 3), seeds[1])
     if flip:
         image = tf.image.stateless_random_flip_left_right(image, seeds[2])
     return image
 
 
-def _center_crop(image, image_size):
-    image = _resize_short_side(image, round(TEST_SHORT_SIDE * image_size / 224))
+def center_crop(image, image_size):
+    """Test-time crop of the paper's ImageNet protocol: shorter side 256 (scaled), centre crop."""
+    image = resize_short_side(image, round(TEST_SHORT_SIDE * image_size / 224))
     shape = tf.shape(image)
     top, left = (shape[0] - image_size) // 2, (shape[1] - image_size) // 2
     return image[top : top + image_size, left : left + image_size]
@@ -565,7 +566,7 @@ def eval_dataset(data, split, batch_size, multi_worker=False):
     dataset = split.dataset()
     if data.augmentation == "scale":
         size = data.image_shape[0]
-        dataset = dataset.map(lambda image, label: (_center_crop(image, size), label),
+        dataset = dataset.map(lambda image, label: (center_crop(image, size), label),
                               num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.batch(batch_size)
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(_options(multi_worker))

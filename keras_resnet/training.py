@@ -44,7 +44,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_resnet import data as data_lib
-from keras_resnet import models, schedules, specs
+from keras_resnet import evaluation, export, models, schedules, specs
 
 RECIPES = {
     "paper-cifar": {
@@ -600,18 +600,19 @@ def train(config, log=print):
             f"{os.path.join(output_dir, 'checkpoints')}. Try a lower --lr or --warmup."
         )
 
-    test_ds = data_lib.eval_dataset(data, data.test, config.batch_size, multi_worker)
-    test = model.evaluate(test_ds, return_dict=True, verbose=0)
+    # The same numbers evaluate.py reports: cross-entropy without the decay term.
+    test = evaluation.evaluate(evaluation.classifier_from_model(model, data.class_names), data,
+                               config.batch_size)
     history = state.state["history"]
     summary = {
         "model": model.name,
         "dataset": config.dataset,
         "epochs": state.state["epoch"],
         "steps": state.state["step"],
-        "test_loss": float(test["loss"]),
-        "test_top1_error": _error(test["accuracy"]),
-        "test_top5_error": _error(test.get("top5_accuracy")),
-        "num_test_examples": data.test.num_examples,
+        "test_loss": test["loss"],
+        "test_top1_error": test["top1_error"],
+        "test_top5_error": test["top5_error"],
+        "num_test_examples": test["num_examples"],
         "final_train_loss": history[-1]["loss"] if history else None,
         "final_train_top1_error": history[-1]["top1_error"] if history else None,
         "num_replicas": replicas,
@@ -621,7 +622,7 @@ def train(config, log=print):
         "trainable_parameters": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
     }
     if chief:
-        _finish_run(model, output_dir, history, summary)
+        _finish_run(model, output_dir, data, history, summary)
     else:
         shutil.rmtree(write_dir, ignore_errors=True)
     rate = summary["examples_per_second"]
@@ -690,18 +691,11 @@ def _check_same_run(output_dir, resolved):
                          "choose another --output-dir to keep it.")
 
 
-def next_version(export_base):
-    """The next free numeric version folder under a TF Serving model base path."""
-    existing = [int(n) for n in os.listdir(export_base) if n.isdigit()] if os.path.isdir(export_base) else []
-    return max(existing, default=0) + 1
-
-
-def _finish_run(model, output_dir, history, summary):
+def _finish_run(model, output_dir, data, history, summary):
     model.save(os.path.join(output_dir, "model.keras"))
-    export_base = os.path.join(output_dir, "saved_model")
-    version = next_version(export_base)
-    model.export(os.path.join(export_base, str(version)), format="tf_saved_model", verbose=False)
-    summary["saved_model"] = os.path.join(export_base, str(version))
+    summary["saved_model"] = export.export_saved_model(
+        model, os.path.join(output_dir, "saved_model"), class_names=data.class_names,
+        preprocessing="center_crop" if data.augmentation == "scale" else "resize")
     _write_atomic(os.path.join(output_dir, "summary.json"), json.dumps(summary, indent=1))
     if history:
         plot_history(history, os.path.join(output_dir, "training_curves.png"))

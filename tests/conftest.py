@@ -40,3 +40,24 @@ def extract_cifar10(destination, train_per_class, test_per_class):
 def cifar_dir(tmp_path_factory):
     """1,000 training and 500 test images of the real CIFAR-10, in class folders."""
     return extract_cifar10(tmp_path_factory.mktemp("cifar10"), 100, 50)
+
+
+def run_train(args, timeout=300, env=None):
+    """Runs train.py as a user does; returns the completed process."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "train.py", *args], cwd=REPO, capture_output=True, text=True,
+        timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
+    )
+
+
+@pytest.fixture(scope="session")
+def cifar_run(cifar_dir, tmp_path_factory):
+    """A ResNet-8 trained by train.py for 3 epochs on 1,000 real CIFAR-10 images."""
+    run_dir = tmp_path_factory.mktemp("cifar_run") / "run"
+    result = run_train(["--dataset", "cifar10", "--data-dir", str(cifar_dir), "--depth", "8",
+                        "--batch-size", "50", "--epochs", "3", "--output-dir", str(run_dir)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir

@@ -16,17 +16,10 @@ import tensorflow as tf
 import keras_resnet
 from keras_resnet import data, training
 
-from conftest import REPO
+from conftest import REPO, run_train
 
 # Digits: 1,442 real training images of 8x8 pixels; ResNet-8 at batch 64 is 22 steps an epoch.
 TINY = ["--dataset", "digits", "--depth", "8", "--batch-size", "64"]
-
-
-def run_train(args, timeout=300, env=None):
-    return subprocess.run(
-        [sys.executable, "train.py", *args], cwd=REPO, capture_output=True, text=True,
-        timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
-    )
 
 
 def read_history(run_dir):
@@ -37,6 +30,11 @@ def read_history(run_dir):
 def read_json(path):
     with open(path) as f:
         return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def cifar(cifar_dir):
+    return data.load_data("cifar10", data_dir=str(cifar_dir))
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +114,8 @@ def test_train_writes_a_complete_run_directory(tmp_path):
     assert error == pytest.approx(summary["test_top1_error"], abs=1e-6)
     # The SavedModel answers the same.
     serving = tf.saved_model.load(str(run_dir / "saved_model" / "1"))
-    served = serving.serve(tf.constant(digits.test.images[:16], tf.float32))
-    np.testing.assert_allclose(served.numpy(), probabilities[:16], rtol=1e-4, atol=1e-5)
+    served = serving.signatures["serving_default"](images=tf.constant(digits.test.images[:16], tf.float32))
+    np.testing.assert_allclose(served["probabilities"].numpy(), probabilities[:16], rtol=1e-4, atol=1e-5)
 
     # TensorBoard has per-step loss, error, learning rate and images/second.
     tags = set()
@@ -234,14 +232,12 @@ def test_argparse_rejects_unknown_choices():
     assert result.returncode == 2 and "invalid choice: 'bogus'" in result.stderr
 
 
-def test_short_training_on_real_cifar10_images(cifar_dir, tmp_path):
-    run_dir = tmp_path / "run"
-    result = run_train(["--dataset", "cifar10", "--data-dir", str(cifar_dir), "--depth", "8",
-                        "--batch-size", "50", "--epochs", "3", "--output-dir", str(run_dir)])
-    assert result.returncode == 0, result.stderr[-3000:]
-    summary = read_json(run_dir / "summary.json")
+def test_short_training_on_real_cifar10_images(cifar_run):
+    summary = read_json(cifar_run / "summary.json")
     # 60 steps on 1,000 real images: clearly better than chance (90% error) on 500 test images.
     assert summary["num_test_examples"] == 500 and summary["test_top1_error"] < 0.8
+    config = read_json(cifar_run / "config.json")
+    assert config["data"]["class_names"][:3] == ["airplane", "automobile", "bird"]
 
 
 @pytest.mark.slow
@@ -255,3 +251,43 @@ def test_one_epoch_of_resnet20_on_real_cifar10(tmp_path_factory):
     assert result.returncode == 0, result.stderr[-3000:]
     summary = read_json(run_dir / "summary.json")
     assert summary["num_test_examples"] == 10_000 and summary["test_top1_error"] < 0.65
+
+
+@pytest.mark.parametrize("extra, last_lr, policy", [
+    (["--mixed-precision", "--schedule", "onecycle", "--steps-per-execution", "2"], 0.1 / 1e4,
+     "mixed_bfloat16"),
+    (["--jit-compile", "true", "--schedule", "cosine", "--warmup", "5"], 0.0, "float32"),
+])
+def test_precision_schedule_and_compilation_flags(tmp_path, extra, last_lr, policy):
+    run_dir = tmp_path / "run"
+    result = run_train([*TINY, "--epochs", "2", "--output-dir", str(run_dir), *extra])
+    assert result.returncode == 0, result.stderr[-3000:]
+    # The schedule drove the optimizer: its rate at the last step is the schedule's end value.
+    assert float(read_history(run_dir)[-1]["learning_rate"]) == pytest.approx(last_lr, abs=1e-7)
+    assert read_json(run_dir / "summary.json")["test_top1_error"] < 0.5
+    model = keras.saving.load_model(run_dir / "model.keras")
+    assert model.get_layer("conv1_conv").dtype_policy.name == policy
+
+
+def test_imagenet_style_training_streams_large_images(cifar, tmp_path):
+    # Real CIFAR images upscaled to 120x100 PNGs stand in for an ImageNet-style folder.
+    names = cifar.class_names[:4]
+    for split, split_data, count in (("train", cifar.train, 16), ("test", cifar.test, 8)):
+        for label, name in enumerate(names):
+            os.makedirs(tmp_path / "images" / split / name)
+            for i, image in enumerate(split_data.images[split_data.labels == label][:count]):
+                big = tf.image.resize(image, (120, 100)).numpy().astype(np.uint8)
+                tf.io.write_file(str(tmp_path / "images" / split / name / f"{i}.png"), tf.io.encode_png(big))
+    run_dir = tmp_path / "run"
+    result = run_train(["--dataset", "folder", "--data-dir", str(tmp_path / "images"), "--depth", "18",
+                        "--image-size", "64", "--batch-size", "16", "--epochs", "1",
+                        "--output-dir", str(run_dir)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = read_json(run_dir / "config.json")
+    assert (config["stem"], config["recipe"], config["data"]["augmentation"]) == (
+        "imagenet", "paper-imagenet", "scale")
+    assert read_json(run_dir / "summary.json")["num_test_examples"] == 32
+    # JPEG/PNG bytes of any size are centre-cropped inside the SavedModel.
+    signature = tf.saved_model.load(str(run_dir / "saved_model" / "1")).signatures["serving_bytes"]
+    encoded = tf.io.read_file(str(tmp_path / "images" / "test" / names[0] / "0.png"))
+    assert signature(image_bytes=tf.stack([encoded]))["probabilities"].shape == (1, 4)

@@ -1,0 +1,239 @@
+"""Export trained models as SavedModels for TF Serving (and TFLite).
+
+`export_saved_model` writes `EXPORT_BASE/<version>/` (the next free version by
+default), the layout TF Serving polls. The SavedModel needs no keras_resnet
+code: it loads with plain `tf.saved_model.load`. Its signatures:
+
+- `serving_default`: `images`, float32 `[batch, height, width, channels]`,
+  raw pixels 0-255 (REST clients may send integers);
+- `serving_uint8`: the same as uint8 (compact gRPC requests);
+- `serving_bytes`: `image_bytes`, string `[batch]` of encoded JPEG/PNG/BMP/GIF
+  images, decoded and brought to the model's size inside the graph (resized,
+  or for ImageNet-style models the paper's test crop: shorter side 256,
+  centre crop).
+
+Each returns `probabilities` `[batch, classes]`, and for the top
+`min(5, classes)` classes their `class_ids`, `class_names` and `scores`. The
+class names travel as the asset `assets/labels.txt`. The model's own
+preprocessing (mean subtraction) is inside the graph. A version is written
+under a temporary name and renamed when complete, so TF Serving never loads
+half an export; an existing version is never overwritten.
+
+Command line:
+
+    python -m keras_resnet.export --model runs/cifar10-resnet110 --export-base /models/resnet110
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_resnet import data as data_lib
+
+PREPROCESSING = ("resize", "center_crop")
+TOP_K = 5
+
+
+def next_version(export_base):
+    """The next free numeric version folder under a TF Serving base path."""
+    if not os.path.isdir(export_base):
+        return 1
+    return max((int(n) for n in os.listdir(export_base) if n.isdigit()), default=0) + 1
+
+
+def export_saved_model(model, export_base, version=None, class_names=None, preprocessing="resize"):
+    """Writes `model` as a TF Serving SavedModel version.
+
+    Args:
+        model: a Keras classifier taking `(height, width, channels)` pixels.
+        export_base: the model's base path; versions are its numeric subfolders.
+        version: int, or None for the next free one. An existing version is
+            an error: nothing is overwritten.
+        class_names: list of names in label order (default "0", "1", ...).
+        preprocessing: how `serving_bytes` brings decoded images to the
+            model's size: `"resize"` or `"center_crop"` (the paper's ImageNet
+            test crop, as `keras_resnet.data` evaluates).
+
+    Returns:
+        The path of the written version.
+
+    Example:
+
+    >>> path = export_saved_model(model, "/models/resnet20", class_names=names)
+    """
+    height, width, channels = model.input_shape[1:]
+    classes = model.output_shape[-1]
+    if None in (height, width, channels):
+        raise ValueError(f"Export needs a fixed input shape; the model takes {model.input_shape}.")
+    class_names = [str(i) for i in range(classes)] if class_names is None else list(class_names)
+    if len(class_names) != classes:
+        raise ValueError(f"{len(class_names)} class names for a model with {classes} outputs.")
+    if preprocessing not in PREPROCESSING:
+        raise ValueError(f"Unknown preprocessing {preprocessing!r}. Allowed: {PREPROCESSING}.")
+    version = next_version(export_base) if version is None else int(version)
+    if version < 1:
+        raise ValueError(f"version must be a positive int, received {version}.")
+    target = os.path.join(export_base, str(version))
+    if os.path.exists(target):
+        raise ValueError(f"{target!r} exists; choose another --version (nothing is overwritten).")
+    os.makedirs(export_base, exist_ok=True)
+
+    staging = tempfile.mkdtemp(prefix=f".tmp-version-{version}-", dir=export_base)
+    try:
+        labels_path = os.path.join(staging, "labels.txt")
+        with open(labels_path, "w") as f:
+            f.write("\n".join(name.replace("\n", " ") for name in class_names) + "\n")
+        archive = _archive(model, labels_path, (height, width, channels), classes, preprocessing)
+        saved = os.path.join(staging, "saved_model")
+        archive.write_out(saved, verbose=False)
+        os.replace(saved, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _archive(model, labels_path, shape, classes, preprocessing):
+    height, width, channels = shape
+    labels = tf.saved_model.Asset(labels_path)
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.TextFileInitializer(labels, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
+                                      tf.string, tf.lookup.TextFileIndex.WHOLE_LINE),
+        default_value="")
+    k = min(TOP_K, classes)
+
+    def answer(images):
+        probabilities = tf.cast(model(tf.cast(images, tf.float32), training=False), tf.float32)
+        scores, ids = tf.math.top_k(probabilities, k)
+        ids = tf.cast(ids, tf.int64)
+        return {"probabilities": probabilities, "class_ids": ids,
+                "class_names": table.lookup(ids), "scores": scores}
+
+    def decode(encoded):
+        image = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
+        image.set_shape([None, None, channels])
+        if preprocessing == "center_crop":
+            image = data_lib.center_crop(image, height)
+        same = tf.reduce_all(tf.shape(image)[:2] == [height, width])
+        return tf.cond(same, lambda: tf.cast(image, tf.float32),
+                       lambda: tf.image.resize(image, [height, width]))
+
+    def from_bytes(image_bytes):
+        images = tf.map_fn(decode, image_bytes,
+                           fn_output_signature=tf.TensorSpec([height, width, channels], tf.float32))
+        return answer(images)
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.track(table)
+    pixels = [None, height, width, channels]
+    archive.add_endpoint("serving_default", answer,
+                         input_signature=[tf.TensorSpec(pixels, tf.float32, name="images")])
+    archive.add_endpoint("serving_uint8", answer,
+                         input_signature=[tf.TensorSpec(pixels, tf.uint8, name="images")])
+    archive.add_endpoint("serving_bytes", from_bytes,
+                         input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    return archive
+
+
+def export_tflite(model, path, check_images=None):
+    """Writes the model as TFLite (pixels in, probabilities out); checks it agrees.
+
+    Uses Keras's LiteRT exporter. TFLite has no lookup tables for the class
+    names, so the file returns probabilities only.
+
+    Args:
+        model: the Keras model.
+        path: the `.tflite` file to write.
+        check_images: optional float32 batch; the TFLite model's probabilities
+            must match the Keras model's (to 1e-4) or nothing is written.
+
+    Returns:
+        The largest absolute difference seen on `check_images` (0.0 without).
+    """
+    if not path.endswith(".tflite"):
+        raise ValueError(f"The TFLite path must end in .tflite, received {path!r}.")
+    staging = path[: -len(".tflite")] + ".tmp.tflite"
+    model.export(staging, format="litert", verbose=False)
+    difference = 0.0
+    try:
+        if check_images is not None:
+            interpreter = tf.lite.Interpreter(staging)
+            interpreter.allocate_tensors()
+            source, = interpreter.get_input_details()
+            target, = interpreter.get_output_details()
+            got = []
+            for image in check_images:
+                interpreter.set_tensor(source["index"], image[None])
+                interpreter.invoke()
+                got.append(interpreter.get_tensor(target["index"]))
+            expected = keras.ops.convert_to_numpy(model.predict(check_images, verbose=0))
+            difference = float(np.abs(np.concatenate(got) - expected).max())
+            if difference > 1e-4:
+                raise ValueError(f"TFLite predictions differ from the Keras model's by {difference:.2e}.")
+        os.replace(staging, path)
+    finally:
+        if os.path.exists(staging):
+            os.remove(staging)
+    return difference
+
+
+def load_for_export(path):
+    """Loads a `.keras` file or a run directory's model with its class names.
+
+    Returns:
+        (model, class_names or None, preprocessing).
+    """
+    model_path = os.path.join(path, "model.keras") if os.path.isdir(path) else path
+    if not os.path.isfile(model_path) or not model_path.endswith(".keras"):
+        raise ValueError(f"--model {path!r} is neither a run directory with model.keras nor a "
+                         ".keras file.")
+    try:
+        model = keras.saving.load_model(model_path)
+    except Exception as error:
+        raise ValueError(f"Cannot load {model_path!r}: {error}") from None
+    config_path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "config.json")
+    class_names, preprocessing = None, "resize"
+    if os.path.isfile(config_path):
+        with open(config_path) as f:
+            described = json.load(f).get("data", {})
+        class_names = described.get("class_names")
+        if described.get("augmentation") == "scale":
+            preprocessing = "center_crop"
+    return model, class_names, preprocessing
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Export a trained model for TF Serving.")
+    parser.add_argument("--model", required=True, help="run directory or .keras file")
+    parser.add_argument("--export-base", required=True, help="TF Serving model base path")
+    parser.add_argument("--name", help="model name for TF Serving (default: the model's name)")
+    parser.add_argument("--version", type=int, help="version number (default: next free)")
+    parser.add_argument("--tflite", help="also write a TFLite file here, checked against the export")
+    args = parser.parse_args(argv)
+    try:
+        model, class_names, preprocessing = load_for_export(args.model)
+        path = export_saved_model(model, args.export_base, args.version, class_names, preprocessing)
+        if args.tflite:
+            check = np.random.RandomState(0).uniform(0, 255, (4, *model.input_shape[1:]))
+            difference = export_tflite(model, args.tflite, check.astype(np.float32))
+            print(f"TFLite model {args.tflite} agrees with the Keras model (max difference {difference:.1e}).")
+    except ValueError as error:
+        print(f"export: error: {error}", file=sys.stderr)
+        return 1
+    name = args.name or model.name
+    base = os.path.abspath(args.export_base)
+    print(f"Exported {name} version {os.path.basename(path)} to {path}")
+    print(f"Serve it: docker run -p 8501:8501 -v {base}:/models/{name} -e MODEL_NAME={name} "
+          "tensorflow/serving")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_resnet import data, evaluation
+
+from conftest import REPO
+
+
+def run_evaluate(*args):
+    return subprocess.run([sys.executable, "evaluate.py", *args], capture_output=True, text=True,
+                          cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+def test_same_numbers_for_every_format_on_real_cifar10(cifar_run, cifar_dir, tmp_path):
+    reports = {}
+    for name, path in (("run", cifar_run), ("keras", cifar_run / "model.keras"),
+                       ("saved_model", cifar_run / "saved_model" / "1"),
+                       ("serving_base", cifar_run / "saved_model")):
+        out = tmp_path / f"{name}.json"
+        result = run_evaluate("--model", str(path), "--dataset", "cifar10", "--data-dir", str(cifar_dir),
+                              "--batch-size", "64", "--output-json", str(out))
+        assert result.returncode == 0, result.stderr[-3000:]
+        reports[name] = json.loads(out.read_text())
+        assert os.path.getsize(tmp_path / f"{name}_confusion.png") > 10_000
+    first = reports["run"]
+    assert first["num_examples"] == 500 and set(first["per_class_accuracy"]) >= {"cat", "dog"}
+    assert np.sum(first["confusion_matrix"]) == 500
+    for report in reports.values():
+        assert report["top1_error"] == first["top1_error"]
+        assert report["top5_error"] == first["top5_error"]
+        assert report["loss"] == pytest.approx(first["loss"], rel=1e-5)
+    assert reports["saved_model"]["format"] == "saved_model"
+    # It equals train.py's summary and a count made through the serving signature itself.
+    summary = json.loads((cifar_run / "summary.json").read_text())
+    assert summary["test_top1_error"] == first["top1_error"]
+    assert summary["test_loss"] == pytest.approx(first["loss"], rel=1e-5)
+    signature = tf.saved_model.load(str(cifar_run / "saved_model" / "1")).signatures["serving_bytes"]
+    wrong = total = 0
+    for label, name in enumerate(sorted(os.listdir(cifar_dir / "test"))):
+        folder = cifar_dir / "test" / name
+        encoded = [tf.io.read_file(str(folder / f)) for f in sorted(os.listdir(folder))]
+        ids = signature(image_bytes=tf.stack(encoded))["class_ids"].numpy()[:, 0]
+        wrong += int(np.sum(ids != label))
+        total += len(ids)
+    assert (total, wrong / total) == (500, pytest.approx(first["top1_error"]))
+
+
+def test_metrics_by_hand():
+    probabilities = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.5, 0.4, 0.1], [0.2, 0.2, 0.6]])
+    labels = np.array([0, 2, 1, 1])
+    report = evaluation.metrics(probabilities, labels, ["a", "b", "c"])
+    assert report["top1_error"] == 0.5 and report["top5_error"] == 0.0
+    assert report["loss"] == pytest.approx(-np.mean(np.log([0.7, 0.6, 0.4, 0.2])))
+    assert report["per_class_accuracy"] == {"a": 1.0, "b": 0.0, "c": 1.0}
+    assert report["confusion_matrix"] == [[1, 0, 0], [1, 0, 1], [0, 0, 1]]
+
+
+def test_ten_crops_are_corners_centre_and_mirrors():
+    image = tf.reshape(tf.range(300 * 256 * 3, dtype=tf.int32) % 251, (300, 256, 3))
+    image = tf.cast(image, tf.uint8)
+    crops = evaluation.ten_crops(image, 224).numpy()
+    assert crops.shape == (10, 224, 224, 3)
+    full = image.numpy()  # shorter side is already 256: no resize
+    np.testing.assert_array_equal(crops[0], full[:224, :224])
+    np.testing.assert_array_equal(crops[3], full[-224:, -224:])
+    np.testing.assert_array_equal(crops[4], full[38:262, 16:240])
+    np.testing.assert_array_equal(crops[5], crops[0][:, ::-1])
+
+
+def test_mismatched_classes_missing_and_corrupt_models(cifar_run, tmp_path):
+    result = run_evaluate("--model", str(cifar_run), "--dataset", "digits")
+    assert result.returncode == 1 and "classes" in result.stderr
+    result = run_evaluate("--model", str(tmp_path / "nothing"), "--dataset", "digits")
+    assert result.returncode == 1 and "does not exist" in result.stderr
+    corrupt = tmp_path / "corrupt.keras"
+    corrupt.write_bytes(b"not a zip file")
+    result = run_evaluate("--model", str(corrupt), "--dataset", "digits")
+    assert result.returncode == 1 and "Cannot load" in result.stderr
+    cifar = data.load_data("synthetic")
+    classifier = evaluation.load_classifier(str(cifar_run))
+    with pytest.raises(ValueError, match="differ from the dataset's"):
+        evaluation.evaluate(classifier, cifar)
+    anonymous = evaluation.classifier_from_model(keras.saving.load_model(cifar_run / "model.keras"))
+    with pytest.raises(ValueError, match="ten_crop applies to ImageNet-style"):
+        evaluation.evaluate(anonymous, cifar, ten_crop=True)

@@ -1,0 +1,115 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_resnet
+from keras_resnet import export
+
+from conftest import REPO
+
+
+def real_test_files(cifar_dir, per_class=3):
+    root = os.path.join(cifar_dir, "test")
+    return [os.path.join(root, c, f) for c in sorted(os.listdir(root))
+            for f in sorted(os.listdir(os.path.join(root, c)))[:per_class]]
+
+
+SERVE_WITHOUT_PACKAGE = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np, tensorflow as tf
+    files = json.loads(sys.argv[2])
+    raw = [tf.io.read_file(f) for f in files]
+    pixels = tf.stack([tf.io.decode_jpeg(r) for r in raw])
+    model = tf.saved_model.load(sys.argv[1])
+    by_pixels = model.signatures["serving_default"](images=tf.cast(pixels, tf.float32))
+    by_uint8 = model.signatures["serving_uint8"](images=pixels)
+    by_bytes = model.signatures["serving_bytes"](image_bytes=tf.stack(raw))
+    np.save(sys.argv[3], np.stack([by_pixels["probabilities"], by_uint8["probabilities"],
+                                   by_bytes["probabilities"]]))
+    print(json.dumps({"names": by_bytes["class_names"].numpy()[:, 0].astype(str).tolist(),
+                      "ids": by_bytes["class_ids"].numpy()[:, 0].tolist(),
+                      "package_imported": any(m.startswith("keras_resnet") for m in sys.modules)}))
+    """
+)
+
+
+def test_saved_model_serves_pixels_and_jpeg_bytes_without_the_package(cifar_run, cifar_dir, tmp_path):
+    saved = cifar_run / "saved_model" / "1"
+    assert (saved / "saved_model.pb").exists() and (saved / "assets" / "labels.txt").exists()
+    files = real_test_files(cifar_dir)
+    out = tmp_path / "probabilities.npy"
+    result = subprocess.run([sys.executable, "-c", SERVE_WITHOUT_PACKAGE, str(saved), json.dumps(files),
+                             str(out)], capture_output=True, text=True, cwd=tmp_path,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert not answer["package_imported"]
+    pixels, uint8, from_bytes = np.load(out)
+    np.testing.assert_array_equal(pixels, uint8)
+    np.testing.assert_array_equal(pixels, from_bytes)  # same JPEG decoder inside and outside
+    # Equal to model.keras on the same pixels, with the training class names.
+    model = keras.saving.load_model(cifar_run / "model.keras")
+    images = np.stack([tf.io.decode_jpeg(tf.io.read_file(f)).numpy() for f in files]).astype("float32")
+    np.testing.assert_allclose(pixels, model.predict(images, verbose=0), rtol=1e-4, atol=1e-6)
+    classes = json.loads((cifar_run / "config.json").read_text())["data"]["class_names"]
+    assert answer["names"] == [classes[i] for i in answer["ids"]]
+    assert answer["ids"] == pixels.argmax(axis=1).tolist()
+
+
+def test_saved_model_cli_lists_the_signatures(cifar_run):
+    result = subprocess.run(["saved_model_cli", "show", "--all", "--dir",
+                             str(cifar_run / "saved_model" / "1")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in ("serving_default", "serving_bytes", "serving_uint8", "probabilities",
+                 "class_names", "class_ids", "image_bytes"):
+        assert name in result.stdout
+
+
+def test_wrong_shapes_and_dtypes_raise(cifar_run):
+    signature = tf.saved_model.load(str(cifar_run / "saved_model" / "1")).signatures["serving_default"]
+    with pytest.raises((tf.errors.InvalidArgumentError, ValueError, TypeError)):
+        signature(images=tf.zeros((1, 28, 28, 3)))
+    with pytest.raises((tf.errors.InvalidArgumentError, ValueError, TypeError)):
+        signature(images=tf.zeros((1, 32, 32, 3), tf.int32))
+
+
+def test_export_command_versions_and_refuses_to_overwrite(cifar_run, tmp_path):
+    base = tmp_path / "models" / "resnet8"
+
+    def run(*extra):
+        return subprocess.run([sys.executable, "-m", "keras_resnet.export", "--model", str(cifar_run),
+                               "--export-base", str(base), *extra], capture_output=True, text=True,
+                              cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+
+    first = run("--name", "cifar", "--tflite", str(tmp_path / "model.tflite"))
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "Exported cifar version 1" in first.stdout and "MODEL_NAME=cifar" in first.stdout
+    assert "agrees with the Keras model" in first.stdout and (tmp_path / "model.tflite").exists()
+    assert run().returncode == 0
+    assert sorted(os.listdir(base)) == ["1", "2"]  # no staging folders left behind
+    clash = run("--version", "2")
+    assert clash.returncode == 1 and "exists" in clash.stderr
+    missing = subprocess.run([sys.executable, "-m", "keras_resnet.export", "--model", str(tmp_path / "no"),
+                              "--export-base", str(base)], capture_output=True, text=True, cwd=REPO)
+    assert missing.returncode == 1 and "neither a run directory" in missing.stderr
+    assert sorted(os.listdir(base)) == ["1", "2"]
+
+
+def test_export_from_python_checks_class_names(tmp_path):
+    model = keras_resnet.ResNet(8, stem="cifar", input_shape=(16, 16, 3), classes=3)
+    with pytest.raises(ValueError, match="2 class names for a model with 3 outputs"):
+        export.export_saved_model(model, str(tmp_path), class_names=["a", "b"])
+    path = export.export_saved_model(model, str(tmp_path), class_names=["a", "b", "c"])
+    assert path == str(tmp_path / "1")
+    loaded = tf.saved_model.load(path).signatures["serving_default"]
+    result = loaded(images=tf.zeros((2, 16, 16, 3)))
+    assert result["class_ids"].shape == (2, 3)  # top-k is capped at the number of classes
+    assert set(result["class_names"].numpy().ravel().astype(str)) <= {"a", "b", "c"}
