@@ -137,8 +137,9 @@ def load_data(name, data_dir=None, tfds_data_dir=None, image_size=224, validatio
         data_dir: optional local copy (class folders, CIFAR batches or IDX files).
         tfds_data_dir: optional TFDS data directory.
         image_size: crop size for streamed (ImageNet-style) datasets.
-        validation_split: int, training examples held out for validation
-            (5000 gives the paper's 45k/5k CIFAR split). 0 for none.
+        validation_split: training examples held out for validation: a count
+            (5000 gives the paper's 45k/5k CIFAR split) or a fraction in (0, 1).
+            0 for none.
         train_subset: optional int, keep N training examples: the first N of a
             fixed random permutation (class-sorted sources stay balanced).
         seed: seed of the validation hold-out.
@@ -163,6 +164,9 @@ def load_data(name, data_dir=None, tfds_data_dir=None, image_size=224, validatio
             raise DataError(f"train_subset must be a positive int, received {train_subset!r}.")
         train = _take(train, min(train_subset, train.num_examples))
     validation = None
+    if 0 < validation_split < 1:
+        validation_split = max(1, round(validation_split * train.num_examples))
+    validation_split = int(validation_split)
     if validation_split:
         if not 0 < validation_split < train.num_examples:
             raise DataError(

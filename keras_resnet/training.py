@@ -76,7 +76,7 @@ class TrainConfig:
     data_dir: str = _field(None, "local copy: class folders, CIFAR batches or IDX files")
     tfds_data_dir: str = _field(None, "TFDS data directory")
     image_size: int = _field(224, "crop size for large-image (ImageNet-style) datasets")
-    validation_split: int = _field(0, "training examples held out for validation (5000: the paper's 45k/5k); 0 validates on the test split")
+    validation_split: float = _field(0, "training examples held out for validation: a count (5000: the paper's 45k/5k) or a fraction; 0 validates on the test split")
     train_subset: int = _field(None, "train on the first N training examples only")
     # Model
     depth: int = _field(None, "network depth (default 20 for small images, 50 for large)")
@@ -111,7 +111,11 @@ class TrainConfig:
 def config_from_args(argv=None):
     """Parses train.py's flags (and an optional --config JSON file) into a `TrainConfig`."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    return config_from_namespace(parser, parser.parse_args(argv))
+
+
+def config_from_namespace(parser, args):
+    """A `TrainConfig` from parsed flags: `--config` file values, overridden by flags."""
     values = {}
     if args.config:
         try:
@@ -513,12 +517,16 @@ def versions():
             "keras": keras.__version__, "numpy": np.__version__}
 
 
-def train(config, log=print):
+def train(config, log=print, data=None, strategy=None, finalize=True):
     """Runs (or resumes) a training run and returns its summary dict.
 
     Args:
         config: a `TrainConfig`.
         log: function taking one line of progress text.
+        data: optional `keras_resnet.data.Data` already loaded for `config`
+            (hyperparameter search reuses one across trials).
+        strategy: optional strategy already set up by `setup_devices`.
+        finalize: write `model.keras`, the SavedModel and the curves at the end.
 
     Returns:
         The summary written to `summary.json`.
@@ -530,12 +538,12 @@ def train(config, log=print):
     if keras.backend.backend() != "tensorflow":
         raise ValueError(f"Training runs on the TensorFlow backend (tf.distribute, tf.data); "
                          f"KERAS_BACKEND is {keras.backend.backend()!r}.")
-    strategy = setup_devices(config)
+    strategy = strategy or setup_devices(config)
     if config.output_dir:
         check_writable(config.output_dir)
-    data = data_lib.load_data(config.dataset, config.data_dir, config.tfds_data_dir,
-                              config.image_size, config.validation_split, config.train_subset,
-                              config.seed)
+    data = data or data_lib.load_data(config.dataset, config.data_dir, config.tfds_data_dir,
+                                      config.image_size, config.validation_split,
+                                      config.train_subset, config.seed)
     run = resolve(config, data)
     config = run.config
     model_name = f"{'plain' if config.plain else 'resnet'}{config.depth}"
@@ -615,14 +623,17 @@ def train(config, log=print):
         "num_test_examples": test["num_examples"],
         "final_train_loss": history[-1]["loss"] if history else None,
         "final_train_top1_error": history[-1]["top1_error"] if history else None,
+        "final_val_top1_error": history[-1]["val_top1_error"] if history else None,
         "num_replicas": replicas,
         "global_batch_size": config.batch_size,
         "examples_per_second": logger.examples_per_second,
         "train_seconds_this_session": round(time.perf_counter() - started, 1),
         "trainable_parameters": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
     }
-    if chief:
+    if chief and finalize:
         _finish_run(model, output_dir, data, history, summary)
+    elif chief:
+        _write_atomic(os.path.join(output_dir, "summary.json"), json.dumps(summary, indent=1))
     else:
         shutil.rmtree(write_dir, ignore_errors=True)
     rate = summary["examples_per_second"]

@@ -1,0 +1,161 @@
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+
+import keras
+import keras_tuner as kt
+import numpy as np
+import pytest
+
+from keras_resnet import tuning
+
+from conftest import REPO
+
+
+def space():
+    hp = kt.HyperParameters()
+    hp.Float("learning_rate", 1e-3, 1.0, sampling="log")
+    hp.Float("momentum", 0.8, 0.99)
+    hp.Choice("schedule", ["piecewise", "onecycle"])
+    with hp.conditional_scope("schedule", ["onecycle"]):
+        hp.Int("cycle_steps", 10, 100, step=10)
+    return hp
+
+
+def fitness(values):
+    """A known landscape: best at learning_rate 0.1 and momentum 0.9."""
+    return -abs(math.log10(values["learning_rate"]) + 1) - abs(values["momentum"] - 0.9)
+
+
+class LandscapeTuner(kt.Tuner):
+    """A keras-tuner Tuner whose trials score a known function (no training)."""
+
+    def run_trial(self, trial, *args, **kwargs):
+        return {"val_accuracy": fitness(trial.hyperparameters.values)}
+
+
+def search(tmp_path, name="search", overwrite=True, **oracle_kwargs):
+    oracle = tuning.GeneticOracle(objective=tuning.OBJECTIVE, hyperparameters=space(),
+                                  **{"population_size": 6, "generations": 4, "seed": 3, **oracle_kwargs})
+    tuner = LandscapeTuner(oracle=oracle, directory=str(tmp_path), project_name=name,
+                           overwrite=overwrite)
+    tuner.search(verbose=0)
+    return tuner
+
+
+def trial_values(tuner):
+    trials = sorted(tuner.oracle.trials.values(), key=lambda t: int(t.trial_id))
+    return [t.hyperparameters.values for t in trials]
+
+
+def test_generations_keep_the_fitter_half_and_improve(tmp_path):
+    tuner = search(tmp_path)
+    oracle = tuner.oracle
+    # Generations 0..3: six random trials, then three children in each of three generations.
+    assert len(oracle.trials) == 6 + 3 * 3 and oracle.generation == 3 and len(oracle.offspring) == 3
+    scores = [t.score for t in sorted(oracle.trials.values(), key=lambda t: int(t.trial_id))]
+    # Each population is the best half of the previous one plus its children.
+    best_initial, best_final = max(scores[:6]), max(scores)
+    assert best_final >= best_initial
+    assert np.mean(sorted(scores[-3:])) > np.mean(scores[:6])  # children beat random draws
+    # Generation 2's population: generation 1's best three and its three children.
+    assert len(oracle.population) == 6
+    previous = [t for t in oracle.trials if t not in oracle.population + oracle.offspring]
+    worst_kept = min(oracle.trials[t].score for t in oracle.population[:3])
+    assert all(oracle.trials[t].score <= worst_kept for t in previous
+               if t not in oracle.population)
+
+
+def test_crossover_is_single_point():
+    oracle = tuning.GeneticOracle(objective=tuning.OBJECTIVE, hyperparameters=space(), seed=0)
+    first = {"learning_rate": 0.01, "momentum": 0.81, "schedule": "onecycle", "cycle_steps": 20}
+    second = {"learning_rate": 0.5, "momentum": 0.95, "schedule": "piecewise", "cycle_steps": 90}
+    names = ["learning_rate", "momentum", "schedule", "cycle_steps"]
+    for seed in range(20):
+        child = oracle.crossover(first, second, random.Random(seed))
+        sources = [0 if child[n] == first[n] else 1 for n in names]
+        assert sources == sorted(sources) and 0 < sum(sources) < 4  # one cut, both parents used
+
+
+def test_mutation_respects_ranges_steps_sampling_and_conditions():
+    oracle = tuning.GeneticOracle(objective=tuning.OBJECTIVE, hyperparameters=space(), seed=0,
+                                  mutation_rate=1.0, mutation_scale=0.5)
+    parent = {"learning_rate": 0.9, "momentum": 0.98, "schedule": "piecewise"}
+    rates = []
+    for seed in range(300):
+        child = oracle.mutate(parent, random.Random(seed))
+        assert 1e-3 <= child["learning_rate"] <= 1.0 and 0.8 <= child["momentum"] <= 0.99
+        if child["schedule"] == "onecycle":
+            assert child["cycle_steps"] in range(10, 101, 10)  # newly active: drawn in range
+        else:
+            assert "cycle_steps" not in child  # inactive values are dropped
+        rates.append(child["learning_rate"])
+    # Log sampling: mutation steps are even in log space, so small rates appear often.
+    assert np.mean(np.array(rates) < 0.1) > 0.2
+
+
+def test_seeded_searches_repeat_and_seeds_differ(tmp_path):
+    first = trial_values(search(tmp_path, "a"))
+    again = trial_values(search(tmp_path, "b"))
+    other = trial_values(search(tmp_path, "c", seed=4))
+    assert first == again and first != other
+
+
+def test_resume_continues_the_same_search(tmp_path):
+    uninterrupted = trial_values(search(tmp_path, "whole"))
+    search(tmp_path, "resumed", max_trials=7)  # stops part-way through generation 1
+    resumed = search(tmp_path, "resumed", overwrite=False)
+    assert trial_values(resumed) == uninterrupted
+
+
+def test_works_with_keras_tuners_own_fit_based_tuner(tmp_path):
+    x = np.random.RandomState(0).normal(size=(64, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+
+    def build(hp):
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+        model.compile(keras.optimizers.SGD(hp.Float("learning_rate", 1e-3, 1.0, sampling="log")),
+                      "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    oracle = tuning.GeneticOracle(objective="val_accuracy", population_size=2, generations=2, seed=0)
+    tuner = kt.Tuner(oracle=oracle, hypermodel=build, directory=str(tmp_path), project_name="fit")
+    tuner.search(x, y, validation_split=0.25, epochs=1, verbose=0)
+    assert len(oracle.trials) == 3 and tuner.get_best_models(1)[0] is not None
+
+
+def test_search_space_narrowing_and_errors():
+    hp = tuning.search_space(["learning_rate", "depth"], lr_range=(0.01, 0.2), depths=(8, 14))
+    assert [p.name for p in hp.space] == ["learning_rate", "depth"]
+    assert hp.space[0].min_value == 0.01 and hp.space[1].values == [8, 14]
+    with pytest.raises(ValueError, match="Cannot search \\['dropout'\\]"):
+        tuning.search_space(["dropout"])
+    with pytest.raises(ValueError, match="lr_range must be 0 < low < high"):
+        tuning.search_space(lr_range=(0.5, 0.1))
+    with pytest.raises(ValueError, match="population_size must be at least 2"):
+        tuning.GeneticOracle(objective=tuning.OBJECTIVE, population_size=1)
+
+
+def test_tune_command_on_real_cifar10(cifar_dir, tmp_path):
+    out = tmp_path / "tuning"
+    result = subprocess.run(
+        [sys.executable, "tune.py", "--dataset", "cifar10", "--data-dir", str(cifar_dir), "--depth", "8",
+         "--batch-size", "50", "--epochs", "1", "--oracle", "genetic", "--population", "2",
+         "--generations", "3", "--output-dir", str(out)],
+        cwd=REPO, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = json.loads((out / "best_hyperparameters.json").read_text())
+    assert {"learning_rate", "momentum", "weight_decay", "val_accuracy"} <= set(best)
+    rows = (out / "results.md").read_text().splitlines()[2:]
+    assert len(rows) == 4  # four trials, best first
+    scores = [float(r.split("|")[3]) for r in rows]
+    assert scores == sorted(scores, reverse=True) and best["val_accuracy"] == pytest.approx(scores[0], abs=1e-4)
+    # Each trial is a train.py run directory with its own config and an HParams log.
+    trial = out / "search" / f"trial_{best['trial_id']}" / "run"
+    config = json.loads((trial / "config.json").read_text())
+    assert config["lr"] == pytest.approx(best["learning_rate"]) and config["data"]["num_validation"] == 100
+    assert os.listdir(trial / "logs" / "hparams")
