@@ -100,7 +100,7 @@ class TrainConfig:
     strategy: str = _field("auto", "tf.distribute strategy: auto picks multiworker with TF_CONFIG, mirrored with several devices", choices=STRATEGIES)
     cpu_devices: int = _field(0, "split the CPU into N logical devices (mirrored training without GPUs)")
     mixed_precision: bool = _field(False, "mixed precision (float16 on GPU, bfloat16 on CPU)")
-    jit_compile: str = _field("auto", "XLA compilation of the train step", choices=JIT_CHOICES)
+    jit_compile: str = _field("false", "XLA compilation of the train step (off by default: on CPUs it replaces oneDNN's kernels and trains 1.5x slower, benchmarks/results.md)", choices=JIT_CHOICES)
     steps_per_execution: int = _field(1, "train steps run per call into the graph")
     seed: int = _field(0, "random seed (weights, shuffling, augmentation)")
     deterministic: bool = _field(False, "deterministic ops: same seed, same weights")

@@ -1,0 +1,106 @@
+"""Training throughput of CIFAR ResNets: train.py's own code path against PyTorch.
+
+Our side is `python train.py --dataset synthetic --depth D` and the
+`examples_per_second` it writes to summary.json (measured after warm-up, input
+pipeline with augmentation running alongside). The PyTorch side is the same
+architecture (v1 CIFAR ResNet, option A, BN eps 1e-5 / momentum 0.1, no conv
+bias, SGD momentum 0.9 with coupled weight decay 1e-4) in eager mode with
+channels_last tensors, on pre-made random batches (no input pipeline at all).
+
+    python benchmarks/train_throughput.py --depths 20 56 110 --steps 60 --output benchmarks/train_throughput.md
+
+Needs PyTorch (`pip install torch`, CPU build). Appends a Markdown section with
+the machine, versions, command and numbers.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import common
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def ours(depth, steps, batch_size):
+    with tempfile.TemporaryDirectory() as run_dir:
+        command = [sys.executable, "train.py", "--dataset", "synthetic", "--depth", str(depth),
+                   "--steps", str(steps), "--batch-size", str(batch_size), "--output-dir", run_dir,
+                   "--log-every", "1000"]
+        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
+                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        if result.returncode:
+            raise RuntimeError(result.stderr[-3000:])
+        with open(os.path.join(run_dir, "summary.json")) as f:
+            return json.load(f)["examples_per_second"]
+
+
+def pytorch(depth, steps, batch_size, warmup=10):
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.stride, self.extra = stride, cout - cin
+
+        def forward(self, x):
+            y = torch.relu(self.bn1(self.conv1(x)))
+            y = self.bn2(self.conv2(y))
+            shortcut = x[:, :, :: self.stride, :: self.stride] if self.stride > 1 else x
+            if self.extra:  # option A: zero channels
+                shortcut = nn.functional.pad(shortcut, (0, 0, 0, 0, 0, self.extra))
+            return torch.relu(y + shortcut)
+
+    n = (depth - 2) // 6
+    layers, cin = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()], 16
+    for stage, width in enumerate((16, 32, 64)):
+        for index in range(n):
+            layers.append(Block(cin, width, 2 if stage and not index else 1))
+            cin = width
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10)]
+    model = nn.Sequential(*layers).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    x = torch.randn(batch_size, 3, 32, 32).to(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (batch_size,))
+    for step in range(warmup + steps):
+        if step == warmup:
+            start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--depths", nargs="+", type=int, default=[20, 56, 110])
+    parser.add_argument("--steps", type=int, default=60, help="train.py steps (20 are warm-up)")
+    parser.add_argument("--torch-steps", type=int, default=30, help="timed PyTorch steps after 10 warm-up")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--output", help="append the Markdown results here")
+    args = parser.parse_args()
+
+    rows = ["| network | keras_resnet (train.py) images/s | PyTorch eager channels_last images/s | ratio |",
+            "|---|---:|---:|---:|"]
+    for depth in args.depths:
+        ours_rate = ours(depth, args.steps, args.batch_size)
+        torch_rate = pytorch(depth, args.torch_steps, args.batch_size)
+        rows.append(f"| ResNet-{depth} | {ours_rate:.1f} | {torch_rate:.1f} | {ours_rate / torch_rate:.2f}x |")
+        print(rows[-1], flush=True)
+    command = (f"python benchmarks/train_throughput.py --depths {' '.join(map(str, args.depths))} "
+               f"--steps {args.steps} --torch-steps {args.torch_steps} --batch-size {args.batch_size}")
+    common.report(f"Training throughput, batch {args.batch_size}", command, rows, args.output)
+
+
+if __name__ == "__main__":
+    main()
