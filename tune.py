@@ -11,7 +11,6 @@ results.md and TensorBoard HParams logs. Run the same command again to resume.
 Logic lives in keras_resnet.tuning.
 """
 
-import argparse
 import os
 import sys
 

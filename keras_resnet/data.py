@@ -25,7 +25,6 @@ the shorter side at 256 and a centre crop.
 """
 
 import dataclasses
-import glob
 import gzip
 import logging
 import os

@@ -27,7 +27,6 @@ finished epoch when the same command is run again.
 """
 
 import argparse
-import csv
 import dataclasses
 import glob
 import json

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import keras_resnet
 from keras_resnet import data, training
 
 from conftest import REPO, run_train
