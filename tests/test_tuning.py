@@ -2,8 +2,10 @@ import json
 import math
 import os
 import random
+import socket
 import subprocess
 import sys
+import time
 
 import keras
 import keras_tuner as kt
@@ -159,3 +161,47 @@ def test_tune_command_on_real_cifar10(cifar_dir, tmp_path):
     config = json.loads((trial / "config.json").read_text())
     assert config["lr"] == pytest.approx(best["learning_rate"]) and config["data"]["num_validation"] == 100
     assert os.listdir(trial / "logs" / "hparams")
+
+
+DISTRIBUTED_TUNER = r"""
+import math, os, sys, time
+import keras_tuner as kt
+from keras_resnet import tuning
+
+class LandscapeTuner(kt.Tuner):
+    def run_trial(self, trial, *args, **kwargs):
+        values = trial.hyperparameters.values
+        with open(os.path.join(sys.argv[1], "ran_by.txt"), "a") as f:
+            f.write(os.environ["KERASTUNER_TUNER_ID"] + "\n")
+        time.sleep(0.3)
+        return {"val_accuracy": -abs(math.log10(values["learning_rate"]) + 1)}
+
+oracle = tuning.GeneticOracle(objective=tuning.OBJECTIVE, population_size=4, generations=3, seed=1,
+                              hyperparameters=tuning.search_space(["learning_rate", "momentum"]))
+LandscapeTuner(oracle=oracle, directory=sys.argv[1], project_name="dist").search(verbose=0)
+"""
+
+
+def test_distributed_tuning_with_a_chief_and_two_workers(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO),
+           "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(port)}
+    command = [sys.executable, "-c", DISTRIBUTED_TUNER, str(tmp_path)]
+    chief = subprocess.Popen(command, env={**env, "KERASTUNER_TUNER_ID": "chief"},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(5)  # the chief's oracle server starts first
+    workers = [subprocess.Popen(command, env={**env, "KERASTUNER_TUNER_ID": f"tuner{i}"},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for i in range(2)]
+    for process in workers + [chief]:
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-3000:]
+    state = json.loads((tmp_path / "dist" / "oracle.json").read_text())
+    trials = [json.loads((tmp_path / "dist" / d / "trial.json").read_text())
+              for d in os.listdir(tmp_path / "dist") if d.startswith("trial_")]
+    assert len(trials) == 4 + 2 + 2 and {t["status"] for t in trials} == {"COMPLETED"}
+    ran_by = (tmp_path / "ran_by.txt").read_text().split()
+    assert len(ran_by) == 8 and set(ran_by) == {"tuner0", "tuner1"}  # the chief only serves
+    assert state["generation"] == 2 and len(state["population"]) == 4 and len(state["offspring"]) == 2
