@@ -68,17 +68,26 @@ def load_classifier(path):
                      "SavedModel folder (with saved_model.pb) or a TF Serving base folder.")
 
 
-def _load_keras(path):
+def load_keras_run(path):
+    """Loads a `.keras` file and the data description of its run.
+
+    Returns:
+        (model, the `data` entry of the `config.json` beside the file, or {}).
+    """
     try:
         model = keras.saving.load_model(path)
     except Exception as error:
         raise ValueError(f"Cannot load {path!r}: {error}") from None
     config = os.path.join(os.path.dirname(os.path.abspath(path)), "config.json")
-    class_names = None
-    if os.path.isfile(config):
-        with open(config) as f:
-            class_names = json.load(f).get("data", {}).get("class_names")
-    return classifier_from_model(model, class_names, path)
+    if not os.path.isfile(config):
+        return model, {}
+    with open(config) as f:
+        return model, json.load(f).get("data", {})
+
+
+def _load_keras(path):
+    model, described = load_keras_run(path)
+    return classifier_from_model(model, described.get("class_names"), path)
 
 
 def classifier_from_model(model, class_names=None, path=None):

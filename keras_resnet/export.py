@@ -25,7 +25,6 @@ Command line:
 """
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -36,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_resnet import data as data_lib
+from keras_resnet import evaluation
 
 PREPROCESSING = ("resize", "center_crop")
 TOP_K = 5
@@ -184,6 +184,11 @@ def export_tflite(model, path, check_images=None):
     return difference
 
 
+def preprocessing_for(augmentation):
+    """`serving_bytes` preprocessing for data trained with `augmentation`."""
+    return "center_crop" if augmentation == "scale" else "resize"
+
+
 def load_for_export(path):
     """Loads a `.keras` file or a run directory's model with its class names.
 
@@ -194,19 +199,8 @@ def load_for_export(path):
     if not os.path.isfile(model_path) or not model_path.endswith(".keras"):
         raise ValueError(f"--model {path!r} is neither a run directory with model.keras nor a "
                          ".keras file.")
-    try:
-        model = keras.saving.load_model(model_path)
-    except Exception as error:
-        raise ValueError(f"Cannot load {model_path!r}: {error}") from None
-    config_path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "config.json")
-    class_names, preprocessing = None, "resize"
-    if os.path.isfile(config_path):
-        with open(config_path) as f:
-            described = json.load(f).get("data", {})
-        class_names = described.get("class_names")
-        if described.get("augmentation") == "scale":
-            preprocessing = "center_crop"
-    return model, class_names, preprocessing
+    model, described = evaluation.load_keras_run(model_path)
+    return model, described.get("class_names"), preprocessing_for(described.get("augmentation"))
 
 
 def main(argv=None):

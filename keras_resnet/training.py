@@ -705,7 +705,7 @@ def _finish_run(model, output_dir, data, history, summary):
     model.save(os.path.join(output_dir, "model.keras"))
     summary["saved_model"] = export.export_saved_model(
         model, os.path.join(output_dir, "saved_model"), class_names=data.class_names,
-        preprocessing="center_crop" if data.augmentation == "scale" else "resize")
+        preprocessing=export.preprocessing_for(data.augmentation))
     _write_atomic(os.path.join(output_dir, "summary.json"), json.dumps(summary, indent=1))
     if history:
         plot_history(history, os.path.join(output_dir, "training_curves.png"))
