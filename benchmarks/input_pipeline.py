@@ -28,7 +28,7 @@ def main():
     start = time.perf_counter()
     cifar = data.load_data("cifar10", data_dir=args.data_dir)
     decode_seconds = time.perf_counter() - start
-    dataset = data.train_dataset(cifar, 128, seed=0).repeat()
+    dataset = data.train_dataset(cifar, 128, seed=0)
     iterator = iter(dataset)
     for _ in range(20):  # warm-up: threads, autotuning
         next(iterator)

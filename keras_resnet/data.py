@@ -540,7 +540,9 @@ def train_dataset(data, batch_size, seed, multi_worker=False):
     """Shuffled, augmented, batched training pipeline of (uint8 images, labels).
 
     Augmentation draws stateless random numbers from `seed`, a fresh stream per
-    epoch, so runs with the same seed see the same crops and flips.
+    pass, so runs with the same seed see the same crops and flips. The stream
+    repeats forever: the trainer's `steps_per_epoch` says where an epoch ends,
+    so an epoch need not be one pass over the data.
     """
     dataset = data.train.dataset()
     if data.train.images is not None:
@@ -560,7 +562,7 @@ def train_dataset(data, batch_size, seed, multi_worker=False):
             return _scale_augment(example[0], random, data.flip, size), example[1]
 
     dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.batch(batch_size, drop_remainder=True)
+    dataset = dataset.batch(batch_size, drop_remainder=True).repeat()
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(_options(multi_worker))
 
 

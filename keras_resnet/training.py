@@ -87,6 +87,7 @@ class TrainConfig:
     recipe: str = _field(None, "paper-cifar or paper-imagenet (default: from the image size)", choices=tuple(RECIPES))
     epochs: int = _field(None, "train this many epochs (overrides the recipe's length)")
     steps: int = _field(None, "train this many steps in all (overrides the recipe's length)")
+    steps_per_epoch: int = _field(None, "steps between validations and checkpoints (default: one pass over the training data)")
     batch_size: int = _field(None, "global batch size, split across replicas")
     lr: float = _field(None, "base (peak for one-cycle) learning rate")
     momentum: float = _field(None, "SGD momentum (one-cycle: its maximum)")
@@ -136,7 +137,15 @@ def build_parser(description=None):
         description=description or "Train a ResNet of He et al. (2015) with the paper's recipe.",
     )
     parser.add_argument("--config", help="JSON file of TrainConfig fields; flags override it")
+    add_config_flags(parser)
+    return parser
+
+
+def add_config_flags(parser, skip=()):
+    """Adds one flag per `TrainConfig` field not in `skip`; unset flags stay absent."""
     for field in dataclasses.fields(TrainConfig):
+        if field.name in skip:
+            continue
         meta = dict(field.metadata)
         if field.default is not None:
             meta["help"] += f" (default: {field.default})"
@@ -147,7 +156,6 @@ def build_parser(description=None):
             continue
         kind = meta.pop("type", {"int": int, "float": float, "str": str, "list": int}[field.type.__name__])
         parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, **meta)
-    return parser
 
 
 @dataclasses.dataclass
@@ -176,8 +184,8 @@ def resolve(config, data):
             setattr(config, name, recipe[name])
     _check_positive(config)
 
-    steps_per_epoch = data.train.num_examples // config.batch_size
-    if steps_per_epoch < 1:
+    steps_per_epoch = config.steps_per_epoch or data.train.num_examples // config.batch_size
+    if data.train.num_examples < config.batch_size:
         raise ValueError(f"batch_size={config.batch_size} exceeds the {data.train.num_examples} "
                          "training examples.")
     if config.epochs is not None and config.steps is not None:
@@ -201,7 +209,8 @@ def resolve(config, data):
 
 def _check_positive(config):
     positive = {"batch_size": config.batch_size, "lr": config.lr, "image_size": config.image_size,
-                "steps_per_execution": config.steps_per_execution, "log_every": config.log_every}
+                "steps_per_execution": config.steps_per_execution, "log_every": config.log_every,
+                "steps_per_epoch": config.steps_per_epoch}
     for name, value in {**positive, "epochs": config.epochs, "steps": config.steps}.items():
         if value is not None and value <= 0:
             raise ValueError(f"{name} must be positive, received {value!r}.")
@@ -682,7 +691,7 @@ def _patch_keras_for_multi_worker(model, dataset, strategy):
     keras_trainer.reduce_per_replica = reduce_scalars_without_axis
 
 
-ARCHITECTURE_FIELDS = ("dataset", "depth", "stem", "shortcut", "plain", "bottleneck_stride",
+ARCHITECTURE_FIELDS = ("dataset", "depth", "stem", "shortcut", "plain", "bottleneck_stride", "steps_per_epoch",
                        "batch_size", "schedule", "recipe")
 
 

@@ -59,6 +59,11 @@ def test_length_overrides_scale_the_boundaries(synthetic):
     assert (run.total_steps, run.lr_boundaries) == (156, [78, 117])
     run = training.resolve(training.TrainConfig(steps=1000, lr_boundaries=[600, 300]), synthetic)
     assert (run.total_steps, run.lr_boundaries) == (1000, [300, 600])
+    # --steps-per-epoch sets how often to validate and checkpoint, not the length.
+    run = training.resolve(training.TrainConfig(steps=100, steps_per_epoch=30), synthetic)
+    assert (run.steps_per_epoch, run.epochs, run.total_steps, run.lr_boundaries) == (30, 4, 100, [50, 75])
+    run = training.resolve(training.TrainConfig(epochs=3, steps_per_epoch=200), synthetic)
+    assert (run.steps_per_epoch, run.total_steps) == (200, 600)  # an epoch may exceed one pass
     imagenet = training.resolve(training.TrainConfig(recipe="paper-imagenet"), synthetic)
     assert imagenet.total_steps == 600_000 and imagenet.lr_boundaries == [150_000, 300_000, 450_000]
     assert imagenet.config.batch_size == 256
@@ -68,6 +73,7 @@ def test_length_overrides_scale_the_boundaries(synthetic):
     ({"epochs": 1, "steps": 10}, "Give --epochs or --steps, not both"),
     ({"batch_size": 20_000}, "exceeds the 10000 training examples"),
     ({"batch_size": 0}, "batch_size must be positive"),
+    ({"steps_per_epoch": 0}, "steps_per_epoch must be positive"),
     ({"lr": -0.1}, "lr must be positive"),
     ({"weight_decay": -1.0}, "weight_decay must be >= 0"),
 ])
