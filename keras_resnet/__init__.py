@@ -10,17 +10,38 @@ Example:
 """
 
 import os
+import sys
+import warnings
 
 # TensorFlow enables its oneDNN kernels by default on Intel CPUs only; on the
 # AMD EPYC machines this project measures on they double training throughput
 # (benchmarks/README.md). A default, not an override: export
-# TF_ENABLE_ONEDNN_OPTS=0 to turn them off. Effective only if TensorFlow has
-# not been imported yet.
+# TF_ENABLE_ONEDNN_OPTS=0 to turn them off. TensorFlow reads the variable when
+# it loads, so this works only if TensorFlow (or Keras on it) is not loaded yet.
+_tensorflow_loaded_first = "tensorflow" in sys.modules and "TF_ENABLE_ONEDNN_OPTS" not in os.environ
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+
+def _warn_if_onednn_off():
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+        enabled = _pywrap_util_port.IsMklEnabled()
+    except (ImportError, AttributeError):  # a TensorFlow without this query: say nothing
+        return
+    if not enabled:
+        warnings.warn(
+            "TensorFlow was loaded before keras_resnet, with its oneDNN CPU kernels off: CPU "
+            "training runs about 2x slower (benchmarks/README.md). Import keras_resnet before "
+            "keras and tensorflow, or export TF_ENABLE_ONEDNN_OPTS=1 (=0 to keep them off "
+            "without this warning).", stacklevel=3)
+
+
+if _tensorflow_loaded_first:
+    _warn_if_onednn_off()
 
 from keras_resnet import schedules  # registers the optimizer and schedules model.keras files name
 from keras_resnet.flops import FlopsReport, count_flops
-from keras_resnet.layers import InputNormalization, WeightDecay, ZeroPadShortcut
+from keras_resnet.layers import FusedBatchNormalization, InputNormalization, WeightDecay, ZeroPadShortcut
 from keras_resnet.models import (
     Plain18,
     Plain20,

@@ -10,7 +10,7 @@ import dataclasses
 
 import keras
 
-from keras_resnet.layers import WeightDecay, ZeroPadShortcut
+from keras_resnet.layers import FusedBatchNormalization, WeightDecay, ZeroPadShortcut
 
 # Bottleneck blocks widen their output by this factor (paper, Fig. 5).
 BOTTLENECK_EXPANSION = 4
@@ -53,7 +53,8 @@ class LayerDefaults:
         )
 
     def batch_norm(self, name):
-        return keras.layers.BatchNormalization(
+        """Batch norm in one fused kernel on TensorFlow (`FusedBatchNormalization`)."""
+        return FusedBatchNormalization(
             axis=-1,
             momentum=self.bn_momentum,
             epsilon=self.bn_epsilon,

@@ -4,6 +4,7 @@ import tarfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras_resnet  # noqa: F401  first: it turns on TensorFlow's oneDNN kernels, as in train.py
 import keras
 import pytest
 

@@ -11,6 +11,8 @@ import tensorflow as tf
 import keras_resnet
 from keras_resnet import specs
 
+from conftest import REPO
+
 # Trainable parameters. CIFAR: the paper's Table 6 (0.27M .. 19.4M), exact
 # figures from akamaster/pytorch_resnet_cifar10 (option A). ImageNet option B:
 # torchvision's resnet18..152 (no conv biases; v1 and v1.5 count the same).
@@ -377,3 +379,22 @@ def test_bad_input_raises_before_any_layer_is_built(monkeypatch, kwargs, message
 def test_build_model_rejects_unknown_names():
     with pytest.raises(ValueError, match="Unknown model 'resnet21'. Allowed: resnet20"):
         keras_resnet.build_model("resnet21")
+
+
+def _python(code, env):
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True)
+
+
+def test_onednn_is_on_after_import_and_a_late_import_warns():
+    env = {key: value for key, value in os.environ.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
+    onednn = "from tensorflow.python.util import _pywrap_util_port as port; print(port.IsMklEnabled())"
+    first = _python(f"import keras_resnet, keras\n{onednn}", env)
+    warning = "TensorFlow was loaded before keras_resnet, with its oneDNN CPU kernels off"
+    assert first.stdout.split()[-1] == "True" and warning not in first.stderr
+    default = _python(f"import tensorflow\n{onednn}", env)
+    if default.stdout.split()[-1] == "True":
+        pytest.skip("TensorFlow turns oneDNN on by default on this CPU: nothing to warn about")
+    late = _python("import keras, keras_resnet", env)
+    assert warning in late.stderr
+    chosen = _python("import keras, keras_resnet", {**env, "TF_ENABLE_ONEDNN_OPTS": "0"})
+    assert warning not in chosen.stderr
