@@ -1,0 +1,437 @@
+"""The paper's evidence, reproducible: Fig. 6, Fig. 7 and Table 6 of He et al. (2015).
+
+    python -m keras_resnet.analysis degradation --depths 20 56 --dataset cifar10 --data-dir .data
+    python -m keras_resnet.analysis layer-responses --dataset cifar10 --data-dir .data \\
+        --model runs/degradation/plain20 --model runs/degradation/resnet20
+    python -m keras_resnet.analysis depth-table --depths 20 32 44 56 110 --dataset cifar10
+
+- `degradation` (Fig. 6) trains the plain and the residual (option A) CIFAR
+  net of each depth with one recipe and plots training error (dashed: the
+  running error of the epoch's augmented batches, as the paper's thin curves)
+  and test error (bold) against iterations.
+- `layer-responses` (Fig. 7): the standard deviation of the response of every
+  3x3 convolution, after its batch normalization and before the addition and
+  the ReLU, over the test set; per channel, then averaged over the channels
+  of the layer. Plotted in layer order and sorted by magnitude.
+- `depth-table` (Table 6): the residual nets of each depth, their parameters
+  and test error, with the paper's figures beside them.
+
+Training commands take every train.py flag but --depth, --plain and
+--output-dir; without --steps/--epochs they run the paper's 64k iterations.
+Each net is an ordinary run directory `<output-dir>/<plain|resnet><depth>`, so
+a killed sweep resumes where it stopped and finished runs are collected, not
+retrained. Outputs (CSV, PNG, Markdown) are written whole or not at all.
+"""
+
+import argparse
+import csv
+import dataclasses
+import io
+import os
+import re
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_resnet import data as data_lib
+from keras_resnet import evaluation, specs, training
+
+# Table 6 of the paper: CIFAR-10 test error (%) and parameters of the residual
+# nets. 110 layers: best of 5 runs (their mean is 6.61 +- 0.16).
+PAPER_TABLE6 = {20: (0.27e6, 8.75), 32: (0.46e6, 7.51), 44: (0.66e6, 7.17), 56: (0.85e6, 6.97),
+                110: (1.7e6, 6.43), 1202: (19.4e6, 7.93)}
+DEGRADATION_DEPTHS = (20, 32, 44, 56)  # Fig. 6
+TABLE_DEPTHS = (20, 32, 44, 56, 110)
+
+
+def run_name(depth, plain):
+    """Run-directory name of a net in a sweep: `plain20`, `resnet56`."""
+    return f"{'plain' if plain else 'resnet'}{depth}"
+
+
+def display_name(name):
+    """`plain20` -> `plain-20`, `resnet56` -> `ResNet-56`; other names unchanged."""
+    match = re.fullmatch(r"(plain|resnet)(\d+)", name)
+    if not match:
+        return name
+    return f"{'plain' if match[1] == 'plain' else 'ResNet'}-{match[2]}"
+
+
+def train_sweep(config, nets, output_dir, log=print):
+    """Trains (or resumes, or collects) one run per net with one recipe.
+
+    Args:
+        config: `TrainConfig` of the shared recipe and data; its depth, plain
+            and output_dir are set per net.
+        nets: list of (depth, plain) pairs.
+        output_dir: folder holding one run directory per net.
+        log: function taking one line of progress text.
+
+    Returns:
+        ({run name: summary dict}, the `Data` trained on).
+
+    Raises:
+        ValueError: for an invalid depth or config, before any training.
+    """
+    strategy = training.setup_devices(config)
+    data = data_lib.load_data(config.dataset, config.data_dir, config.tfds_data_dir,
+                              config.image_size, config.validation_split, config.train_subset,
+                              config.seed)
+    configs = {}
+    for depth, plain in nets:
+        net = dataclasses.replace(config, depth=depth, plain=plain,
+                                  output_dir=os.path.join(output_dir, run_name(depth, plain)))
+        resolved = training.resolve(net, data)  # validates the recipe for this net
+        specs.make_spec(depth, resolved.stem)
+        configs[run_name(depth, plain)] = net
+    summaries = {}
+    for name, net in configs.items():
+        log(f"--- {display_name(name)}: {net.output_dir}")
+        keras.utils.set_random_seed(net.seed)  # every net starts from the same seed
+        summaries[name] = training.train(net, log, data=data, strategy=strategy)
+    return summaries, data
+
+
+# ---------------------------------------------------------------- Fig. 6
+def degradation_rows(output_dir, names):
+    """One row per finished epoch of each run: its step, training and test error."""
+    rows = []
+    for name in names:
+        state = training.load_state(os.path.join(output_dir, name)) or {"history": []}
+        match = re.fullmatch(r"(plain|resnet)(\d+)", name)
+        for entry in state["history"]:
+            rows.append({"model": display_name(name), "depth": int(match[2]),
+                         "plain": match[1] == "plain", "step": entry["step"],
+                         "train_top1_error": entry["top1_error"],
+                         "test_top1_error": entry["val_top1_error"]})
+    return rows
+
+
+def plot_degradation(rows, path, test_label="test"):
+    """Fig. 6's layout: plain nets left, residual nets right, a colour per depth."""
+    plt = _pyplot()
+    depths = sorted({row["depth"] for row in rows})
+    colours = dict(zip(depths, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for axis, plain in zip(axes, (True, False)):
+        for depth in depths:
+            mine = [row for row in rows if row["plain"] == plain and row["depth"] == depth]
+            if not mine:
+                continue
+            steps = [row["step"] for row in mine]
+            label = display_name(run_name(depth, plain))
+            axis.plot(steps, [100 * row["train_top1_error"] for row in mine], "--", lw=1,
+                      color=colours[depth], label=f"{label} train")
+            if mine[0]["test_top1_error"] is not None:
+                axis.plot(steps, [100 * row["test_top1_error"] for row in mine], "-", lw=2.2,
+                          color=colours[depth], label=f"{label} {test_label}")
+        axis.set(title="plain networks" if plain else "residual networks (option A)",
+                 xlabel="iterations", ylabel="error (%)")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def degradation(config, depths=DEGRADATION_DEPTHS, output_dir="runs/degradation", log=print):
+    """Fig. 6: trains plain and residual nets of `depths`; writes CSV and PNG.
+
+    Returns:
+        dict with the rows, the final training/test errors per net, and the
+        paths written.
+    """
+    names = [run_name(depth, plain) for plain in (True, False) for depth in depths]
+    summaries, data = train_sweep(config, [(d, p) for p in (True, False) for d in depths],
+                                  output_dir, log)
+    rows = degradation_rows(output_dir, names)
+    csv_path = os.path.join(output_dir, "degradation.csv")
+    png_path = os.path.join(output_dir, "degradation.png")
+    _write_csv(csv_path, rows)
+    plot_degradation(rows, png_path, "validation" if data.validation else "test")
+    final = {display_name(name): {"train_top1_error": summaries[name]["final_train_top1_error"],
+                                  "test_top1_error": summaries[name]["test_top1_error"],
+                                  "steps": summaries[name]["steps"]} for name in names}
+    for name, errors in final.items():
+        log(f"{name:>10}: training error {100 * errors['train_top1_error']:.2f}%, test error "
+            f"{100 * errors['test_top1_error']:.2f}% after {errors['steps']} iterations")
+    log(f"Wrote {csv_path} and {png_path}")
+    return {"rows": rows, "final": final, "csv": csv_path, "png": png_path}
+
+
+# ---------------------------------------------------------------- Fig. 7
+def response_layers(model):
+    """The batch normalizations that follow the 3x3 convolutions, in order.
+
+    Relies on the fixed layer names: `<unit>_conv` is followed by `<unit>_bn`.
+    """
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D) and tuple(layer.kernel_size) == (3, 3):
+            unit = layer.name.removesuffix("_conv")
+            try:
+                found.append(model.get_layer(f"{unit}_bn"))
+            except ValueError:
+                raise ValueError(f"Model {model.name!r}: no batch normalization named {unit}_bn "
+                                 f"after the 3x3 convolution {layer.name!r}; layer responses "
+                                 "need a keras_resnet model.") from None
+    if not found:
+        raise ValueError(f"Model {model.name!r} has no 3x3 convolutions.")
+    return found
+
+
+def layer_responses(model, dataset):
+    """Std of each 3x3 layer's response (after BN, before add/ReLU) over `dataset`.
+
+    Args:
+        model: a keras_resnet model (raw pixels in).
+        dataset: `tf.data.Dataset` of (images, labels) batches.
+
+    Returns:
+        list of (layer name, std): per-channel standard deviation over all
+        images and positions, averaged over the layer's channels.
+    """
+    layers = response_layers(model)
+    probe = keras.Model(model.inputs, [layer.output for layer in layers])
+
+    @tf.function
+    def batch_moments(images):
+        outputs = probe(tf.cast(images, tf.float32), training=False)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        moments = []
+        for output in outputs:
+            output = tf.cast(output, tf.float32)
+            moments.append((tf.reduce_sum(output, [0, 1, 2]),
+                            tf.reduce_sum(tf.square(output), [0, 1, 2])))
+        return moments
+
+    sums = squares = None
+    num_images = 0
+    for images, _ in dataset:
+        moments = [(a.numpy().astype(np.float64), b.numpy().astype(np.float64))
+                   for a, b in batch_moments(images)]
+        if sums is None:
+            sums, squares = [a for a, _ in moments], [b for _, b in moments]
+        else:
+            sums = [total + a for total, (a, _) in zip(sums, moments)]
+            squares = [total + b for total, (_, b) in zip(squares, moments)]
+        num_images += int(images.shape[0])
+    if not num_images:
+        raise ValueError("The dataset is empty.")
+    result = []
+    for layer, total, total_sq in zip(layers, sums, squares):
+        height, width = layer.output.shape[1:3]
+        n = num_images * height * width
+        variance = np.maximum(total_sq / n - (total / n) ** 2, 0.0)
+        result.append((layer.name, float(np.sqrt(variance).mean())))
+    return result
+
+
+def plot_layer_responses(responses, path):
+    """Fig. 7's layout: std by layer index (top) and sorted by magnitude (bottom)."""
+    plt = _pyplot()
+    fig, (ordered, ranked) = plt.subplots(2, 1, figsize=(8, 6.5))
+    for label, values in responses.items():
+        stds = [std for _, std in values]
+        style = "--" if label.startswith("plain") else "-"
+        index = np.arange(1, len(stds) + 1)
+        ordered.plot(index, stds, style, marker=".", lw=1.2, label=label)
+        ranked.plot(index, sorted(stds, reverse=True), style, marker=".", lw=1.2, label=label)
+    ordered.set(xlabel="layer index (original)", ylabel="std")
+    ranked.set(xlabel="layer index (sorted by magnitude)", ylabel="std")
+    for axis in (ordered, ranked):
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    fig.suptitle("Standard deviation of the 3x3 layers' responses (after BN, before ReLU/addition)",
+                 fontsize=10)
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def layer_response_analysis(model_paths, data, output_dir="runs/layer-responses", batch_size=256,
+                            log=print):
+    """Fig. 7 for trained models: computes, writes CSV and PNG.
+
+    Args:
+        model_paths: run directories or `.keras` files.
+        data: the `Data` whose test split is measured.
+
+    Returns:
+        dict with `responses` ({label: [(layer, std), ...]}) and the paths written.
+    """
+    models = []
+    for path in model_paths:
+        keras_path = os.path.join(path, "model.keras") if os.path.isdir(path) else path
+        if not (os.path.isfile(keras_path) and keras_path.endswith(".keras")):
+            raise ValueError(f"--model {path!r}: expected a run directory with model.keras or a "
+                             ".keras file.")
+        model, _ = evaluation.load_keras_run(keras_path)
+        evaluation.check_compatible(evaluation.classifier_from_model(model), data)
+        models.append((path, model))
+    labels = [display_name(model.name) for _, model in models]
+    responses = {}
+    for (path, model), label in zip(models, labels):
+        if labels.count(label) > 1:
+            label = f"{label} ({path})"
+        responses[label] = layer_responses(model, data_lib.eval_dataset(data, data.test, batch_size))
+        stds = [std for _, std in responses[label]]
+        log(f"{label}: {len(stds)} 3x3 layers, response std mean {np.mean(stds):.3f}, "
+            f"max {max(stds):.3f}")
+    rows = [{"model": label, "layer_index": i + 1, "layer": name, "std": std,
+             "rank": sorted((s for _, s in values), reverse=True).index(std) + 1}
+            for label, values in responses.items() for i, (name, std) in enumerate(values)]
+    csv_path = os.path.join(output_dir, "layer_responses.csv")
+    png_path = os.path.join(output_dir, "layer_responses.png")
+    _write_csv(csv_path, rows)
+    plot_layer_responses(responses, png_path)
+    log(f"Wrote {csv_path} and {png_path}")
+    return {"responses": responses, "csv": csv_path, "png": png_path}
+
+
+# ---------------------------------------------------------------- Table 6
+def depth_table(config, depths=TABLE_DEPTHS, output_dir="runs/depth-table", log=print):
+    """Table 6: trains (or collects) the residual nets of `depths`; writes CSV, Markdown, PNG."""
+    summaries, _ = train_sweep(config, [(depth, False) for depth in depths], output_dir, log)
+    rows = []
+    for depth in depths:
+        summary = summaries[run_name(depth, False)]
+        paper_params, paper_error = PAPER_TABLE6.get(depth, (None, None))
+        rows.append({"model": display_name(run_name(depth, False)), "layers": depth,
+                     "parameters": summary["trainable_parameters"],
+                     "paper_parameters": paper_params, "steps": summary["steps"],
+                     "test_top1_error": summary["test_top1_error"],
+                     "paper_test_error": None if paper_error is None else paper_error / 100})
+    csv_path = os.path.join(output_dir, "depth_table.csv")
+    md_path = os.path.join(output_dir, "depth_table.md")
+    png_path = os.path.join(output_dir, "depth_table.png")
+    _write_csv(csv_path, rows)
+    _write_text(md_path, depth_table_markdown(rows))
+    plot_depth_table(rows, png_path)
+    log(depth_table_markdown(rows))
+    log(f"Wrote {csv_path}, {md_path} and {png_path}")
+    return {"rows": rows, "csv": csv_path, "markdown": md_path, "png": png_path}
+
+
+def depth_table_markdown(rows):
+    """Table 6's columns: layers, parameters, test error; the paper's beside ours."""
+    lines = ["| model | layers | params | iterations | test error (%) | paper: params | paper: error (%) |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        paper_params = "" if row["paper_parameters"] is None else f"{row['paper_parameters'] / 1e6:.2f}M"
+        paper_error = "" if row["paper_test_error"] is None else f"{100 * row['paper_test_error']:.2f}"
+        lines.append(f"| {row['model']} | {row['layers']} | {row['parameters'] / 1e6:.2f}M | "
+                     f"{row['steps']:,} | {100 * row['test_top1_error']:.2f} | {paper_params} | "
+                     f"{paper_error} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_depth_table(rows, path):
+    """Test error against depth, ours and the paper's."""
+    plt = _pyplot()
+    fig, axis = plt.subplots(figsize=(6, 4))
+    layers = [row["layers"] for row in rows]
+    axis.plot(layers, [100 * row["test_top1_error"] for row in rows], "o-", lw=2,
+              label=f"this run ({rows[0]['steps']:,} iterations)")
+    paper = [(row["layers"], 100 * row["paper_test_error"]) for row in rows
+             if row["paper_test_error"] is not None]
+    if paper:
+        axis.plot(*zip(*paper), "s--", label="paper, Table 6 (64k iterations)")
+    axis.set(xscale="log", xlabel="layers", ylabel="test error (%)",
+             title="CIFAR-10 residual nets: test error against depth")
+    axis.set_xticks(layers, [str(d) for d in layers])
+    axis.grid(alpha=0.3)
+    axis.legend()
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+# ---------------------------------------------------------------- output
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save_figure(fig, path):
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    partial = path + ".tmp.png"
+    fig.savefig(partial, dpi=110)
+    _pyplot().close(fig)
+    os.replace(partial, path)
+
+
+def _write_csv(path, rows):
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["model"])
+    writer.writeheader()
+    writer.writerows(rows)
+    _write_text(path, buffer.getvalue())
+
+
+def _write_text(path, text):
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    training._write_atomic(path, text)
+
+
+# ---------------------------------------------------------------- command line
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m keras_resnet.analysis",
+                                     description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    sweeps = {
+        "degradation": ("Fig. 6: plain and residual nets, training and test error against iterations",
+                        DEGRADATION_DEPTHS, "runs/degradation"),
+        "depth-table": ("Table 6: residual nets of several depths, parameters and test error",
+                        TABLE_DEPTHS, "runs/depth-table"),
+    }
+    for name, (help_text, depths, output_dir) in sweeps.items():
+        command = commands.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("--depths", type=int, nargs="+", default=list(depths),
+                             help=f"CIFAR depths 6n+2 (default: {' '.join(map(str, depths))})")
+        command.add_argument("--output-dir", default=output_dir,
+                             help=f"one run directory per net, and the results (default: {output_dir})")
+        training.add_config_flags(command, skip=("depth", "plain", "output_dir"))
+    command = commands.add_parser(
+        "layer-responses", help="Fig. 7: std of each 3x3 layer's response over the test set",
+        description="Fig. 7: std of each 3x3 layer's response over the test set")
+    command.add_argument("--model", action="append", required=True,
+                         help="run directory or .keras file; repeat for several models")
+    command.add_argument("--dataset", default="cifar10", help="dataset name (default: cifar10)")
+    command.add_argument("--data-dir", help="local copy: class folders, CIFAR batches or IDX files")
+    command.add_argument("--tfds-data-dir", help="TFDS data directory")
+    command.add_argument("--image-size", type=int, default=224, help="crop size for large images")
+    command.add_argument("--batch-size", type=int, default=256, help="images per batch (default: 256)")
+    command.add_argument("--output-dir", default="runs/layer-responses",
+                         help="where the CSV and PNG go (default: runs/layer-responses)")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "layer-responses":
+            if args.batch_size < 1:
+                raise ValueError(f"--batch-size must be positive, received {args.batch_size}.")
+            data = data_lib.load_data(args.dataset, args.data_dir, args.tfds_data_dir, args.image_size)
+            layer_response_analysis(args.model, data, args.output_dir, args.batch_size)
+            return 0
+        if len(set(args.depths)) != len(args.depths):
+            raise ValueError(f"--depths has repeated values: {args.depths}.")
+        fields = {f.name for f in dataclasses.fields(training.TrainConfig)}
+        config = training.TrainConfig(**{k: v for k, v in vars(args).items() if k in fields
+                                         and k != "output_dir"})
+        run = degradation if args.command == "degradation" else depth_table
+        run(config, args.depths, args.output_dir)
+    except (ValueError, RuntimeError) as error:  # DataError and TrainingDiverged included
+        print(f"analysis {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

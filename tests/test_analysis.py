@@ -1,0 +1,97 @@
+import csv
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_resnet
+from keras_resnet import analysis
+
+
+def _read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def _is_png(path):
+    with open(path, "rb") as f:
+        return f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("depth, plain, expected", [(8, False, 7), (8, True, 7), (20, False, 19)])
+def test_response_layers_are_the_bn_after_every_3x3_conv(depth, plain, expected):
+    model = keras_resnet.ResNet(depth, stem="cifar", plain=plain, input_shape=(32, 32, 3), classes=10)
+    layers = analysis.response_layers(model)
+    assert len(layers) == expected  # the stem conv and two per basic block
+    assert layers[0].name == "conv1_bn" and layers[1].name == "conv2_block1_1_bn"
+    assert all(isinstance(layer, keras.layers.BatchNormalization) for layer in layers)
+
+
+def test_response_layers_of_a_bottleneck_net_are_its_3x3_convs_only():
+    model = keras_resnet.ResNet50(input_shape=(64, 64, 3), classes=10)
+    layers = analysis.response_layers(model)
+    assert len(layers) == 16  # one 3x3 per bottleneck block; the 7x7 stem is not one
+    assert all(layer.name.endswith("_2_bn") for layer in layers)
+
+
+def test_layer_responses_equal_per_channel_std_computed_directly():
+    model = keras_resnet.ResNet(8, stem="cifar", input_shape=(16, 16, 3), classes=10)
+    images = np.random.default_rng(0).integers(0, 256, (20, 16, 16, 3)).astype(np.uint8)
+    dataset = tf.data.Dataset.from_tensor_slices((images, np.zeros(20, np.int32))).batch(7)
+    responses = analysis.layer_responses(model, dataset)
+    probe = keras.Model(model.inputs, model.get_layer("conv3_block1_2_bn").output)
+    outputs = probe.predict(images.astype(np.float32), verbose=0).astype(np.float64)
+    expected = outputs.reshape(-1, outputs.shape[-1]).std(axis=0).mean()
+    assert dict(responses)["conv3_block1_2_bn"] == pytest.approx(expected, rel=1e-4)
+    assert [name for name, _ in responses] == [l.name for l in analysis.response_layers(model)]
+
+
+def test_degradation_depth_table_and_layer_responses_on_real_cifar(cifar_dir, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    common = ["--dataset", "cifar10", "--data-dir", str(cifar_dir), "--steps", "4",
+              "--steps-per-epoch", "2", "--batch-size", "32", "--output-dir", str(out)]
+    assert analysis.main(["degradation", "--depths", "8", *common]) == 0
+    rows = _read_csv(out / "degradation.csv")
+    assert [(r["model"], int(r["step"])) for r in rows] == [
+        ("plain-8", 2), ("plain-8", 4), ("ResNet-8", 2), ("ResNet-8", 4)]
+    assert all(0 <= float(r["train_top1_error"]) <= 1 and 0 <= float(r["test_top1_error"]) <= 1
+               for r in rows)
+    assert _is_png(out / "degradation.png")
+    assert (out / "plain8" / "model.keras").is_file() and (out / "resnet8" / "saved_model").is_dir()
+
+    # depth-table collects the finished ResNet-8 run instead of training it again.
+    weights = out / "resnet8" / "model.keras"
+    before = os.stat(weights).st_mtime_ns
+    assert analysis.main(["depth-table", "--depths", "8", *common]) == 0
+    assert os.stat(weights).st_mtime_ns == before
+    assert "already finished" in capsys.readouterr().out
+    table = _read_csv(out / "depth_table.csv")
+    assert table[0]["model"] == "ResNet-8" and int(table[0]["parameters"]) == 75_290
+    assert "| ResNet-8 | 8 | 0.08M | 4 |" in (out / "depth_table.md").read_text()
+    assert _is_png(out / "depth_table.png")
+
+    responses = tmp_path / "responses"
+    assert analysis.main(["layer-responses", "--dataset", "cifar10", "--data-dir", str(cifar_dir),
+                          "--model", str(out / "plain8"), "--model", str(out / "resnet8" / "model.keras"),
+                          "--output-dir", str(responses)]) == 0
+    rows = _read_csv(responses / "layer_responses.csv")
+    assert [r["model"] for r in rows] == ["plain-8"] * 7 + ["ResNet-8"] * 7
+    assert sorted(int(r["rank"]) for r in rows[:7]) == list(range(1, 8))
+    assert all(float(r["std"]) > 0 for r in rows)
+    assert _is_png(responses / "layer_responses.png")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["degradation", "--depths", "20", "21"], "depth"),
+    (["depth-table", "--depths", "20", "20"], "repeated"),
+    (["degradation", "--depths", "8", "--steps-per-epoch", "0"], "steps_per_epoch must be positive"),
+    (["layer-responses", "--model", "no/such/run"], "no/such/run"),
+])
+def test_bad_input_exits_1_naming_it_and_writes_nothing(argv, message, cifar_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = [*argv, "--dataset", "cifar10", "--data-dir", str(cifar_dir), "--output-dir", str(out)]
+    assert analysis.main(argv) == 1
+    assert message in capsys.readouterr().err
+    assert not out.exists()
