@@ -156,15 +156,15 @@ class WeightDecay(keras.regularizers.Regularizer):
 
 @keras.saving.register_keras_serializable(package="keras_resnet")
 class FusedBatchNormalization(keras.layers.BatchNormalization):
-    """`keras.layers.BatchNormalization` computed by one fused kernel on TensorFlow.
+    """`keras.layers.BatchNormalization` trained with one fused kernel on TensorFlow.
 
     Keras 3 normalizes with separate moment, subtract, multiply and add ops;
     TensorFlow's `FusedBatchNormV3` (oneDNN's on CPUs, cuDNN's on GPUs) does
     it, and its gradient, in one pass over the tensor, which is what tf.keras
     2 used and what PyTorch does. Same weights, same arguments, same moving
-    averages (the biased batch variance, as Keras keeps); other backends,
-    masks, renorm and synchronized batch norm use the Keras implementation.
-    benchmarks/results.md has the speed difference.
+    averages (the biased batch variance, as Keras keeps). Inference, other
+    backends, masks, renorm and synchronized batch norm use the Keras
+    implementation. benchmarks/results.md has the speed differences.
 
     Example:
 
@@ -179,22 +179,17 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
                 and self.axis in (-1, 3) and self.scale and self.center)
 
     def call(self, inputs, training=None, mask=None):
-        if not self._fusable(inputs, mask):
+        # Inference keeps Keras's ops: under oneDNN the fused inference kernel took
+        # 1 s per batch-1 call of ResNet-50 against 79 ms (benchmarks/results.md).
+        if not (training and self.trainable) or not self._fusable(inputs, mask):
             return super().call(inputs, training=training, mask=mask)
         # FusedBatchNormV3 takes float16/bfloat16/float32 inputs with float32 statistics.
         x = tf.cast(inputs, self.compute_dtype)
-        if training and self.trainable:
-            outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-                x, self.gamma, self.beta, epsilon=self.epsilon, data_format="NHWC",
-                is_training=True)
-            # The kernel returns the unbiased variance; Keras averages the biased one.
-            count = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), tf.float32)
-            variance = variance * (count - 1.0) / count
-            self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
-            self.moving_variance.assign(
-                self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
-        else:
-            outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
-                x, self.gamma, self.beta, mean=self.moving_mean, variance=self.moving_variance,
-                epsilon=self.epsilon, data_format="NHWC", is_training=False)
+        outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            x, self.gamma, self.beta, epsilon=self.epsilon, data_format="NHWC", is_training=True)
+        # The kernel returns the unbiased variance; Keras averages the biased one.
+        count = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), tf.float32)
+        variance = variance * (count - 1.0) / count
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
         return outputs
