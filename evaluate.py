@@ -21,11 +21,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True,
                         help="run directory, .keras file, SavedModel folder or TF Serving base folder")
-    parser.add_argument("--dataset", default="cifar10", help="dataset name (default: cifar10)")
-    parser.add_argument("--data-dir", help="local copy: class folders, CIFAR batches or IDX files")
-    parser.add_argument("--tfds-data-dir", help="TFDS data directory")
-    parser.add_argument("--image-size", type=int, default=224, help="crop size for large images")
-    parser.add_argument("--batch-size", type=int, default=256, help="images per batch (default: 256)")
+    data_lib.add_evaluation_data_flags(parser)
     parser.add_argument("--ten-crop", action="store_true", help="the paper's 10-crop testing (large images)")
     parser.add_argument("--output-json", help="write the report here")
     parser.add_argument("--confusion-png", help="confusion-matrix PNG (default: beside --output-json, "

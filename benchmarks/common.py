@@ -36,3 +36,31 @@ def report(title, command, lines, output=None):
     if output:
         with open(output, "a") as f:
             f.write(text + "\n")
+
+
+def fit_images_per_second(model, dataset, batch_size, steps, warmup=5):
+    """Training images/s of `model.fit` over `steps` steps after `warmup` steps.
+
+    Timed between batch ends inside one `fit` call: `fit`'s start and its
+    teardown (which now and then takes seconds on TensorFlow) are left out,
+    as they are from a long training run. With the model's
+    `steps_per_execution` above 1, Keras calls back once per execution: both
+    counts round up to whole executions.
+    """
+    import math
+    import time
+
+    import keras
+
+    per_call = model.steps_per_execution
+    warmup_calls, timed_calls = max(1, math.ceil(warmup / per_call)), math.ceil(steps / per_call)
+    batch_ends = []
+
+    class BatchEnds(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            batch_ends.append(time.perf_counter())
+
+    model.fit(dataset, steps_per_epoch=(warmup_calls + timed_calls) * per_call, epochs=1, verbose=0,
+              callbacks=[BatchEnds()])
+    assert len(batch_ends) == warmup_calls + timed_calls, len(batch_ends)
+    return timed_calls * per_call * batch_size / (batch_ends[-1] - batch_ends[warmup_calls - 1])

@@ -39,7 +39,12 @@ def ours(depth, steps, batch_size):
             return json.load(f)["examples_per_second"]
 
 
-def pytorch(depth, steps, batch_size, warmup=10):
+def pytorch_resnet(depth, classes=10):
+    """The v1 CIFAR ResNet (option A) of `depth` layers in PyTorch, channels_last.
+
+    Initialised as keras_resnet's: He normal (fan-out) convolutions, Glorot
+    uniform classifier with zero bias, BN weight 1 and bias 0.
+    """
     import torch
     from torch import nn
 
@@ -66,8 +71,23 @@ def pytorch(depth, steps, batch_size, warmup=10):
         for index in range(n):
             layers.append(Block(cin, width, 2 if stage and not index else 1))
             cin = width
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10)]
-    model = nn.Sequential(*layers).to(memory_format=torch.channels_last)
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, classes)]
+    model = nn.Sequential(*layers)
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            nn.init.zeros_(module.bias)
+    return model.to(memory_format=torch.channels_last)
+
+
+def pytorch(depth, steps, batch_size, warmup=10):
+    """Training images/s of PyTorch eager on one pre-made batch, after `warmup` steps."""
+    import torch
+    from torch import nn
+
+    model = pytorch_resnet(depth)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     x = torch.randn(batch_size, 3, 32, 32).to(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch_size,))

@@ -400,11 +400,7 @@ def build_parser():
         description="Fig. 7: std of each 3x3 layer's response over the test set")
     command.add_argument("--model", action="append", required=True,
                          help="run directory or .keras file; repeat for several models")
-    command.add_argument("--dataset", default="cifar10", help="dataset name (default: cifar10)")
-    command.add_argument("--data-dir", help="local copy: class folders, CIFAR batches or IDX files")
-    command.add_argument("--tfds-data-dir", help="TFDS data directory")
-    command.add_argument("--image-size", type=int, default=224, help="crop size for large images")
-    command.add_argument("--batch-size", type=int, default=256, help="images per batch (default: 256)")
+    data_lib.add_evaluation_data_flags(command)
     command.add_argument("--output-dir", default="runs/layer-responses",
                          help="where the CSV and PNG go (default: runs/layer-responses)")
     return parser
