@@ -14,7 +14,6 @@ Logic lives in keras_resnet.tuning.
 import os
 import sys
 
-from keras_resnet import data as data_lib
 from keras_resnet import training, tuning
 
 TUNING_ARGS = ("oracle", "max_trials", "population", "generations", "search", "lr_range",
@@ -59,9 +58,7 @@ def main(argv=None):
             "tuning", f"{config.dataset}-{search['oracle']}")
         training.check_writable(config.output_dir)
         strategy = training.setup_devices(config)
-        data = data_lib.load_data(config.dataset, config.data_dir, config.tfds_data_dir,
-                                  config.image_size, config.validation_split, config.train_subset,
-                                  config.seed)
+        data = training.load_config_data(config)
         oracle = tuning.make_oracle(search["oracle"], hyperparameters, search["max_trials"],
                                     search["population"], search["generations"], config.seed,
                                     search["max_epochs"] or config.epochs)

@@ -51,12 +51,18 @@ def run_name(depth, plain):
     return f"{'plain' if plain else 'resnet'}{depth}"
 
 
+def parse_run_name(name):
+    """`plain20` -> (20, True), `resnet56` -> (56, False); None for other names."""
+    match = re.fullmatch(r"(plain|resnet)(\d+)", name)
+    return (int(match[2]), match[1] == "plain") if match else None
+
+
 def display_name(name):
     """`plain20` -> `plain-20`, `resnet56` -> `ResNet-56`; other names unchanged."""
-    match = re.fullmatch(r"(plain|resnet)(\d+)", name)
-    if not match:
+    parsed = parse_run_name(name)
+    if parsed is None:
         return name
-    return f"{'plain' if match[1] == 'plain' else 'ResNet'}-{match[2]}"
+    return f"{'plain' if parsed[1] else 'ResNet'}-{parsed[0]}"
 
 
 def train_sweep(config, nets, output_dir, log=print):
@@ -76,9 +82,7 @@ def train_sweep(config, nets, output_dir, log=print):
         ValueError: for an invalid depth or config, before any training.
     """
     strategy = training.setup_devices(config)
-    data = data_lib.load_data(config.dataset, config.data_dir, config.tfds_data_dir,
-                              config.image_size, config.validation_split, config.train_subset,
-                              config.seed)
+    data = training.load_config_data(config)
     configs = {}
     for depth, plain in nets:
         net = dataclasses.replace(config, depth=depth, plain=plain,
@@ -100,10 +104,10 @@ def degradation_rows(output_dir, names):
     rows = []
     for name in names:
         state = training.load_state(os.path.join(output_dir, name)) or {"history": []}
-        match = re.fullmatch(r"(plain|resnet)(\d+)", name)
+        depth, plain = parse_run_name(name)
         for entry in state["history"]:
-            rows.append({"model": display_name(name), "depth": int(match[2]),
-                         "plain": match[1] == "plain", "step": entry["step"],
+            rows.append({"model": display_name(name), "depth": depth,
+                         "plain": plain, "step": entry["step"],
                          "train_top1_error": entry["top1_error"],
                          "test_top1_error": entry["val_top1_error"]})
     return rows

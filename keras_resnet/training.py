@@ -525,6 +525,12 @@ def versions():
             "keras": keras.__version__, "numpy": np.__version__}
 
 
+def load_config_data(config):
+    """The `Data` a `TrainConfig` names: its dataset, split, subset and image size."""
+    return data_lib.load_data(config.dataset, config.data_dir, config.tfds_data_dir, config.image_size,
+                              config.validation_split, config.train_subset, config.seed)
+
+
 def train(config, log=print, data=None, strategy=None, finalize=True):
     """Runs (or resumes) a training run and returns its summary dict.
 
@@ -549,9 +555,7 @@ def train(config, log=print, data=None, strategy=None, finalize=True):
     strategy = strategy or setup_devices(config)
     if config.output_dir:
         check_writable(config.output_dir)
-    data = data or data_lib.load_data(config.dataset, config.data_dir, config.tfds_data_dir,
-                                      config.image_size, config.validation_split,
-                                      config.train_subset, config.seed)
+    data = data or load_config_data(config)
     run = resolve(config, data)
     config = run.config
     model_name = f"{'plain' if config.plain else 'resnet'}{config.depth}"
