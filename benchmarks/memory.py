@@ -1,8 +1,9 @@
 """Peak memory of training CIFAR ResNet-110 and ResNet-1202 at batch 128.
 
 Each run is a fresh process running `keras_resnet.training.train` (train.py's
-code path) on the synthetic CIFAR-shaped dataset for a few steps, without the
-final export; its peak resident set size (`ru_maxrss`) is the figure. The
+code path) on the synthetic CIFAR-shaped dataset for a few steps, then its
+test evaluation and export (model.keras, SavedModel), as `train.py` does; the
+process's peak resident set size (`ru_maxrss`) is the figure. The
 same network in PyTorch (the benchmark's eager channels_last model of
 train_throughput.py) is measured the same way for comparison. A run the
 kernel kills for lack of memory is reported with the peak it had reached. Peak RSS
@@ -29,7 +30,7 @@ depth, steps, batch = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 with tempfile.TemporaryDirectory() as run_dir:
     config = training.TrainConfig(dataset="synthetic", depth=depth, steps=steps, batch_size=batch,
                                   steps_per_epoch=steps, output_dir=run_dir, log_every=1000)
-    summary = training.train(config, log=lambda line: None, finalize=False)
+    summary = training.train(config, log=lambda line: None)
 print(summary["examples_per_second"] or 0, file=sys.stderr)
 """
 

@@ -28,6 +28,7 @@ finished epoch when the same command is run again.
 
 import argparse
 import dataclasses
+import gc
 import glob
 import json
 import math
@@ -613,6 +614,10 @@ def train(config, log=print, data=None, strategy=None, finalize=True):
                   initial_epoch=state.initial_epoch, steps_per_epoch=run.steps_per_epoch,
                   callbacks=[state, logger], shuffle=False,
                   verbose=1 if sys.stdout.isatty() else 2)
+        # Training is over: free its graphs (gigabytes for ResNet-1202) before the
+        # evaluation and export trace theirs. Keras builds them again if needed.
+        model.train_function = model.test_function = None
+        gc.collect()
     if state.diverged_at is not None:
         raise TrainingDiverged(
             f"The loss became NaN or infinite in epoch {state.diverged_at}; training stopped. "

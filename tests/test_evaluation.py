@@ -90,3 +90,17 @@ def test_mismatched_classes_missing_and_corrupt_models(cifar_run, tmp_path):
     anonymous = evaluation.classifier_from_model(keras.saving.load_model(cifar_run / "model.keras"))
     with pytest.raises(ValueError, match="ten_crop applies to ImageNet-style"):
         evaluation.evaluate(anonymous, cifar, ten_crop=True)
+
+
+def test_in_memory_model_predicts_as_its_eager_call_for_any_batch_size():
+    import keras_resnet
+
+    model = keras_resnet.ResNet(8, stem="cifar", input_shape=(16, 16, 3), classes=3)
+    classifier = evaluation.classifier_from_model(model)
+    rng = np.random.default_rng(0)
+    for batch in (4, 3, 7):  # a last, smaller batch must not be a problem
+        images = rng.uniform(0, 255, (batch, 16, 16, 3)).astype("float32")
+        expected = keras.ops.convert_to_numpy(model(images, training=False))
+        predicted = classifier.predict(images)
+        assert predicted.shape == (batch, 3) and predicted.dtype == np.float32
+        np.testing.assert_allclose(predicted, expected, rtol=1e-5, atol=1e-6)
