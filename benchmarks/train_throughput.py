@@ -7,7 +7,11 @@ architecture (v1 CIFAR ResNet, option A, BN eps 1e-5 / momentum 0.1, no conv
 bias, SGD momentum 0.9 with coupled weight decay 1e-4) in eager mode with
 channels_last tensors, on pre-made random batches (no input pipeline at all).
 
-    python benchmarks/train_throughput.py --depths 20 56 110 --steps 60 --output benchmarks/train_throughput.md
+Each depth runs `--rounds` times, the two sides alternating so that a slow
+spell of the machine falls on both; the table gives each side's median and the
+range of the per-round ratios.
+
+    python benchmarks/train_throughput.py --depths 20 56 110 --rounds 3 --output benchmarks/results.md
 
 Needs PyTorch (`pip install torch`, CPU build). Appends a Markdown section with
 the machine, versions, command and numbers.
@@ -16,6 +20,7 @@ the machine, versions, command and numbers.
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -107,18 +112,26 @@ def main():
     parser.add_argument("--steps", type=int, default=60, help="train.py steps (20 are warm-up)")
     parser.add_argument("--torch-steps", type=int, default=30, help="timed PyTorch steps after 10 warm-up")
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each side per depth")
     parser.add_argument("--output", help="append the Markdown results here")
     args = parser.parse_args()
 
-    rows = ["| network | keras_resnet (train.py) images/s | PyTorch eager channels_last images/s | ratio |",
-            "|---|---:|---:|---:|"]
+    rows = ["| network | keras_resnet (train.py) images/s, median | PyTorch eager channels_last images/s, median "
+            "| ratio of medians | per-round ratios |",
+            "|---|---:|---:|---:|---|"]
     for depth in args.depths:
-        ours_rate = ours(depth, args.steps, args.batch_size)
-        torch_rate = pytorch(depth, args.torch_steps, args.batch_size)
-        rows.append(f"| ResNet-{depth} | {ours_rate:.1f} | {torch_rate:.1f} | {ours_rate / torch_rate:.2f}x |")
+        ours_rates, torch_rates = [], []
+        for _ in range(args.rounds):
+            ours_rates.append(ours(depth, args.steps, args.batch_size))
+            torch_rates.append(pytorch(depth, args.torch_steps, args.batch_size))
+            print(f"ResNet-{depth}: {ours_rates[-1]:.1f} against {torch_rates[-1]:.1f}", flush=True)
+        ours_rate, torch_rate = statistics.median(ours_rates), statistics.median(torch_rates)
+        ratios = ", ".join(f"{a / b:.2f}x" for a, b in zip(ours_rates, torch_rates))
+        rows.append(f"| ResNet-{depth} | {ours_rate:.1f} | {torch_rate:.1f} | {ours_rate / torch_rate:.2f}x | {ratios} |")
         print(rows[-1], flush=True)
     command = (f"python benchmarks/train_throughput.py --depths {' '.join(map(str, args.depths))} "
-               f"--steps {args.steps} --torch-steps {args.torch_steps} --batch-size {args.batch_size}")
+               f"--rounds {args.rounds} --steps {args.steps} --torch-steps {args.torch_steps} "
+               f"--batch-size {args.batch_size}")
     common.report(f"Training throughput, batch {args.batch_size}", command, rows, args.output)
 
 
