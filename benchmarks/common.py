@@ -2,7 +2,11 @@
 
 import os
 import platform
+import subprocess
+import sys
 import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def machine():
@@ -36,6 +40,23 @@ def report(title, command, lines, output=None):
     if output:
         with open(output, "a") as f:
             f.write(text + "\n")
+
+
+def run_snippet(code, *args, env=None):
+    """Standard output of Python `code` run with `args` in a fresh process.
+
+    A fresh process per measurement, since TensorFlow reads its settings
+    (oneDNN, thread pools) once when it starts. The repository and this folder
+    are importable there; `env` adds environment variables. Raises with the
+    end of its standard error if it fails.
+    """
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONPATH": os.pathsep.join([REPO, os.path.join(REPO, "benchmarks")]), **(env or {})}
+    result = subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env,
+                            capture_output=True, text=True)
+    if result.returncode:
+        raise RuntimeError(result.stderr[-3000:])
+    return result.stdout
 
 
 def fit_images_per_second(model, dataset, batch_size, steps, warmup=5):

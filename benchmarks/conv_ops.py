@@ -18,10 +18,6 @@ Needs PyTorch (`pip install torch`, CPU build).
 
 import argparse
 import json
-import os
-import subprocess
-import sys
-import time
 
 import common
 
@@ -98,13 +94,7 @@ print(json.dumps(result))
 
 def milliseconds(code, batch, repeats, side, channels):
     """{kernel: ms per op} of one framework at one stage, in a fresh process."""
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": repo}
-    result = subprocess.run([sys.executable, "-c", code, *map(str, (batch, repeats, side, channels))],
-                            env=env, capture_output=True, text=True)
-    if result.returncode:
-        raise RuntimeError(result.stderr[-3000:])
-    return json.loads(result.stdout.split("\n")[-2])
+    return json.loads(common.run_snippet(code, batch, repeats, side, channels).split("\n")[-2])
 
 
 def main():

@@ -18,9 +18,6 @@ timing `model.fit` steps on one fixed batch after warm-up
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 
 import common
 
@@ -66,16 +63,10 @@ def measure(steps, onednn="1", xla="off", batch_norm="fused", intra=0, inter=0, 
     With `profile_dir`, TensorFlow's profiler records the timed steps there
     (which slows them a little).
     """
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": onednn, "TF_CPP_MIN_LOG_LEVEL": "2",
-           "PYTHONPATH": os.pathsep.join([repo, os.path.join(repo, "benchmarks")])}
     settings = dict(steps=steps, xla=xla, batch_norm=batch_norm, intra=intra, inter=inter,
                     steps_per_execution=steps_per_execution, layout=layout, profile_dir=profile_dir)
-    result = subprocess.run([sys.executable, "-c", STEP, json.dumps(settings)], env=env,
-                            capture_output=True, text=True)
-    if result.returncode:
-        raise RuntimeError(result.stderr[-3000:])
-    return float(result.stdout.split()[-1])
+    output = common.run_snippet(STEP, json.dumps(settings), env={"TF_ENABLE_ONEDNN_OPTS": onednn})
+    return float(output.split()[-1])
 
 
 def table(header, settings, steps):

@@ -12,9 +12,6 @@ weight decay on every weight, and the fused batch norm.
 """
 
 import argparse
-import os
-import subprocess
-import sys
 
 import common
 
@@ -36,12 +33,8 @@ print(model.count_params(), common.fit_images_per_second(model, data, batch, ste
 
 
 def measure(which, batch_size, steps):
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-           "PYTHONPATH": os.pathsep.join([repo, os.path.join(repo, "benchmarks")])}
-    result = subprocess.run([sys.executable, "-c", STEP, which, str(batch_size), str(steps)],
-                            env=env, capture_output=True, text=True, check=True)
-    params, rate = result.stdout.split()[-2:]
+    output = common.run_snippet(STEP, which, batch_size, steps)
+    params, rate = output.split()[-2:]
     return int(params), float(rate)
 
 

@@ -93,8 +93,8 @@ def _load_keras(path):
 def classifier_from_model(model, class_names=None, path=None):
     """A `Classifier` over an in-memory Keras model."""
     # A traced call, not an eager one: eagerly, the functional model keeps every
-    # layer's output until the call returns (11 GiB more for ResNet-1202 at batch
-    # 128) and runs several times slower. Not `predict_on_batch`: under a
+    # layer's output until the call returns (6.5 GiB more at the peak of a
+    # ResNet-1202 run, batch 128) and runs several times slower. Not `predict_on_batch`: under a
     # distribution strategy that gives every replica the whole batch.
     forward = tf.function(lambda images: model(images, training=False), reduce_retracing=True)
 
