@@ -42,17 +42,21 @@ def report(title, command, lines, output=None):
             f.write(text + "\n")
 
 
+def snippet_env(extra=None):
+    """Environment of a fresh benchmark process: the repository and this folder
+    importable, TensorFlow's info logs off, plus the variables in `extra`."""
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+            "PYTHONPATH": os.pathsep.join([REPO, os.path.join(REPO, "benchmarks")]), **(extra or {})}
+
+
 def run_snippet(code, *args, env=None):
     """Standard output of Python `code` run with `args` in a fresh process.
 
     A fresh process per measurement, since TensorFlow reads its settings
-    (oneDNN, thread pools) once when it starts. The repository and this folder
-    are importable there; `env` adds environment variables. Raises with the
-    end of its standard error if it fails.
+    (oneDNN, thread pools) once when it starts. Its environment is
+    `snippet_env(env)`. Raises with the end of its standard error if it fails.
     """
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-           "PYTHONPATH": os.pathsep.join([REPO, os.path.join(REPO, "benchmarks")]), **(env or {})}
-    result = subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env,
+    result = subprocess.run([sys.executable, "-c", code, *map(str, args)], env=snippet_env(env),
                             capture_output=True, text=True)
     if result.returncode:
         raise RuntimeError(result.stderr[-3000:])

@@ -21,8 +21,6 @@ import sys
 
 import common
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 OURS = """
 import sys, tempfile
 from keras_resnet import training
@@ -36,7 +34,6 @@ print(summary["examples_per_second"] or 0, file=sys.stderr)
 
 PYTORCH = """
 import sys
-sys.path.insert(0, sys.argv[4])
 import train_throughput
 print(train_throughput.pytorch(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), warmup=2),
       file=sys.stderr)
@@ -48,8 +45,7 @@ def peak_memory(code, *args):
 
     A run the kernel kills for memory returns the peak it reached and None.
     """
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}
-    process = subprocess.Popen([sys.executable, "-c", code, *map(str, args)], env=env,
+    process = subprocess.Popen([sys.executable, "-c", code, *map(str, args)], env=common.snippet_env(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     stderr = process.stderr.read()  # read before waiting: a full pipe would block the child
     # wait4 gives this child's own peak, not the maximum over all children so far.
@@ -74,8 +70,7 @@ def main():
             "|---|---:|---:|---:|---:|"]
     for depth in args.depths:
         ours, ours_rate = peak_memory(OURS, depth, args.steps, args.batch_size)
-        theirs, their_rate = peak_memory(PYTORCH, depth, args.steps, args.batch_size,
-                                         os.path.join(REPO, "benchmarks"))
+        theirs, their_rate = peak_memory(PYTORCH, depth, args.steps, args.batch_size)
         cells = [f"{peak:.2f}" if rate is not None else f"killed for memory at {peak:.2f}"
                  for peak, rate in ((ours, ours_rate), (theirs, their_rate))]
         rates = [f"{rate:.1f}" if rate is not None else "-" for rate in (ours_rate, their_rate)]

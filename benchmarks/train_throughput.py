@@ -28,16 +28,14 @@ import time
 
 import common
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 def ours(depth, steps, batch_size):
     with tempfile.TemporaryDirectory() as run_dir:
         command = [sys.executable, "train.py", "--dataset", "synthetic", "--depth", str(depth),
                    "--steps", str(steps), "--batch-size", str(batch_size), "--output-dir", run_dir,
                    "--log-every", "1000"]
-        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
-                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        result = subprocess.run(command, cwd=common.REPO, capture_output=True, text=True,
+                                env=common.snippet_env())
         if result.returncode:
             raise RuntimeError(result.stderr[-3000:])
         with open(os.path.join(run_dir, "summary.json")) as f:
