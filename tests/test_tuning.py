@@ -168,8 +168,17 @@ import math, os, sys, time
 import keras_tuner as kt
 from keras_resnet import tuning
 
+def started(tuner_id):
+    return os.path.join(sys.argv[1], "started_" + tuner_id)
+
 class LandscapeTuner(kt.Tuner):
     def run_trial(self, trial, *args, **kwargs):
+        # The chief exits once no registered worker has work left, and a worker
+        # registers with its first request: wait until both workers have started,
+        # or a slow starter would find the chief gone.
+        deadline = time.time() + 120
+        while not all(os.path.exists(started(t)) for t in ("tuner0", "tuner1")) and time.time() < deadline:
+            time.sleep(0.1)
         values = trial.hyperparameters.values
         with open(os.path.join(sys.argv[1], "ran_by.txt"), "a") as f:
             f.write(os.environ["KERASTUNER_TUNER_ID"] + "\n")
@@ -178,7 +187,9 @@ class LandscapeTuner(kt.Tuner):
 
 oracle = tuning.GeneticOracle(objective=tuning.OBJECTIVE, population_size=4, generations=3, seed=1,
                               hyperparameters=tuning.search_space(["learning_rate", "momentum"]))
-LandscapeTuner(oracle=oracle, directory=sys.argv[1], project_name="dist").search(verbose=0)
+tuner = LandscapeTuner(oracle=oracle, directory=sys.argv[1], project_name="dist")
+open(started(os.environ["KERASTUNER_TUNER_ID"]), "w").close()
+tuner.search(verbose=0)
 """
 
 
