@@ -10,11 +10,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def machine():
-    cpu = "unknown CPU"
+    """CPU model, widest vector instructions, cores and OS: the same model name can come with
+    or without AVX-512, which changes oneDNN's kernels."""
+    cpu, flags = "unknown CPU", set()
     if os.path.exists("/proc/cpuinfo"):
         with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}"
+            for line in f:
+                if line.startswith("model name") and cpu == "unknown CPU":
+                    cpu = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+    vectors = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return f"{cpu} ({vectors}), {os.cpu_count()} cores, {platform.system()} {platform.machine()}"
 
 
 def versions():

@@ -6,12 +6,15 @@ pipeline with augmentation running alongside). The PyTorch side is the same
 architecture (v1 CIFAR ResNet, option A, BN eps 1e-5 / momentum 0.1, no conv
 bias, SGD momentum 0.9 with coupled weight decay 1e-4) in eager mode with
 channels_last tensors, on pre-made random batches (no input pipeline at all).
+With `--mixed-precision`, train.py runs with `--mixed-precision` (bfloat16 on
+the CPU) and PyTorch under `torch.autocast("cpu", dtype=torch.bfloat16)`.
 
 Each depth runs `--rounds` times, the two sides alternating so that a slow
 spell of the machine falls on both; the table gives each side's median and the
 range of the per-round ratios.
 
     python benchmarks/train_throughput.py --depths 20 56 110 --rounds 3 --output benchmarks/results.md
+    python benchmarks/train_throughput.py --mixed-precision --output benchmarks/results.md
 
 Needs PyTorch (`pip install torch`, CPU build). Appends a Markdown section with
 the machine, versions, command and numbers.
@@ -29,11 +32,11 @@ import time
 import common
 
 
-def ours(depth, steps, batch_size):
+def ours(depth, steps, batch_size, mixed_precision=False):
     with tempfile.TemporaryDirectory() as run_dir:
         command = [sys.executable, "train.py", "--dataset", "synthetic", "--depth", str(depth),
                    "--steps", str(steps), "--batch-size", str(batch_size), "--output-dir", run_dir,
-                   "--log-every", "1000"]
+                   "--log-every", "1000", "--mixed-precision" if mixed_precision else "--no-mixed-precision"]
         result = subprocess.run(command, cwd=common.REPO, capture_output=True, text=True,
                                 env=common.snippet_env())
         if result.returncode:
@@ -85,7 +88,7 @@ def pytorch_resnet(depth, classes=10):
     return model.to(memory_format=torch.channels_last)
 
 
-def pytorch(depth, steps, batch_size, warmup=10):
+def pytorch(depth, steps, batch_size, mixed_precision=False, warmup=10):
     """Training images/s of PyTorch eager on one pre-made batch, after `warmup` steps."""
     import torch
     from torch import nn
@@ -98,7 +101,8 @@ def pytorch(depth, steps, batch_size, warmup=10):
         if step == warmup:
             start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        loss = nn.functional.cross_entropy(model(x), y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed_precision):
+            loss = nn.functional.cross_entropy(model(x), y)
         loss.backward()
         optimizer.step()
     return steps * batch_size / (time.perf_counter() - start)
@@ -111,6 +115,8 @@ def main():
     parser.add_argument("--torch-steps", type=int, default=30, help="timed PyTorch steps after 10 warm-up")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each side per depth")
+    parser.add_argument("--mixed-precision", action="store_true",
+                        help="bfloat16 mixed precision on both sides (train.py --mixed-precision, torch.autocast)")
     parser.add_argument("--output", help="append the Markdown results here")
     args = parser.parse_args()
 
@@ -120,8 +126,8 @@ def main():
     for depth in args.depths:
         ours_rates, torch_rates = [], []
         for _ in range(args.rounds):
-            ours_rates.append(ours(depth, args.steps, args.batch_size))
-            torch_rates.append(pytorch(depth, args.torch_steps, args.batch_size))
+            ours_rates.append(ours(depth, args.steps, args.batch_size, args.mixed_precision))
+            torch_rates.append(pytorch(depth, args.torch_steps, args.batch_size, args.mixed_precision))
             print(f"ResNet-{depth}: {ours_rates[-1]:.1f} against {torch_rates[-1]:.1f}", flush=True)
         ours_rate, torch_rate = statistics.median(ours_rates), statistics.median(torch_rates)
         ratios = ", ".join(f"{a / b:.2f}x" for a, b in zip(ours_rates, torch_rates))
@@ -129,8 +135,9 @@ def main():
         print(rows[-1], flush=True)
     command = (f"python benchmarks/train_throughput.py --depths {' '.join(map(str, args.depths))} "
                f"--rounds {args.rounds} --steps {args.steps} --torch-steps {args.torch_steps} "
-               f"--batch-size {args.batch_size}")
-    common.report(f"Training throughput, batch {args.batch_size}", command, rows, args.output)
+               f"--batch-size {args.batch_size}" + (" --mixed-precision" if args.mixed_precision else ""))
+    precision = ", bfloat16 mixed precision" if args.mixed_precision else ""
+    common.report(f"Training throughput, batch {args.batch_size}{precision}", command, rows, args.output)
 
 
 if __name__ == "__main__":
