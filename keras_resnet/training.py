@@ -303,6 +303,49 @@ def check_writable(output_dir):
                          f"{'not a directory' if not os.path.isdir(path) else 'read-only'}.")
 
 
+class AverageMovingStatistics(keras.callbacks.Callback):
+    """Gives every replica the mean of batch norm's moving statistics before each
+    evaluation and checkpoint.
+
+    Keras 3 creates the moving mean and variance with aggregation "none", so
+    under a distribution strategy each replica updates its own copy from its own
+    share of the batch: the copies drift apart, and the workers of a cluster
+    would evaluate and save different models. A moving average is linear, so the
+    mean of the copies is the moving average of all replicas' batch statistics,
+    which is what tf.keras 2's on-read variables kept; averaging at these points
+    needs no communication in between steps.
+
+    Args:
+        strategy: the `tf.distribute.Strategy` the model was built under.
+    """
+
+    def __init__(self, strategy):
+        super().__init__()
+        self.strategy = strategy
+        self._average = None
+
+    def set_model(self, model):
+        super().set_model(model)
+        variables = [w.value for w in model.non_trainable_weights if "float" in w.dtype]
+
+        def average_on_replica():
+            context = tf.distribute.get_replica_context()
+            for variable, mean in zip(variables, context.all_reduce("MEAN", [tf.identity(v) for v in variables])):
+                variable.assign(mean)  # the replica's own copy (aggregation "none")
+
+        self._average = tf.function(lambda: self.strategy.run(average_on_replica)) if variables else None
+
+    def _synchronise(self):
+        if self._average is not None:
+            self._average()
+
+    def on_test_begin(self, logs=None):
+        self._synchronise()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._synchronise()
+
+
 HISTORY_FIELDS = ("epoch", "step", "learning_rate", "loss", "top1_error", "top5_error", "val_loss",
                   "val_top1_error", "val_top5_error", "seconds")
 
@@ -610,9 +653,11 @@ def train(config, log=print, data=None, strategy=None, finalize=True):
         _patch_keras_for_multi_worker(model, train_ds, strategy)
     started = time.perf_counter()
     if not finished:
+        # Replicas' batch-norm statistics are averaged before the checkpoint reads them.
+        synchronise = [AverageMovingStatistics(strategy)] if replicas > 1 else []
         model.fit(train_ds, validation_data=val_ds, epochs=run.epochs,
                   initial_epoch=state.initial_epoch, steps_per_epoch=run.steps_per_epoch,
-                  callbacks=[state, logger], shuffle=False,
+                  callbacks=[*synchronise, state, logger], shuffle=False,
                   verbose=1 if sys.stdout.isatty() else 2)
         # Training is over: free its graphs (gigabytes for ResNet-1202) before the
         # evaluation and export trace theirs. Keras builds them again if needed.

@@ -169,6 +169,44 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     assert read_json(run_dir / "config.json")["per_replica_batch_size"] == 32
 
 
+REPLICA_STATISTICS = """
+import json, sys
+import keras_resnet
+import numpy as np
+import tensorflow as tf
+from keras_resnet import training
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    model = keras_resnet.ResNet(8, stem="cifar", input_shape=(8, 8, 3), classes=3)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+images = np.random.default_rng(0).normal(size=(64, 8, 8, 3)).astype("float32")
+images[32:] += 3.0  # each replica gets one half: different batch statistics
+labels = np.arange(64) % 3
+callbacks = [training.AverageMovingStatistics(strategy)] if sys.argv[1] == "average" else []
+model.fit(images, labels, batch_size=64, epochs=2, shuffle=False, verbose=0, callbacks=callbacks)
+gaps = [float(np.max(np.abs(a.numpy() - b.numpy())))
+        for w in model.non_trainable_weights if "moving" in w.path
+        for a, b in [strategy.experimental_local_results(w.value)]]
+print(json.dumps(gaps))
+"""
+
+
+@pytest.mark.parametrize("average", [True, False])
+def test_replicas_hold_the_same_batch_norm_statistics_only_when_averaged(average):
+    result = subprocess.run([sys.executable, "-c", REPLICA_STATISTICS, "average" if average else "local"],
+                            cwd=REPO, capture_output=True, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    gaps = json.loads(result.stdout.splitlines()[-1])
+    assert len(gaps) == 2 * 7  # ResNet-8: 7 batch norms, moving mean and variance
+    if average:
+        assert max(gaps) == 0.0
+    else:  # Keras 3 alone: each replica keeps the statistics of its own half of the batch
+        assert min(gaps) > 1e-3
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
