@@ -13,8 +13,8 @@ import os
 import sys
 import warnings
 
-# TensorFlow enables its oneDNN kernels by default on Intel CPUs only; on the
-# AMD EPYC machines this project measures on they double training throughput
+# TensorFlow leaves its oneDNN kernels off on some CPUs (an AVX2 AMD EPYC here;
+# it turned them on itself on an AVX-512 EPYC); there they double training throughput
 # (benchmarks/README.md). A default, not an override: export
 # TF_ENABLE_ONEDNN_OPTS=0 to turn them off. TensorFlow reads the variable when
 # it loads, so this works only if TensorFlow (or Keras on it) is not loaded yet.
