@@ -8,9 +8,10 @@ batch 128, channels-last. TensorFlow runs `--repeats` of one kernel in one
 graph, each waiting on the one before (a single inter-op thread, so that none
 overlap), with oneDNN on as keras_resnet sets it; PyTorch calls the same aten
 kernels eagerly. `--dtype bfloat16` times the kernels that mixed precision
-runs (`train.py --mixed-precision`, `torch.autocast`). Each framework runs in its own process. Milliseconds per op:
-the fastest of 7 rounds of `--repeats` ops (this VM's neighbours add noise of
-tens of percent to single rounds now and then).
+runs (`train.py --mixed-precision`, `torch.autocast`). Each framework runs in
+its own process. Milliseconds per op: the fastest of 7 rounds of `--repeats`
+ops (this VM's neighbours add noise of tens of percent to single rounds now
+and then).
 
     python benchmarks/conv_ops.py --output benchmarks/results.md
     python benchmarks/conv_ops.py --dtype bfloat16 --output benchmarks/results.md

@@ -322,7 +322,6 @@ class AverageMovingStatistics(keras.callbacks.Callback):
     def __init__(self, strategy):
         super().__init__()
         self.strategy = strategy
-        self._average = None
 
     def set_model(self, model):
         super().set_model(model)
@@ -333,17 +332,13 @@ class AverageMovingStatistics(keras.callbacks.Callback):
             for variable, mean in zip(variables, context.all_reduce("MEAN", [tf.identity(v) for v in variables])):
                 variable.assign(mean)  # the replica's own copy (aggregation "none")
 
-        self._average = tf.function(lambda: self.strategy.run(average_on_replica)) if variables else None
-
-    def _synchronise(self):
-        if self._average is not None:
-            self._average()
+        self._average = tf.function(lambda: self.strategy.run(average_on_replica)) if variables else lambda: None
 
     def on_test_begin(self, logs=None):
-        self._synchronise()
+        self._average()
 
     def on_epoch_end(self, epoch, logs=None):
-        self._synchronise()
+        self._average()
 
 
 HISTORY_FIELDS = ("epoch", "step", "learning_rate", "loss", "top1_error", "top5_error", "val_loss",
