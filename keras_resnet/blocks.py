@@ -14,6 +14,10 @@ from keras_resnet.layers import FusedBatchNormalization, WeightDecay, ZeroPadSho
 
 # Bottleneck blocks widen their output by this factor (paper, Fig. 5).
 BOTTLENECK_EXPANSION = 4
+# Every layer is built channels-last, whatever keras.config.image_data_format()
+# says: TensorFlow's CPU convolutions and fused batch norm, the data pipelines,
+# the SavedModel signatures and every weight layout this package reads are NHWC.
+DATA_FORMAT = "channels_last"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +48,7 @@ class LayerDefaults:
             strides=strides,
             padding="same" if strides == 1 else "valid",
             use_bias=False,
-            data_format="channels_last",
+            data_format=DATA_FORMAT,
             kernel_initializer=keras.initializers.VarianceScaling(
                 2.0, mode="fan_out", distribution="untruncated_normal"
             ),
@@ -73,7 +77,7 @@ def conv_bn(x, filters, kernel_size, strides, name, defaults, relu=True):
     same ones the option-A shortcut keeps.
     """
     if strides > 1 and kernel_size > 1:
-        x = keras.layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
+        x = keras.layers.ZeroPadding2D(kernel_size // 2, data_format=DATA_FORMAT, name=f"{name}_pad")(x)
     x = defaults.conv(filters, kernel_size, strides, name=f"{name}_conv")(x)
     x = defaults.batch_norm(name=f"{name}_bn")(x)
     if relu:

@@ -58,7 +58,9 @@ class ZeroPadShortcut(keras.layers.Layer):
         # A 1x1 average pool with stride s is exactly the slice [:, ::s, ::s, :], and
         # on TensorFlow's CPU kernels it and its gradient run ~7x faster than the slice
         # (benchmarks/results.md).
-        x = ops.average_pool(inputs, pool_size=1, strides=s, padding="valid") if s > 1 else inputs
+        x = inputs
+        if s > 1:
+            x = ops.average_pool(x, pool_size=1, strides=s, padding="valid", data_format="channels_last")
         extra = self.filters - ops.shape(x)[-1]
         return ops.pad(x, [[0, 0], [0, 0], [0, 0], [0, extra]])
 

@@ -38,8 +38,8 @@ paper's Table 1 (`conv2` .. `conv5`; `conv2` .. `conv4` for CIFAR).
 
 import keras
 
-from keras_resnet import specs
-from keras_resnet.blocks import BLOCK_FUNCTIONS, LayerDefaults, conv_bn
+from keras_resnet import _compat, specs
+from keras_resnet.blocks import BLOCK_FUNCTIONS, DATA_FORMAT, LayerDefaults, conv_bn
 from keras_resnet.layers import InputNormalization
 
 
@@ -101,7 +101,9 @@ def ResNet(
             as the model's input.
         input_shape: optional `(height, width, channels)`. Default: the shape
             of `input_tensor`, else (32, 32, 3) for CIFAR and (224, 224, 3) for
-            ImageNet. Height and width may be None.
+            ImageNet. Height and width may be None. Every model is
+            channels-last, whatever `keras.config.image_data_format()` is set
+            to: inputs are `(batch, height, width, channels)`.
         pooling: with `include_top=False`: None (the last stage's 4D output),
             `"avg"` or `"max"` (global pooling to a 2D output).
         classes: int, classifier outputs. Default 10 (CIFAR) or 1000 (ImageNet).
@@ -184,10 +186,28 @@ def ResNet(
     x = _head(x, include_top, pooling, classes, classifier_activation, layer_defaults)
 
     model_inputs = inputs if input_tensor is None else keras.utils.get_source_inputs(input_tensor)
-    model = keras.Model(model_inputs, x, name=name)
+    model = ResNetModel(model_inputs, x, name=name)
     if weights is not None:
         model.load_weights(weights)
     return model
+
+
+@keras.saving.register_keras_serializable(package="keras_resnet")
+class ResNetModel(keras.Model):
+    """The functional model every builder of this package returns.
+
+    A plain `keras.Model(inputs, outputs)` in every respect, except that it
+    builds, loads (`keras.saving.load_model`) and clones however deep its
+    graph is: Keras walks a functional graph with one Python frame per layer,
+    which ResNet-1202 takes past Python's default recursion limit
+    (`keras_resnet._compat.recursion_headroom`). A saved model names this
+    class, so loading it needs `import keras_resnet`, as its layers do.
+    """
+
+    def __init__(self, *args, **kwargs):
+        outputs = kwargs["outputs"] if "outputs" in kwargs else args[1]
+        with _compat.recursion_headroom(_compat.count_graph_operations(outputs)):
+            super().__init__(*args, **kwargs)
 
 
 def _input_normalization(mean, std, input_shape):
@@ -221,18 +241,18 @@ def _stem(x, spec, defaults):
     if spec.stem == "cifar":
         return conv_bn(x, spec.base_width, 3, 1, "conv1", defaults)
     x = conv_bn(x, spec.base_width, 7, 2, "conv1", defaults)
-    x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
-    return keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+    x = keras.layers.ZeroPadding2D(1, data_format=DATA_FORMAT, name="pool1_pad")(x)
+    return keras.layers.MaxPooling2D(3, strides=2, data_format=DATA_FORMAT, name="pool1_pool")(x)
 
 
 def _head(x, include_top, pooling, classes, activation, defaults):
     if not include_top:
         if pooling == "avg":
-            return keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+            return keras.layers.GlobalAveragePooling2D(data_format=DATA_FORMAT, name="avg_pool")(x)
         if pooling == "max":
-            return keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
+            return keras.layers.GlobalMaxPooling2D(data_format=DATA_FORMAT, name="max_pool")(x)
         return x
-    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = keras.layers.GlobalAveragePooling2D(data_format=DATA_FORMAT, name="avg_pool")(x)
     policy = keras.config.dtype_policy()
     # Under mixed precision the classifier (and its softmax) runs in float32.
     head_dtype = "float32" if policy.compute_dtype != policy.variable_dtype else None

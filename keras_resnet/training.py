@@ -27,6 +27,7 @@ finished epoch when the same command is run again.
 """
 
 import argparse
+import contextlib
 import dataclasses
 import gc
 import glob
@@ -43,8 +44,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_resnet import _compat, evaluation, export, models, schedules, specs
 from keras_resnet import data as data_lib
-from keras_resnet import evaluation, export, models, schedules, specs
 
 RECIPES = {
     "paper-cifar": {
@@ -592,6 +593,8 @@ def train(config, log=print, data=None, strategy=None, finalize=True):
         raise ValueError(f"Training runs on the TensorFlow backend (tf.distribute, tf.data); "
                          f"KERAS_BACKEND is {keras.backend.backend()!r}.")
     strategy = strategy or setup_devices(config)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        _compat.check_keras_for_multi_worker()  # before anything is written
     if config.output_dir:
         check_writable(config.output_dir)
     data = data or load_config_data(config)
@@ -644,16 +647,17 @@ def train(config, log=print, data=None, strategy=None, finalize=True):
                         run.steps_per_epoch,
                         warmup_steps=state.state["step"] + min(20, run.steps_per_epoch // 2),
                         run_state=state, writer=chief)
-    if multi_worker:
-        _patch_keras_for_multi_worker(model, train_ds, strategy)
     started = time.perf_counter()
     if not finished:
         # Replicas' batch-norm statistics are averaged before the checkpoint reads them.
         synchronise = [AverageMovingStatistics(strategy)] if replicas > 1 else []
-        model.fit(train_ds, validation_data=val_ds, epochs=run.epochs,
-                  initial_epoch=state.initial_epoch, steps_per_epoch=run.steps_per_epoch,
-                  callbacks=[*synchronise, state, logger], shuffle=False,
-                  verbose=1 if sys.stdout.isatty() else 2)
+        workaround = (_compat.multi_worker_fit(model, train_ds, strategy) if multi_worker
+                      else contextlib.nullcontext())
+        with workaround:
+            model.fit(train_ds, validation_data=val_ds, epochs=run.epochs,
+                      initial_epoch=state.initial_epoch, steps_per_epoch=run.steps_per_epoch,
+                      callbacks=[*synchronise, state, logger], shuffle=False,
+                      verbose=1 if sys.stdout.isatty() else 2)
         # Training is over: free its graphs (gigabytes for ResNet-1202) before the
         # evaluation and export trace theirs. Keras builds them again if needed.
         model.train_function = model.test_function = None
@@ -698,46 +702,6 @@ def train(config, log=print, data=None, strategy=None, finalize=True):
         f"after {summary['epochs']} epochs ({summary['steps']} steps)"
         + (f", {rate:,.0f} images/s" if rate else "") + f"; outputs in {output_dir}")
     return summary
-
-
-def _patch_keras_for_multi_worker(model, dataset, strategy):
-    """Works around two Keras 3 bugs under MultiWorkerMirroredStrategy.
-
-    keras-team/keras#20585 (open): `fit` fails under this strategy.
-    1. Before training, Keras builds metrics and optimizer from one batch that
-       it all-reduces to learn shapes; this strategy cannot reduce the nested
-       (images, labels) batch. Building from a local batch first, and skipping
-       that step for this model, does the same work without the reduction.
-    2. Each step's logs (scalar metrics) are averaged across workers with
-       `strategy.reduce("MEAN", value, axis=0)`, which TensorFlow rejects for
-       0-d values; the cross-replica mean of a scalar is `axis=None`.
-    Both apply only to this strategy; other strategies use Keras unchanged.
-    """
-    from keras.src.backend.tensorflow import trainer as keras_trainer
-
-    local_batch = next(iter(dataset))
-    with strategy.scope():
-        model._symbolic_build(data_batch=local_batch)
-    model._maybe_symbolic_build = lambda *args, **kwargs: None
-
-    reduce_per_replica = keras_trainer.reduce_per_replica
-    if getattr(reduce_per_replica, "keras_resnet_patched", False):
-        return
-
-    def reduce_scalars_without_axis(values, strategy, reduction):
-        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and reduction in (
-                "auto", "mean"):
-            def mean(value):
-                if isinstance(value, tf.distribute.DistributedValues):
-                    local = strategy.experimental_local_results(value)[0]
-                    return strategy.reduce("MEAN", value, axis=0 if local.shape.rank else None)
-                return value
-
-            return tf.nest.map_structure(mean, values)
-        return reduce_per_replica(values, strategy, reduction)
-
-    reduce_scalars_without_axis.keras_resnet_patched = True
-    keras_trainer.reduce_per_replica = reduce_scalars_without_axis
 
 
 ARCHITECTURE_FIELDS = ("dataset", "depth", "stem", "shortcut", "plain", "bottleneck_stride", "steps_per_epoch",

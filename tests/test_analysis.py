@@ -48,6 +48,7 @@ def test_layer_responses_equal_per_channel_std_computed_directly():
     assert [name for name, _ in responses] == [l.name for l in analysis.response_layers(model)]
 
 
+@pytest.mark.slow
 def test_degradation_depth_table_and_layer_responses_on_real_cifar(cifar_dir, tmp_path, capsys):
     out = tmp_path / "sweep"
     common = ["--dataset", "cifar10", "--data-dir", str(cifar_dir), "--steps", "4",

@@ -1,7 +1,5 @@
 import json
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -10,21 +8,14 @@ import tensorflow as tf
 
 from keras_resnet import data, evaluation
 
-from conftest import REPO
 
-
-def run_evaluate(*args):
-    return subprocess.run([sys.executable, "evaluate.py", *args], capture_output=True, text=True,
-                          cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-
-
-def test_same_numbers_for_every_format_on_real_cifar10(cifar_run, cifar_dir, tmp_path):
+def test_same_numbers_for_every_format_on_real_cifar10(cifar_run, cifar_dir, tmp_path, run_main):
     reports = {}
     for name, path in (("run", cifar_run), ("keras", cifar_run / "model.keras"),
                        ("saved_model", cifar_run / "saved_model" / "1"),
                        ("serving_base", cifar_run / "saved_model")):
         out = tmp_path / f"{name}.json"
-        result = run_evaluate("--model", str(path), "--dataset", "cifar10", "--data-dir", str(cifar_dir),
+        result = run_main("evaluate", "--model", path, "--dataset", "cifar10", "--data-dir", cifar_dir,
                               "--batch-size", "64", "--output-json", str(out))
         assert result.returncode == 0, result.stderr[-3000:]
         reports[name] = json.loads(out.read_text())
@@ -74,14 +65,14 @@ def test_ten_crops_are_corners_centre_and_mirrors():
     np.testing.assert_array_equal(crops[5], crops[0][:, ::-1])
 
 
-def test_mismatched_classes_missing_and_corrupt_models(cifar_run, tmp_path):
-    result = run_evaluate("--model", str(cifar_run), "--dataset", "digits")
+def test_mismatched_classes_missing_and_corrupt_models(cifar_run, tmp_path, run_main):
+    result = run_main("evaluate", "--model", cifar_run, "--dataset", "digits")
     assert result.returncode == 1 and "classes" in result.stderr
-    result = run_evaluate("--model", str(tmp_path / "nothing"), "--dataset", "digits")
+    result = run_main("evaluate", "--model", tmp_path / "nothing", "--dataset", "digits")
     assert result.returncode == 1 and "does not exist" in result.stderr
     corrupt = tmp_path / "corrupt.keras"
     corrupt.write_bytes(b"not a zip file")
-    result = run_evaluate("--model", str(corrupt), "--dataset", "digits")
+    result = run_main("evaluate", "--model", corrupt, "--dataset", "digits")
     assert result.returncode == 1 and "Cannot load" in result.stderr
     cifar = data.load_data("synthetic")
     classifier = evaluation.load_classifier(str(cifar_run))

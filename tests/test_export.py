@@ -64,8 +64,10 @@ def test_saved_model_serves_pixels_and_jpeg_bytes_without_the_package(cifar_run,
     assert answer["ids"] == pixels.argmax(axis=1).tolist()
 
 
+@pytest.mark.slow
 def test_saved_model_cli_lists_the_signatures(cifar_run):
-    result = subprocess.run(["saved_model_cli", "show", "--all", "--dir",
+    saved_model_cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    result = subprocess.run([saved_model_cli, "show", "--all", "--dir",
                              str(cifar_run / "saved_model" / "1")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     for name in ("serving_default", "serving_bytes", "serving_uint8", "probabilities",
@@ -81,13 +83,11 @@ def test_wrong_shapes_and_dtypes_raise(cifar_run):
         signature(images=tf.zeros((1, 32, 32, 3), tf.int32))
 
 
-def test_export_command_versions_and_refuses_to_overwrite(cifar_run, tmp_path):
+def test_export_command_versions_and_refuses_to_overwrite(cifar_run, tmp_path, run_main):
     base = tmp_path / "models" / "resnet8"
 
     def run(*extra):
-        return subprocess.run([sys.executable, "-m", "keras_resnet.export", "--model", str(cifar_run),
-                               "--export-base", str(base), *extra], capture_output=True, text=True,
-                              cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        return run_main("export", "--model", cifar_run, "--export-base", base, *extra)
 
     first = run("--name", "cifar", "--tflite", str(tmp_path / "model.tflite"))
     assert first.returncode == 0, first.stderr[-3000:]
@@ -97,8 +97,7 @@ def test_export_command_versions_and_refuses_to_overwrite(cifar_run, tmp_path):
     assert sorted(os.listdir(base)) == ["1", "2"]  # no staging folders left behind
     clash = run("--version", "2")
     assert clash.returncode == 1 and "exists" in clash.stderr
-    missing = subprocess.run([sys.executable, "-m", "keras_resnet.export", "--model", str(tmp_path / "no"),
-                              "--export-base", str(base)], capture_output=True, text=True, cwd=REPO)
+    missing = run_main("export", "--model", tmp_path / "no", "--export-base", base)
     assert missing.returncode == 1 and "neither a run directory" in missing.stderr
     assert sorted(os.listdir(base)) == ["1", "2"]
 

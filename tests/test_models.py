@@ -55,8 +55,11 @@ def projection_params(depth, stem, option):
 
 @pytest.fixture(scope="module")
 def zoo():
-    """One build of every registered network: {name: FlopsReport}."""
-    return keras_resnet.flops.zoo_reports()
+    """One build of every registered network, ResNet-1202 included: {name: FlopsReport}."""
+    limit = sys.getrecursionlimit()
+    reports = keras_resnet.flops.zoo_reports()
+    assert sys.getrecursionlimit() == limit  # the builders leave the caller's limit as it was
+    return reports
 
 
 def test_registry_lists_every_paper_network():
@@ -81,16 +84,19 @@ def option_a_params(depth):
     return count
 
 
-@pytest.mark.parametrize("depth", [20, 32, 44, 56, 110, 18, 34, 50, 101, 152])
+@pytest.mark.parametrize(
+    "depth",
+    # The others repeat these blocks at other depths: slow, to keep the default suite short.
+    [20, 18, 50] + [pytest.param(d, marks=pytest.mark.slow) for d in (32, 44, 56, 110, 34, 101, 152)],
+)
 def test_plain_net_has_option_a_parameters(zoo, depth):
     assert zoo[f"plain{depth}"].trainable_params == option_a_params(depth)
 
 
 @pytest.mark.parametrize(
     "depth",
-    # 101, 152 and 1202 only repeat the blocks of 50 and 110 (a minute of builds).
-    [20, 32, 44, 56, 110, 18, 34, 50]
-    + [pytest.param(d, marks=pytest.mark.slow) for d in (101, 152, 1202)],
+    # The others repeat the blocks of these at other depths (a minute of builds).
+    [20, 18, 50] + [pytest.param(d, marks=pytest.mark.slow) for d in (32, 44, 56, 110, 34, 101, 152, 1202)],
 )
 def test_options_b_and_c_add_exactly_their_projections(depth):
     stem = specs.resolve_stem(depth, None)
@@ -308,6 +314,34 @@ def test_weights_argument_loads_a_weights_file(tmp_path):
     np.testing.assert_allclose(loaded.predict(x, verbose=0), source.predict(x, verbose=0), atol=1e-6)
 
 
+def data_formats(model):
+    return {layer.data_format for layer in model.layers if hasattr(layer, "data_format")}
+
+
+def test_every_layer_is_channels_last_whatever_the_global_setting(tmp_path):
+    builds = {
+        "resnet20": lambda: keras_resnet.ResNet20(),
+        "resnet18": lambda: keras_resnet.ResNet18(input_shape=(64, 64, 3), classes=5),
+        "bottleneck": lambda: keras_resnet.ResNet(50, input_shape=(64, 64, 3), include_top=False,
+                                                  pooling="max"),
+        "plain": lambda: keras_resnet.Plain20(include_top=False, pooling="avg"),
+    }
+    for name, build in builds.items():
+        keras.config.set_image_data_format("channels_last")
+        keras.utils.set_random_seed(5)
+        reference = build()
+        path = str(tmp_path / f"{name}.weights.h5")
+        reference.save_weights(path)
+        keras.config.set_image_data_format("channels_first")
+        model = build()
+        assert data_formats(model) == {"channels_last"}, name
+        assert model.output_shape == reference.output_shape
+        model.load_weights(path)
+        x = np.random.RandomState(0).uniform(0, 255, (2, *reference.input_shape[1:])).astype("float32")
+        np.testing.assert_allclose(model(x, training=False), reference(x, training=False),
+                                   rtol=1e-5, atol=1e-6)
+
+
 def test_config_round_trip():
     model = keras_resnet.ResNet(8, stem="cifar", input_mean=np.zeros(3), input_std=255.0)
     clone = keras.Model.from_config(model.get_config())
@@ -327,6 +361,7 @@ LOAD_AND_PREDICT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_keras_file_reloads_in_a_fresh_process_with_identical_predictions(tmp_path, backend):
     keras.utils.set_random_seed(4)
@@ -347,6 +382,52 @@ def test_keras_file_reloads_in_a_fresh_process_with_identical_predictions(tmp_pa
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == backend
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, rtol=1e-4, atol=1e-5)
+
+
+BUILD_TRAIN_SAVE = textwrap.dedent(
+    """
+    import sys
+    import numpy as np, keras
+    import keras_resnet
+    limit = sys.getrecursionlimit()
+    model = keras_resnet.build_model(sys.argv[1])
+    x = np.random.RandomState(0).uniform(0, 255, (2, *model.input_shape[1:])).astype("float32")
+    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="sparse_categorical_crossentropy")
+    loss = float(model.train_on_batch(x, np.array([0, 1])))
+    model.save(sys.argv[2])
+    np.save(sys.argv[3], x)
+    # Batch statistics: an untrained ResNet-1202's moving statistics overflow at inference.
+    np.save(sys.argv[4], keras.ops.convert_to_numpy(model(x, training=True)))
+    print(np.isfinite(loss), sys.getrecursionlimit() == limit)
+    """
+)
+LOAD = textwrap.dedent(
+    """
+    import sys
+    import numpy as np, keras
+    import keras_resnet
+    model = keras.saving.load_model(sys.argv[1], safe_mode=True)
+    clone = keras.models.clone_model(model)  # walks the graph too
+    np.save(sys.argv[3], keras.ops.convert_to_numpy(model(np.load(sys.argv[2]), training=True)))
+    print(type(model).__name__, type(clone).__name__, len(clone.layers) == len(model.layers))
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", keras_resnet.list_models())
+def test_every_named_network_trains_a_step_saves_and_reloads_in_fresh_processes(tmp_path, name):
+    paths = [str(tmp_path / f) for f in ("model.keras", "x.npy", "expected.npy", "reloaded.npy")]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    built = subprocess.run([sys.executable, "-c", BUILD_TRAIN_SAVE, name, *paths[:3]], cwd=tmp_path,
+                           env=env, capture_output=True, text=True, timeout=900)
+    assert built.returncode == 0, built.stderr[-3000:]
+    assert built.stdout.split()[-2:] == ["True", "True"]  # finite loss; recursion limit untouched
+    loaded = subprocess.run([sys.executable, "-c", LOAD, paths[0], paths[1], paths[3]], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=900)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert loaded.stdout.split()[-3:] == ["ResNetModel", "ResNetModel", "True"]
+    np.testing.assert_allclose(np.load(paths[3]), np.load(paths[2]), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -392,6 +473,7 @@ def _python(code, env):
     return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_onednn_is_on_after_import_and_a_late_import_warns():
     env = {key: value for key, value in os.environ.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
     onednn = "from tensorflow.python.util import _pywrap_util_port as port; print(port.IsMklEnabled())"

@@ -95,6 +95,7 @@ def test_every_config_field_is_a_flag_and_config_files_merge(tmp_path):
         training.config_from_args(["--config", str(path)])
 
 
+@pytest.mark.slow
 def test_train_writes_a_complete_run_directory(tmp_path):
     run_dir = tmp_path / "run"
     result = run_train([*TINY, "--epochs", "2", "--output-dir", str(run_dir), "--log-every", "5"])
@@ -134,6 +135,7 @@ def test_train_writes_a_complete_run_directory(tmp_path):
     assert os.listdir(run_dir / "saved_model") == ["1"]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_with_every_epoch_once(tmp_path):
     run_dir = tmp_path / "run"
     args = [*TINY, "--depth", "14", "--epochs", "12", "--output-dir", str(run_dir)]
@@ -161,6 +163,7 @@ def test_killed_run_resumes_with_every_epoch_once(tmp_path):
     assert len(os.listdir(run_dir / "checkpoints")) == 2  # state.json and the last weights
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     run_dir = tmp_path / "run"
     result = run_train([*TINY, "--epochs", "1", "--cpu-devices", "2", "--output-dir", str(run_dir)])
@@ -193,6 +196,7 @@ print(json.dumps(gaps))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("average", [True, False])
 def test_replicas_hold_the_same_batch_norm_statistics_only_when_averaged(average):
     result = subprocess.run([sys.executable, "-c", REPLICA_STATISTICS, "average" if average else "local"],
@@ -213,6 +217,7 @@ def free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_multi_worker_on_two_local_processes(tmp_path):
     run_dir = tmp_path / "run"
     cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
@@ -233,6 +238,7 @@ def test_multi_worker_on_two_local_processes(tmp_path):
     assert outputs[0][0].splitlines()[-1].split("after")[0] == outputs[1][0].splitlines()[-1].split("after")[0]
 
 
+@pytest.mark.slow
 def test_same_seed_deterministic_runs_give_identical_weights(tmp_path):
     def weights(name, seed):
         run_dir = tmp_path / name
@@ -246,6 +252,7 @@ def test_same_seed_deterministic_runs_give_identical_weights(tmp_path):
     assert not all(np.array_equal(a, c) for a, c in zip(first, other))
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_a_clear_message(tmp_path):
     run_dir = tmp_path / "run"
     result = run_train([*TINY, "--epochs", "3", "--lr", "1e30", "--output-dir", str(run_dir)])
@@ -260,18 +267,18 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path):
     (["--data-dir", "{tmp}/nowhere", "--output-dir", "{tmp}/run"], "is not a directory"),
     (["--batch-size", "0", "--output-dir", "{tmp}/run"], "batch_size must be positive"),
 ])
-def test_bad_arguments_fail_before_writing_anything(tmp_path, args, message):
+def test_bad_arguments_fail_before_writing_anything(tmp_path, args, message, run_main):
     (tmp_path / "file").write_text("")
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     depth = [] if "--depth" in args else ["--depth", "8"]
-    result = run_train(["--dataset", "digits", "--epochs", "1", *depth, *args])
+    result = run_main("train", "--dataset", "digits", "--epochs", "1", *depth, *args)
     assert result.returncode == 1
     assert re.search(message, result.stderr), result.stderr[-2000:]
     assert not (tmp_path / "run").exists()
 
 
-def test_argparse_rejects_unknown_choices():
-    result = run_train(["--strategy", "bogus"])
+def test_argparse_rejects_unknown_choices(run_main):
+    result = run_main("train", "--strategy", "bogus")
     assert result.returncode == 2 and "invalid choice: 'bogus'" in result.stderr
 
 
@@ -284,18 +291,17 @@ def test_short_training_on_real_cifar10_images(cifar_run):
 
 
 @pytest.mark.slow
-def test_one_epoch_of_resnet20_on_real_cifar10(tmp_path_factory):
-    from conftest import extract_cifar10
-
-    cifar = extract_cifar10(tmp_path_factory.mktemp("cifar_full"), 5000, 1000)
-    run_dir = tmp_path_factory.mktemp("run") / "resnet20"
-    result = run_train(["--dataset", "cifar10", "--data-dir", str(cifar), "--depth", "20",
+@pytest.mark.real_data
+def test_one_epoch_of_resnet20_on_real_cifar10(full_cifar_dir, tmp_path):
+    run_dir = tmp_path / "resnet20"
+    result = run_train(["--dataset", "cifar10", "--data-dir", str(full_cifar_dir), "--depth", "20",
                         "--epochs", "1", "--output-dir", str(run_dir)], timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = read_json(run_dir / "summary.json")
     assert summary["num_test_examples"] == 10_000 and summary["test_top1_error"] < 0.65
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra, last_lr, policy", [
     (["--mixed-precision", "--schedule", "onecycle", "--steps-per-execution", "2"], 0.1 / 1e4,
      "mixed_bfloat16"),
@@ -312,6 +318,7 @@ def test_precision_schedule_and_compilation_flags(tmp_path, extra, last_lr, poli
     assert model.get_layer("conv1_conv").dtype_policy.name == policy
 
 
+@pytest.mark.slow
 def test_imagenet_style_training_streams_large_images(cifar, tmp_path):
     # Real CIFAR images upscaled to 120x100 PNGs stand in for an ImageNet-style folder.
     names = cifar.class_names[:4]

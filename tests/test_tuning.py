@@ -141,6 +141,7 @@ def test_search_space_narrowing_and_errors():
         tuning.GeneticOracle(objective=tuning.OBJECTIVE, population_size=1)
 
 
+@pytest.mark.slow
 def test_tune_command_on_real_cifar10(cifar_dir, tmp_path):
     out = tmp_path / "tuning"
     result = subprocess.run(
@@ -193,6 +194,7 @@ tuner.search(verbose=0)
 """
 
 
+@pytest.mark.slow
 def test_distributed_tuning_with_a_chief_and_two_workers(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

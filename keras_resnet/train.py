@@ -1,0 +1,29 @@
+"""Train a ResNet of He et al. (2015) with the paper's recipe.
+
+    keras-resnet-train --dataset cifar10 --depth 110              # the paper's CIFAR-10 run (TFDS)
+    keras-resnet-train --dataset cifar10 --data-dir .data --depth 20 --epochs 1
+    keras-resnet-train --dataset digits --depth 20 --epochs 1     # offline, bundled data
+
+The same as `python -m keras_resnet.train` and, in a checkout, `python train.py`.
+`--help` lists every flag. The logic lives in `keras_resnet.training`.
+"""
+
+import sys
+
+from keras_resnet import training
+
+
+def main(argv=None):
+    """Runs the command; returns its exit status (1 for a bad input or a failed run)."""
+    parser = training.build_parser()
+    config = training.config_from_namespace(parser, parser.parse_args(argv))
+    try:
+        training.train(config)
+    except (ValueError, RuntimeError) as error:  # DataError and TrainingDiverged included
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
