@@ -383,8 +383,7 @@ def _write_text(path, text):
 
 # ---------------------------------------------------------------- command line
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m keras_resnet.analysis",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     sweeps = {
         "degradation": ("Fig. 6: plain and residual nets, training and test error against iterations",
@@ -411,6 +410,7 @@ def build_parser():
 
 
 def main(argv=None):
+    """Runs the command; returns its exit status (1 for a bad input or a failed run)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -428,7 +428,7 @@ def main(argv=None):
         run = degradation if args.command == "degradation" else depth_table
         run(config, args.depths, args.output_dir)
     except (ValueError, RuntimeError) as error:  # DataError and TrainingDiverged included
-        print(f"analysis {args.command}: error: {error}", file=sys.stderr)
+        print(f"{parser.prog} {args.command}: error: {error}", file=sys.stderr)
         return 1
     return 0
 

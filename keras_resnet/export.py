@@ -204,6 +204,7 @@ def load_for_export(path):
 
 
 def main(argv=None):
+    """Runs the export command; returns its exit status (1 for a bad input)."""
     parser = argparse.ArgumentParser(description="Export a trained model for TF Serving.")
     parser.add_argument("--model", required=True, help="run directory or .keras file")
     parser.add_argument("--export-base", required=True, help="TF Serving model base path")
@@ -219,7 +220,7 @@ def main(argv=None):
             difference = export_tflite(model, args.tflite, check.astype(np.float32))
             print(f"TFLite model {args.tflite} agrees with the Keras model (max difference {difference:.1e}).")
     except ValueError as error:
-        print(f"export: error: {error}", file=sys.stderr)
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 1
     name = args.name or model.name
     base = os.path.abspath(args.export_base)
