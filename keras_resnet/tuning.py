@@ -17,6 +17,7 @@ import json
 import os
 import random
 
+import keras
 import keras_tuner as kt
 import numpy as np
 
@@ -251,6 +252,9 @@ class ResNetTuner(kt.Tuner):
             changes.update(epochs=int(values["tuner/epochs"]), steps=None)
         run_dir = os.path.join(self.get_trial_dir(trial.trial_id), "run")
         config = training.dataclasses.replace(self.base_config, output_dir=run_dir, **changes)
+        # Every trial starts from the same initial weights and data order, whatever
+        # trials ran before it in this process: only its hyperparameters differ.
+        keras.utils.set_random_seed(config.seed)
         try:
             summary = training.train(config, log=lambda line: None, data=self.data,
                                      strategy=self.strategy, finalize=False)

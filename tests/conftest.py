@@ -24,7 +24,7 @@ def _fresh_keras_session():
     yield
     keras.config.set_dtype_policy("float32")
     keras.config.set_image_data_format("channels_last")
-    keras.backend.clear_session()
+    keras.backend.clear_session(free_memory=False)  # a gc.collect() per test slows the suite
 
 
 def extract_cifar10(archive_path, destination, train_per_class=None, test_per_class=None):

@@ -129,6 +129,29 @@ def test_works_with_keras_tuners_own_fit_based_tuner(tmp_path):
     assert len(oracle.trials) == 3 and tuner.get_best_models(1)[0] is not None
 
 
+def test_every_trial_starts_from_the_same_initial_weights(tmp_path, monkeypatch):
+    import keras_resnet
+    from keras_resnet import data, training
+
+    kernels = []
+
+    def first_kernel(config, **kwargs):  # stands in for a training run
+        model = keras_resnet.ResNet(8, stem="cifar", input_shape=(8, 8, 1))
+        kernels.append(model.get_layer("conv1_conv").kernel.numpy())
+        keras.random.uniform((3,))  # trials consume random numbers, as training does
+        return {"final_val_top1_error": 0.5}
+
+    monkeypatch.setattr(training, "train", first_kernel)
+    hp = tuning.search_space(["learning_rate"])
+    oracle = tuning.make_oracle("random", hp, max_trials=3, seed=0)
+    config = training.TrainConfig(dataset="digits", seed=11)
+    tuner = tuning.ResNetTuner(oracle, config, data.load_data("digits"), None,
+                               directory=str(tmp_path), project_name="seeds")
+    tuner.search()
+    assert len(kernels) == 3
+    assert all(np.array_equal(kernel, kernels[0]) for kernel in kernels[1:])
+
+
 def test_search_space_narrowing_and_errors():
     hp = tuning.search_space(["learning_rate", "depth"], lr_range=(0.01, 0.2), depths=(8, 14))
     assert [p.name for p in hp.space] == ["learning_rate", "depth"]
