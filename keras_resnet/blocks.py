@@ -77,7 +77,8 @@ def conv_bn(x, filters, kernel_size, strides, name, defaults, relu=True):
     same ones the option-A shortcut keeps.
     """
     if strides > 1 and kernel_size > 1:
-        x = keras.layers.ZeroPadding2D(kernel_size // 2, data_format=DATA_FORMAT, name=f"{name}_pad")(x)
+        x = keras.layers.ZeroPadding2D(
+            kernel_size // 2, data_format=DATA_FORMAT, name=f"{name}_pad")(x)
     x = defaults.conv(filters, kernel_size, strides, name=f"{name}_conv")(x)
     x = defaults.batch_norm(name=f"{name}_bn")(x)
     if relu:

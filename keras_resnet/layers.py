@@ -60,7 +60,8 @@ class ZeroPadShortcut(keras.layers.Layer):
         # (benchmarks/results.md).
         x = inputs
         if s > 1:
-            x = ops.average_pool(x, pool_size=1, strides=s, padding="valid", data_format="channels_last")
+            x = ops.average_pool(x, pool_size=1, strides=s, padding="valid",
+                                 data_format="channels_last")
         extra = self.filters - ops.shape(x)[-1]
         return ops.pad(x, [[0, 0], [0, 0], [0, 0], [0, extra]])
 

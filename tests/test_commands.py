@@ -1,4 +1,4 @@
-"""The commands as a user runs them: installed console scripts, `python -m`, the checkout's files."""
+"""The commands as a user runs them: console scripts, `python -m`, the checkout's files."""
 
 import importlib.metadata
 import json
@@ -30,14 +30,16 @@ def script(name):
 
 
 def test_console_scripts_are_declared_and_installed():
-    declared = {entry.name: entry.value for entry in importlib.metadata.entry_points(group="console_scripts")
+    scripts = importlib.metadata.entry_points(group="console_scripts")
+    declared = {entry.name: entry.value for entry in scripts
                 if entry.name.startswith("keras-resnet-")}
     assert declared == COMMANDS, "reinstall the package (pip install -e .) after changing setup.cfg"
     missing = [name for name in COMMANDS if not script(name).is_file()]
     assert not missing, f"not installed beside {sys.executable}: {missing}"
 
 
-@pytest.mark.parametrize("command", [value.split(":")[0].split(".")[1] for value in COMMANDS.values()])
+@pytest.mark.parametrize("command", [value.split(":")[0][len("keras_resnet."):]
+                                     for value in COMMANDS.values()])
 def test_every_command_answers_help(run_main, command):
     result = run_main(command, "--help")
     assert result.returncode == 0 and result.stdout.startswith("usage: ")
@@ -45,8 +47,9 @@ def test_every_command_answers_help(run_main, command):
 
 def help_from(folder, commands):
     """Runs each command with --help in `folder`, in parallel; returns their outputs."""
-    processes = [subprocess.Popen([*command, "--help"], cwd=folder, env=ENV, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for command in commands]
+    processes = [subprocess.Popen([*command, "--help"], cwd=folder, env=ENV, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for command in commands]
     outputs = [process.communicate(timeout=300) for process in processes]
     for command, process, (out, err) in zip(commands, processes, outputs):
         assert process.returncode == 0, (command, err[-2000:])
@@ -55,26 +58,32 @@ def help_from(folder, commands):
 
 
 def test_an_installed_script_and_a_checkout_file_answer_help_from_another_folder(tmp_path):
-    help_from(tmp_path, [[str(script("keras-resnet-tune"))], [sys.executable, str(REPO / "evaluate.py")]])
+    help_from(tmp_path, [[str(script("keras-resnet-tune"))],
+                         [sys.executable, str(REPO / "evaluate.py")]])
 
 
 @pytest.mark.slow
 def test_every_form_of_every_command_answers_help_from_another_folder(tmp_path):
     commands = [[str(script(name))] for name in COMMANDS]
     commands += [[sys.executable, "-m", value.split(":")[0]] for value in COMMANDS.values()]
-    commands += [[sys.executable, str(REPO / f"{name}.py")] for name in ("train", "evaluate", "tune")]
+    commands += [[sys.executable, str(REPO / f"{name}.py")]
+                 for name in ("train", "evaluate", "tune")]
     help_from(tmp_path, commands)
+
+
+def train_from(folder, *args):
+    """Runs the installed `keras-resnet-train` in `folder`."""
+    return subprocess.run([str(script("keras-resnet-train")), *args], cwd=folder, env=ENV,
+                          capture_output=True, text=True, timeout=600)
 
 
 def test_offline_main_job_from_another_folder(tmp_path):
     """The README's first command: ResNet-20 on scikit-learn's bundled digits, one epoch."""
-    result = subprocess.run([str(script("keras-resnet-train")), "--dataset", "digits", "--depth", "20",
-                             "--epochs", "1"], cwd=tmp_path, env=ENV, capture_output=True, text=True,
-                            timeout=600)
+    result = train_from(tmp_path, "--dataset", "digits", "--depth", "20", "--epochs", "1")
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = tmp_path / "runs" / "digits-resnet20"
-    for name in ("config.json", "history.csv", "summary.json", "model.keras", "training_curves.png",
-                 "saved_model/1/saved_model.pb", "checkpoints/state.json"):
+    for name in ("config.json", "history.csv", "summary.json", "model.keras",
+                 "training_curves.png", "saved_model/1/saved_model.pb", "checkpoints/state.json"):
         assert (run_dir / name).is_file(), name
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["model"] == "resnet20" and summary["epochs"] == 1
@@ -82,16 +91,15 @@ def test_offline_main_job_from_another_folder(tmp_path):
     assert summary["trainable_parameters"] == 269_722 - 288
     # model.keras takes raw pixels and reproduces the summary's test error.
     digits = data.load_data("digits")
-    probabilities = keras.saving.load_model(run_dir / "model.keras").predict(digits.test.images, verbose=0)
+    model = keras.saving.load_model(run_dir / "model.keras")
+    probabilities = model.predict(digits.test.images, verbose=0)
     error = np.mean(probabilities.argmax(axis=1) != digits.test.labels)
     assert error == pytest.approx(summary["test_top1_error"], abs=1e-6)
 
 
 @pytest.mark.slow
 def test_bad_input_exits_1_naming_it(tmp_path):
-    result = subprocess.run([str(script("keras-resnet-train")), "--dataset", "digits", "--depth", "21",
-                             "--epochs", "1"], cwd=tmp_path, env=ENV, capture_output=True, text=True,
-                            timeout=300)
+    result = train_from(tmp_path, "--dataset", "digits", "--depth", "21", "--epochs", "1")
     assert result.returncode == 1, result.stderr[-2000:]
     assert "keras-resnet-train: error: Invalid depth 21" in result.stderr
     assert not list(tmp_path.iterdir())

@@ -18,7 +18,8 @@ from conftest import REPO
 
 def test_graph_operations_are_counted_without_recursion():
     model = keras_resnet.ResNet20()
-    assert _compat.count_graph_operations(model.outputs) == len(model.layers)  # input layer included
+    # One operation per layer, the input layer included.
+    assert _compat.count_graph_operations(model.outputs) == len(model.layers)
 
 
 def test_recursion_headroom_is_undone():
@@ -104,7 +105,8 @@ FAKE_NEW_KERAS_TRAIN = textwrap.dedent("""
 
 def test_train_command_stops_on_an_untested_keras_before_writing(tmp_path):
     run_dir = tmp_path / "run"
-    tf_config = {"cluster": {"worker": [f"127.0.0.1:{free_port()}"]}, "task": {"type": "worker", "index": 0}}
+    tf_config = {"cluster": {"worker": [f"127.0.0.1:{free_port()}"]},
+                 "task": {"type": "worker", "index": 0}}
     result = subprocess.run(
         [sys.executable, "-c", FAKE_NEW_KERAS_TRAIN, "--dataset", "digits", "--depth", "8",
          "--strategy", "multiworker", "--epochs", "1", "--output-dir", str(run_dir)],

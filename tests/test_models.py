@@ -87,7 +87,8 @@ def option_a_params(depth):
 @pytest.mark.parametrize(
     "depth",
     # The others repeat these blocks at other depths: slow, to keep the default suite short.
-    [20, 18, 50] + [pytest.param(d, marks=pytest.mark.slow) for d in (32, 44, 56, 110, 34, 101, 152)],
+    [20, 18, 50]
+    + [pytest.param(d, marks=pytest.mark.slow) for d in (32, 44, 56, 110, 34, 101, 152)],
 )
 def test_plain_net_has_option_a_parameters(zoo, depth):
     assert zoo[f"plain{depth}"].trainable_params == option_a_params(depth)
@@ -96,7 +97,8 @@ def test_plain_net_has_option_a_parameters(zoo, depth):
 @pytest.mark.parametrize(
     "depth",
     # The others repeat the blocks of these at other depths (a minute of builds).
-    [20, 18, 50] + [pytest.param(d, marks=pytest.mark.slow) for d in (32, 44, 56, 110, 34, 101, 152, 1202)],
+    [20, 18, 50]
+    + [pytest.param(d, marks=pytest.mark.slow) for d in (32, 44, 56, 110, 34, 101, 152, 1202)],
 )
 def test_options_b_and_c_add_exactly_their_projections(depth):
     stem = specs.resolve_stem(depth, None)
@@ -337,7 +339,8 @@ def test_every_layer_is_channels_last_whatever_the_global_setting(tmp_path):
         assert data_formats(model) == {"channels_last"}, name
         assert model.output_shape == reference.output_shape
         model.load_weights(path)
-        x = np.random.RandomState(0).uniform(0, 255, (2, *reference.input_shape[1:])).astype("float32")
+        x = np.random.RandomState(0).uniform(0, 255, (2, *reference.input_shape[1:]))
+        x = x.astype("float32")
         np.testing.assert_allclose(model(x, training=False), reference(x, training=False),
                                    rtol=1e-5, atol=1e-6)
 
@@ -423,8 +426,8 @@ def test_every_named_network_trains_a_step_saves_and_reloads_in_fresh_processes(
                            env=env, capture_output=True, text=True, timeout=900)
     assert built.returncode == 0, built.stderr[-3000:]
     assert built.stdout.split()[-2:] == ["True", "True"]  # finite loss; recursion limit untouched
-    loaded = subprocess.run([sys.executable, "-c", LOAD, paths[0], paths[1], paths[3]], cwd=tmp_path,
-                            env=env, capture_output=True, text=True, timeout=900)
+    loaded = subprocess.run([sys.executable, "-c", LOAD, paths[0], paths[1], paths[3]],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     assert loaded.stdout.split()[-3:] == ["ResNetModel", "ResNetModel", "True"]
     np.testing.assert_allclose(np.load(paths[3]), np.load(paths[2]), rtol=1e-5, atol=1e-6)
