@@ -119,7 +119,7 @@ def _merge(residual, identity, name):
     return keras.layers.ReLU(name=f"{name}_out")(residual)
 
 
-def basic_block(x, filters, strides, option, name, defaults, bottleneck_stride=None):
+def basic_block(x, filters, strides, option, name, defaults):
     """Two 3x3 convs (paper, Fig. 5 left); the first carries the stride."""
     identity = shortcut(x, filters, strides, option, name, defaults)
     y = conv_bn(x, filters, 3, strides, f"{name}_1", defaults)
@@ -127,7 +127,7 @@ def basic_block(x, filters, strides, option, name, defaults, bottleneck_stride=N
     return _merge(y, identity, name)
 
 
-def bottleneck_block(x, filters, strides, option, name, defaults, bottleneck_stride="1x1"):
+def bottleneck_block(x, filters, strides, option, name, defaults, bottleneck_stride):
     """1x1 reduce, 3x3, 1x1 expand to `4 * filters` (paper, Fig. 5 right).
 
     `bottleneck_stride="1x1"` strides the first 1x1 conv, as the paper's
@@ -143,4 +143,15 @@ def bottleneck_block(x, filters, strides, option, name, defaults, bottleneck_str
     return _merge(y, identity, name)
 
 
-BLOCK_FUNCTIONS = {"basic": basic_block, "bottleneck": bottleneck_block}
+def residual_stages(x, spec, defaults):
+    """The stages of blocks `spec` describes, named `conv2_block1` onwards."""
+    for stage, (blocks, filters) in enumerate(zip(spec.stage_blocks, spec.stage_widths)):
+        for index in range(blocks):
+            strides = 2 if stage > 0 and index == 0 else 1
+            name = f"conv{stage + 2}_block{index + 1}"
+            if spec.block == "bottleneck":
+                x = bottleneck_block(x, filters, strides, spec.shortcut, name, defaults,
+                                     spec.bottleneck_stride)
+            else:
+                x = basic_block(x, filters, strides, spec.shortcut, name, defaults)
+    return x

@@ -79,11 +79,11 @@ def count_flops(model):
 
 def zoo_reports(names=None):
     """Builds registered networks one at a time and returns `{name: FlopsReport}`."""
-    from keras_resnet.models import MODELS
+    from keras_resnet.models import SPECS, build_model
 
     reports = {}
-    for name in names or MODELS:
-        reports[name] = count_flops(MODELS[name]())
+    for name in names or SPECS:
+        reports[name] = count_flops(build_model(name))
         keras.backend.clear_session()  # keeps memory flat over the whole zoo
     return reports
 
@@ -95,7 +95,7 @@ def model_table(reports=None):
         reports: `{name: FlopsReport}` of registered models (default: the whole
             zoo, from `zoo_reports()`).
     """
-    from keras_resnet.models import MODELS
+    from keras_resnet.models import SPECS
     from keras_resnet.specs import STEM_DEFAULTS
 
     rows = [
@@ -103,13 +103,10 @@ def model_table(reports=None):
         "|---|---|---|---|---:|---:|",
     ]
     for name, report in (reports or zoo_reports()).items():
-        architecture = MODELS[name].architecture
-        stem = architecture["stem"]
-        defaults = STEM_DEFAULTS[stem]
-        shortcut = "none" if architecture["plain"] else defaults["shortcut"]
-        size = "x".join(map(str, defaults["input_shape"]))
+        spec = SPECS[name]
+        size = "x".join(map(str, STEM_DEFAULTS[spec.stem]["input_shape"]))
         rows.append(
-            f"| `{name}` | {stem} | {shortcut} | {size} "
+            f"| `{name}` | {spec.stem} | {spec.shortcut or 'none'} | {size} "
             f"| {report.trainable_params:,} | {report.macs / 1e9:.3g} G |"
         )
     return "\n".join(rows)

@@ -39,7 +39,7 @@ paper's Table 1 (`conv2` .. `conv5`; `conv2` .. `conv4` for CIFAR).
 import keras
 
 from keras_resnet import _compat, specs
-from keras_resnet.blocks import BLOCK_FUNCTIONS, DATA_FORMAT, LayerDefaults, conv_bn
+from keras_resnet.blocks import DATA_FORMAT, LayerDefaults, conv_bn, residual_stages
 from keras_resnet.layers import InputNormalization
 
 
@@ -136,14 +136,8 @@ def ResNet(
     >>> model.output_shape
     (None, 10)
     """
-    spec = specs.make_spec(depth, stem, block, base_width)
+    spec = specs.make_spec(depth, stem, block, base_width, shortcut, plain, bottleneck_stride)
     defaults = specs.STEM_DEFAULTS[spec.stem]
-    if not isinstance(plain, bool):
-        raise ValueError(f"plain must be True or False, received {plain!r}.")
-    shortcut = specs.check_shortcut(
-        shortcut if plain or shortcut is not None else defaults["shortcut"], plain
-    )
-    bottleneck_stride = specs.check_bottleneck_stride(bottleneck_stride, spec.block)
     classes = defaults["classes"] if classes is None else classes
     specs.check_head(include_top, pooling, classes)
     specs.check_weights(weights)
@@ -158,7 +152,7 @@ def ResNet(
         bn_momentum=specs.check_non_negative("bn_momentum", bn_momentum),
         bn_epsilon=specs.check_non_negative("bn_epsilon", bn_epsilon),
     )
-    name = name or f"{'plain' if plain else 'resnet'}{spec.depth}"
+    name = name or spec.name
 
     if input_tensor is None:
         inputs = keras.Input(shape=input_shape)
@@ -171,18 +165,7 @@ def ResNet(
     if input_mean is not None or input_std is not None:
         x = _input_normalization(input_mean, input_std, input_shape)(x)
     x = _stem(x, spec, layer_defaults)
-    block_function = BLOCK_FUNCTIONS[spec.block]
-    for stage, (blocks, filters) in enumerate(zip(spec.stage_blocks, spec.stage_widths)):
-        for index in range(blocks):
-            x = block_function(
-                x,
-                filters,
-                strides=2 if stage > 0 and index == 0 else 1,
-                option=shortcut,
-                name=f"conv{stage + 2}_block{index + 1}",
-                defaults=layer_defaults,
-                bottleneck_stride=bottleneck_stride,
-            )
+    x = residual_stages(x, spec, layer_defaults)
     x = _head(x, include_top, pooling, classes, classifier_activation, layer_defaults)
 
     model_inputs = inputs if input_tensor is None else keras.utils.get_source_inputs(input_tensor)
@@ -266,21 +249,21 @@ def _head(x, include_top, pooling, classes, activation, defaults):
     )(x)
 
 
-# Registry: lower-case name -> constructor, in the order of the paper's tables.
-MODELS = {}
+# Registry: lower-case name -> the network's `Spec`, in the order of the paper's tables.
+SPECS = {}
 
 
 def _register(display_name, depth, stem, plain=False):
-    """Makes a one-line named constructor over `ResNet`; caller kwargs win."""
-    fixed = {"stem": stem, "plain": plain}
+    """Registers a network's spec and makes its one-line constructor; caller kwargs win."""
+    spec = specs.make_spec(depth, stem, plain=plain)
+    SPECS[display_name.lower()] = spec
 
     def constructor(**kwargs):
-        return ResNet(depth, **{**fixed, **kwargs})
+        return _build_registered(spec, kwargs)
 
     defaults = specs.STEM_DEFAULTS[stem]
-    kind = "plain network (no shortcuts)" if plain else f"ResNet (option {defaults['shortcut']})"
+    kind = "plain network (no shortcuts)" if plain else f"ResNet (option {spec.shortcut})"
     constructor.__name__ = constructor.__qualname__ = display_name
-    constructor.architecture = {"depth": depth, **fixed}
     constructor.__doc__ = (
         f"The paper's {depth}-layer {stem.upper() if stem == 'cifar' else 'ImageNet'} "
         f"{kind}: input {defaults['input_shape']}, {defaults['classes']} classes.\n\n"
@@ -288,7 +271,6 @@ def _register(display_name, depth, stem, plain=False):
         "keyword argument of `ResNet` is accepted and overrides these defaults.\n\n"
         f"Example:\n\n>>> model = keras_resnet.{display_name}()\n"
     )
-    MODELS[display_name.lower()] = constructor
     return constructor
 
 
@@ -317,7 +299,7 @@ Plain152 = _register("Plain152", 152, "imagenet", plain=True)
 
 def list_models():
     """Names accepted by `build_model`, e.g. `"resnet56"`, `"plain18"`."""
-    return list(MODELS)
+    return list(SPECS)
 
 
 def build_model(name, **kwargs):
@@ -332,6 +314,12 @@ def build_model(name, **kwargs):
     >>> model = build_model("resnet56", classes=100)
     """
     key = str(name).lower()
-    if key not in MODELS:
-        raise ValueError(f"Unknown model {name!r}. Allowed: {', '.join(MODELS)}.")
-    return MODELS[key](**kwargs)
+    if key not in SPECS:
+        raise ValueError(f"Unknown model {name!r}. Allowed: {', '.join(SPECS)}.")
+    return _build_registered(SPECS[key], kwargs)
+
+
+def _build_registered(spec, kwargs):
+    # Only the registered choices are fixed, so that a caller's shortcut or
+    # bottleneck_stride is checked against them as `ResNet` checks its own.
+    return ResNet(spec.depth, **{"stem": spec.stem, "plain": spec.plain, **kwargs})

@@ -40,7 +40,7 @@ LAYERS_PER_BLOCK = {"basic": 2, "bottleneck": 3}
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
-    """A validated network specification.
+    """A complete, validated network architecture: everything but the head.
 
     Attributes:
         depth: number of weighted layers (convolutions and the classifier).
@@ -49,6 +49,9 @@ class Spec:
         block: `"basic"` (two 3x3 convs) or `"bottleneck"` (1x1, 3x3, 1x1).
         stage_blocks: number of blocks in each stage.
         base_width: filters of the first stage; each later stage doubles it.
+        shortcut: `"A"`, `"B"` or `"C"`; None for a plain network.
+        bottleneck_stride: `"1x1"` or `"3x3"` for bottleneck blocks; None for
+            basic blocks.
     """
 
     depth: int
@@ -56,11 +59,28 @@ class Spec:
     block: str
     stage_blocks: tuple
     base_width: int
+    shortcut: str = None
+    bottleneck_stride: str = None
+
+    @property
+    def plain(self):
+        """True for the paper's plain counterpart: no shortcuts."""
+        return self.shortcut is None
 
     @property
     def stage_widths(self):
         """Filters of each stage's 3x3 convolutions."""
         return tuple(self.base_width * 2**i for i in range(len(self.stage_blocks)))
+
+    @property
+    def name(self):
+        """The model's default name: `resnet56`, `plain20`."""
+        return model_name(self.depth, self.plain)
+
+
+def model_name(depth, plain):
+    """`resnet56` or `plain20`: the name of models, run directories and sweeps."""
+    return f"{'plain' if plain else 'resnet'}{depth}"
 
 
 def _choices(values):
@@ -84,8 +104,9 @@ def resolve_stem(depth, stem):
     )
 
 
-def make_spec(depth, stem=None, block=None, base_width=None):
-    """Validates architecture arguments and returns a `Spec`.
+def make_spec(depth, stem=None, block=None, base_width=None, shortcut=None, plain=False,
+              bottleneck_stride=None):
+    """Validates architecture arguments and returns a complete `Spec`.
 
     Args:
         depth: int, the number of weighted layers. ImageNet stem: one of
@@ -97,6 +118,11 @@ def make_spec(depth, stem=None, block=None, base_width=None):
             the ImageNet stem the block is fixed by the depth.
         base_width: filters of the first stage, or None for the paper's
             (16 for CIFAR, 64 for ImageNet).
+        shortcut: `"A"`, `"B"`, `"C"`, or None for the stem's default (A for
+            CIFAR, B for ImageNet). Must be None when `plain`.
+        plain: bool, the plain counterpart (no shortcuts).
+        bottleneck_stride: `"1x1"`, `"3x3"`, or None (`"1x1"` for bottleneck
+            blocks). Must be None for basic blocks.
 
     Returns:
         A `Spec`.
@@ -113,7 +139,17 @@ def make_spec(depth, stem=None, block=None, base_width=None):
         base_width = STEM_DEFAULTS[stem]["base_width"]
     elif isinstance(base_width, bool) or not isinstance(base_width, int) or base_width < 1:
         raise ValueError(f"base_width must be a positive int, received {base_width!r}.")
+    if not isinstance(plain, bool):
+        raise ValueError(f"plain must be True or False, received {plain!r}.")
+    if not plain and shortcut is None:
+        shortcut = STEM_DEFAULTS[stem]["shortcut"]
+    block, stage_blocks = _blocks(depth, stem, block)
+    return Spec(depth, stem, block, stage_blocks, base_width, check_shortcut(shortcut, plain),
+                check_bottleneck_stride(bottleneck_stride, block))
 
+
+def _blocks(depth, stem, block):
+    """(block, blocks per stage) of a depth: Table 1 for ImageNet, 6n+2 or 9n+2 for CIFAR."""
     if stem == "imagenet":
         if depth not in IMAGENET_DEPTHS:
             raise ValueError(
@@ -125,7 +161,7 @@ def make_spec(depth, stem=None, block=None, base_width=None):
             raise ValueError(
                 f"ImageNet depth {depth} uses {table_block!r} blocks; received block={block!r}."
             )
-        return Spec(depth, stem, table_block, stage_blocks, base_width)
+        return table_block, stage_blocks
 
     block = block or "basic"
     per_stage = 3 * LAYERS_PER_BLOCK[block]  # three stages; +2 for the stem and classifier
@@ -135,7 +171,7 @@ def make_spec(depth, stem=None, block=None, base_width=None):
             f"{per_stage}n+2 with n >= 1 (e.g. {', '.join(str(per_stage * n + 2) for n in (1, 3, 9))})."
         )
     n = (depth - 2) // per_stage
-    return Spec(depth, stem, block, (n, n, n), base_width)
+    return block, (n, n, n)
 
 
 def check_shortcut(shortcut, plain):

@@ -68,7 +68,9 @@ def test_registry_lists_every_paper_network():
     assert set(keras_resnet.list_models()) == expected
     for name in expected:
         display = name.replace("resnet", "ResNet").replace("plain", "Plain")
-        assert getattr(keras_resnet, display) is keras_resnet.models.MODELS[name]
+        assert getattr(keras_resnet, display).__name__ == display
+        spec = keras_resnet.models.SPECS[name]
+        assert spec.name == name and spec.plain == name.startswith("plain")
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_PARAMS))
