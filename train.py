@@ -5,7 +5,7 @@
 
 import sys
 
-from keras_resnet.train import main
+import keras_resnet_cli
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(keras_resnet_cli.run("train"))

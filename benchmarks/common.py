@@ -28,7 +28,11 @@ def versions():
     import keras
     import tensorflow as tf
 
-    found = [f"Python {platform.python_version()}", f"TensorFlow {tf.__version__}", f"Keras {keras.__version__}"]
+    found = [
+        f"Python {platform.python_version()}",
+        f"TensorFlow {tf.__version__}",
+        f"Keras {keras.__version__}",
+    ]
     try:
         import torch
 
@@ -41,8 +45,18 @@ def versions():
 
 def report(title, command, lines, output=None):
     """Prints a result section (machine, versions, command, numbers) and appends it to `output`."""
-    text = "\n".join([f"### {title} ({time.strftime('%Y-%m-%d')})", "", f"- machine: {machine()}",
-                      f"- versions: {versions()}", f"- command: `{command}`", "", *lines, ""])
+    text = "\n".join(
+        [
+            f"### {title} ({time.strftime('%Y-%m-%d')})",
+            "",
+            f"- machine: {machine()}",
+            f"- versions: {versions()}",
+            f"- command: `{command}`",
+            "",
+            *lines,
+            "",
+        ]
+    )
     print(text)
     if output:
         with open(output, "a") as f:
@@ -52,8 +66,12 @@ def report(title, command, lines, output=None):
 def snippet_env(extra=None):
     """Environment of a fresh benchmark process: the repository and this folder
     importable, TensorFlow's info logs off, plus the variables in `extra`."""
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-            "PYTHONPATH": os.pathsep.join([REPO, os.path.join(REPO, "benchmarks")]), **(extra or {})}
+    return {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONPATH": os.pathsep.join([REPO, os.path.join(REPO, "benchmarks")]),
+        **(extra or {}),
+    }
 
 
 def run_snippet(code, *args, env=None):
@@ -63,8 +81,12 @@ def run_snippet(code, *args, env=None):
     (oneDNN, thread pools) once when it starts. Its environment is
     `snippet_env(env)`. Raises with the end of its standard error if it fails.
     """
-    result = subprocess.run([sys.executable, "-c", code, *map(str, args)], env=snippet_env(env),
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)],
+        env=snippet_env(env),
+        capture_output=True,
+        text=True,
+    )
     if result.returncode:
         raise RuntimeError(result.stderr[-3000:])
     return result.stdout
@@ -92,7 +114,12 @@ def fit_images_per_second(model, dataset, batch_size, steps, warmup=5):
         def on_train_batch_end(self, batch, logs=None):
             batch_ends.append(time.perf_counter())
 
-    model.fit(dataset, steps_per_epoch=(warmup_calls + timed_calls) * per_call, epochs=1, verbose=0,
-              callbacks=[BatchEnds()])
+    model.fit(
+        dataset,
+        steps_per_epoch=(warmup_calls + timed_calls) * per_call,
+        epochs=1,
+        verbose=0,
+        callbacks=[BatchEnds()],
+    )
     assert len(batch_ends) == warmup_calls + timed_calls, len(batch_ends)
     return timed_calls * per_call * batch_size / (batch_ends[-1] - batch_ends[warmup_calls - 1])

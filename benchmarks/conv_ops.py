@@ -35,7 +35,8 @@ batch, repeats, side, channels = map(int, sys.argv[1:5])
 dtype = getattr(tf, sys.argv[5])
 tf.config.threading.set_inter_op_parallelism_threads(1)
 shape, kernel_shape = (batch, side, side, channels), (3, 3, channels, channels)
-xs = [tf.random.normal(shape, dtype=dtype) for _ in range(repeats)]  # distinct inputs: no op is merged away
+# distinct inputs: no op is merged away
+xs = [tf.random.normal(shape, dtype=dtype) for _ in range(repeats)]
 ks = [tf.random.normal(kernel_shape, dtype=dtype) for _ in range(repeats)]
 strides = [1, 1, 1, 1]
 kernels = {
@@ -99,19 +100,28 @@ print(json.dumps(result))
 
 def milliseconds(code, batch, repeats, side, channels, dtype):
     """{kernel: ms per op} of one framework at one stage, in a fresh process."""
-    return json.loads(common.run_snippet(code, batch, repeats, side, channels, dtype).split("\n")[-2])
+    return json.loads(
+        common.run_snippet(code, batch, repeats, side, channels, dtype).split("\n")[-2]
+    )
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=20, help="ops per timed round of a kernel")
-    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
-                        help="the kernels' data type; bfloat16 is what mixed precision runs on a CPU")
+    parser.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="the kernels' data type; bfloat16 is what mixed precision runs on a CPU",
+    )
     parser.add_argument("--output")
     args = parser.parse_args()
-    rows = ["| stage (side x side x channels) | kernel | TensorFlow ms | PyTorch ms | PyTorch / TensorFlow |",
-            "|---|---|---:|---:|---:|"]
+    rows = [
+        "| stage (side x side x channels) | kernel | TensorFlow ms | PyTorch ms "
+        "| PyTorch / TensorFlow |",
+        "|---|---|---:|---:|---:|",
+    ]
     totals = [0.0, 0.0]
     for side, channels in STAGES:
         ours = milliseconds(TENSORFLOW, args.batch_size, args.repeats, side, channels, args.dtype)
@@ -119,14 +129,22 @@ def main():
         for kind in KINDS:
             totals[0] += ours[kind]
             totals[1] += theirs[kind]
-            rows.append(f"| {side}x{side}x{channels} | {kind} | {ours[kind]:.2f} | {theirs[kind]:.2f} "
-                        f"| {theirs[kind] / ours[kind]:.2f}x |")
+            rows.append(
+                f"| {side}x{side}x{channels} | {kind} | {ours[kind]:.2f} | {theirs[kind]:.2f} "
+                f"| {theirs[kind] / ours[kind]:.2f}x |"
+            )
             print(rows[-1], flush=True)
-    rows.append(f"| all three stages | sum | {totals[0]:.2f} | {totals[1]:.2f} | {totals[1] / totals[0]:.2f}x |")
-    common.report(f"3x3 convolution kernels, batch {args.batch_size}, {args.dtype}",
-                  f"python benchmarks/conv_ops.py --batch-size {args.batch_size} --repeats {args.repeats} "
-                  f"--dtype {args.dtype}",
-                  rows, args.output)
+    rows.append(
+        f"| all three stages | sum | {totals[0]:.2f} | {totals[1]:.2f} "
+        f"| {totals[1] / totals[0]:.2f}x |"
+    )
+    common.report(
+        f"3x3 convolution kernels, batch {args.batch_size}, {args.dtype}",
+        f"python benchmarks/conv_ops.py --batch-size {args.batch_size} --repeats {args.repeats} "
+        f"--dtype {args.dtype}",
+        rows,
+        args.output,
+    )
 
 
 if __name__ == "__main__":

@@ -37,12 +37,20 @@ def main():
         next(iterator)
     rate = args.batches * 128 / (time.perf_counter() - start)
     total = cifar.train.num_examples + cifar.test.num_examples
-    command = f"python benchmarks/input_pipeline.py --data-dir {args.data_dir} --batches {args.batches}"
-    common.report("Input pipeline on real CIFAR-10 JPEGs", command, [
-        f"- decode of {total:,} JPEGs into memory (once per run): {decode_seconds:.1f} s "
-        f"({total / decode_seconds:,.0f} images/s)",
-        f"- training pipeline (shuffle, pad 4, random crop, flip, batch 128): **{rate:,.0f} images/s**",
-    ], args.output)
+    command = (
+        f"python benchmarks/input_pipeline.py --data-dir {args.data_dir} --batches {args.batches}"
+    )
+    common.report(
+        "Input pipeline on real CIFAR-10 JPEGs",
+        command,
+        [
+            f"- decode of {total:,} JPEGs into memory (once per run): {decode_seconds:.1f} s "
+            f"({total / decode_seconds:,.0f} images/s)",
+            "- training pipeline (shuffle, pad 4, random crop, flip, batch 128): "
+            f"**{rate:,.0f} images/s**",
+        ],
+        args.output,
+    )
 
 
 if __name__ == "__main__":

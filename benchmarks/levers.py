@@ -41,7 +41,8 @@ else:  # a layout comparison needs a model that takes both
     shape = (3, 64, 64) if settings["layout"] == "channels_first" else (64, 64, 3)
     model = keras.applications.ResNet50(weights=None, input_shape=shape, classes=10)
 model.compile(keras.optimizers.SGD(0.1, momentum=0.9), "sparse_categorical_crossentropy",
-              jit_compile=settings["xla"] == "on", steps_per_execution=settings["steps_per_execution"])
+              jit_compile=settings["xla"] == "on",
+              steps_per_execution=settings["steps_per_execution"])
 x = np.random.uniform(0, 255, (batch, *shape)).astype("float32")
 data = tf.data.Dataset.from_tensors((x, np.random.randint(0, 10, batch))).repeat()
 if settings["profile_dir"]:
@@ -54,8 +55,17 @@ print(rate)
 """
 
 
-def measure(steps, onednn="1", xla="off", batch_norm="fused", intra=0, inter=0, steps_per_execution=1,
-            layout="resnet20", profile_dir=None):
+def measure(
+    steps,
+    onednn="1",
+    xla="off",
+    batch_norm="fused",
+    intra=0,
+    inter=0,
+    steps_per_execution=1,
+    layout="resnet20",
+    profile_dir=None,
+):
     """Training images/s of `steps` steps in a fresh process.
 
     `layout` "resnet20" times keras_resnet's ResNet-20; "channels_last" or
@@ -63,8 +73,16 @@ def measure(steps, onednn="1", xla="off", batch_norm="fused", intra=0, inter=0, 
     With `profile_dir`, TensorFlow's profiler records the timed steps there
     (which slows them a little).
     """
-    settings = dict(steps=steps, xla=xla, batch_norm=batch_norm, intra=intra, inter=inter,
-                    steps_per_execution=steps_per_execution, layout=layout, profile_dir=profile_dir)
+    settings = dict(
+        steps=steps,
+        xla=xla,
+        batch_norm=batch_norm,
+        intra=intra,
+        inter=inter,
+        steps_per_execution=steps_per_execution,
+        layout=layout,
+        profile_dir=profile_dir,
+    )
     output = common.run_snippet(STEP, json.dumps(settings), env={"TF_ENABLE_ONEDNN_OPTS": onednn})
     return float(output.split()[-1])
 
@@ -74,7 +92,9 @@ def table(header, settings, steps):
     rows = ["| " + " | ".join(header) + " | images/s |", "|" + "---|" * len(header) + "---:|"]
     for setting in settings:
         rate = measure(steps, **setting)
-        rows.append("| " + " | ".join(str(value) for value in setting.values()) + f" | {rate:.0f} |")
+        rows.append(
+            "| " + " | ".join(str(value) for value in setting.values()) + f" | {rate:.0f} |"
+        )
         print(rows[-1], flush=True)
     return rows
 
@@ -84,19 +104,38 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--output")
     args = parser.parse_args()
-    rows = table(["TF_ENABLE_ONEDNN_OPTS", "XLA", "batch norm"],
-                 [dict(onednn=o, xla=x, batch_norm=b) for o in "01" for x in ("off", "on")
-                  for b in ("keras", "fused")], args.steps)
-    rows += [""] + table(["intra-op threads", "inter-op threads"],
-                         [dict(intra=a, inter=b) for a, b in ((0, 0), (2, 1), (1, 2), (2, 2), (1, 1))],
-                         args.steps)
-    rows += [""] + table(["steps_per_execution"], [dict(steps_per_execution=s) for s in (1, 4, 16)],
-                         max(args.steps, 32))
+    rows = table(
+        ["TF_ENABLE_ONEDNN_OPTS", "XLA", "batch norm"],
+        [
+            dict(onednn=o, xla=x, batch_norm=b)
+            for o in "01"
+            for x in ("off", "on")
+            for b in ("keras", "fused")
+        ],
+        args.steps,
+    )
+    rows += [""] + table(
+        ["intra-op threads", "inter-op threads"],
+        [dict(intra=a, inter=b) for a, b in ((0, 0), (2, 1), (1, 2), (2, 2), (1, 1))],
+        args.steps,
+    )
+    rows += [""] + table(
+        ["steps_per_execution"],
+        [dict(steps_per_execution=s) for s in (1, 4, 16)],
+        max(args.steps, 32),
+    )
     rows += ["", "keras.applications.ResNet50, 64x64, batch 32:", ""]
-    rows += table(["data layout"], [dict(layout=l) for l in ("channels_last", "channels_first")],
-                  args.steps // 2)
-    common.report("Training speed levers: oneDNN, XLA, batch norm, threads, steps_per_execution, layout",
-                  f"python benchmarks/levers.py --steps {args.steps}", rows, args.output)
+    rows += table(
+        ["data layout"],
+        [dict(layout=l) for l in ("channels_last", "channels_first")],
+        args.steps // 2,
+    )
+    common.report(
+        "Training speed levers: oneDNN, XLA, batch norm, threads, steps_per_execution, layout",
+        f"python benchmarks/levers.py --steps {args.steps}",
+        rows,
+        args.output,
+    )
 
 
 if __name__ == "__main__":

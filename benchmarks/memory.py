@@ -45,8 +45,13 @@ def peak_memory(code, *args):
 
     A run the kernel kills for memory returns the peak it reached and None.
     """
-    process = subprocess.Popen([sys.executable, "-c", code, *map(str, args)], env=common.snippet_env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, *map(str, args)],
+        env=common.snippet_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     stderr = process.stderr.read()  # read before waiting: a full pipe would block the child
     # wait4 gives this child's own peak, not the maximum over all children so far.
     _, status, usage = os.wait4(process.pid, 0)
@@ -66,19 +71,27 @@ def main():
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--output")
     args = parser.parse_args()
-    rows = ["| network | keras_resnet peak RSS (GiB) | images/s | PyTorch peak RSS (GiB) | images/s |",
-            "|---|---:|---:|---:|---:|"]
+    rows = [
+        "| network | keras_resnet peak RSS (GiB) | images/s | PyTorch peak RSS (GiB) | images/s |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for depth in args.depths:
         ours, ours_rate = peak_memory(OURS, depth, args.steps, args.batch_size)
         theirs, their_rate = peak_memory(PYTORCH, depth, args.steps, args.batch_size)
-        cells = [f"{peak:.2f}" if rate is not None else f"killed for memory at {peak:.2f}"
-                 for peak, rate in ((ours, ours_rate), (theirs, their_rate))]
+        cells = [
+            f"{peak:.2f}" if rate is not None else f"killed for memory at {peak:.2f}"
+            for peak, rate in ((ours, ours_rate), (theirs, their_rate))
+        ]
         rates = [f"{rate:.1f}" if rate is not None else "-" for rate in (ours_rate, their_rate)]
         rows.append(f"| ResNet-{depth} | {cells[0]} | {rates[0]} | {cells[1]} | {rates[1]} |")
         print(rows[-1], flush=True)
-    common.report(f"Peak memory of training, batch {args.batch_size}",
-                  f"python benchmarks/memory.py --depths {' '.join(map(str, args.depths))} "
-                  f"--steps {args.steps} --batch-size {args.batch_size}", rows, args.output)
+    common.report(
+        f"Peak memory of training, batch {args.batch_size}",
+        f"python benchmarks/memory.py --depths {' '.join(map(str, args.depths))} "
+        f"--steps {args.steps} --batch-size {args.batch_size}",
+        rows,
+        args.output,
+    )
 
 
 if __name__ == "__main__":

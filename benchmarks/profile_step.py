@@ -48,7 +48,10 @@ def main():
     parser.add_argument("--output")
     args = parser.parse_args()
 
-    rows = ["| batch norm | images/s (profiled) | op type | share of op self-time |", "|---|---:|---|---:|"]
+    rows = [
+        "| batch norm | images/s (profiled) | op type | share of op self-time |",
+        "|---|---:|---|---:|",
+    ]
     for batch_norm in ("keras", "fused"):
         profile_dir = os.path.join(args.logdir, batch_norm)
         if os.path.exists(profile_dir):
@@ -57,14 +60,19 @@ def main():
         seconds = self_time_by_op_type(profile_dir)
         total = sum(seconds.values())
         for rank, (op_type, value) in enumerate(seconds.most_common(args.top)):
-            rows.append(f"| {batch_norm if rank == 0 else ''} | {f'{rate:.0f}' if rank == 0 else ''} "
-                        f"| {op_type} | {100 * value / total:.1f}% |")
+            rows.append(
+                f"| {batch_norm if rank == 0 else ''} | {f'{rate:.0f}' if rank == 0 else ''} "
+                f"| {op_type} | {100 * value / total:.1f}% |"
+            )
         rest = total - sum(value for _, value in seconds.most_common(args.top))
         rows.append(f"| | | all other op types | {100 * rest / total:.1f}% |")
         print("\n".join(rows), flush=True)
-    common.report("Where ResNet-20's training step spends its time (TF profiler)",
-                  f"python benchmarks/profile_step.py --steps {args.steps} --logdir {args.logdir}",
-                  rows, args.output)
+    common.report(
+        "Where ResNet-20's training step spends its time (TF profiler)",
+        f"python benchmarks/profile_step.py --steps {args.steps} --logdir {args.logdir}",
+        rows,
+        args.output,
+    )
 
 
 if __name__ == "__main__":

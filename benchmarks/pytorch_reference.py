@@ -30,7 +30,9 @@ def augment(images, rng):
     """Zero pad 4, random 32x32 crop and random horizontal flip of uint8 NHWC images."""
     padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
     rows, cols = rng.integers(0, 9, len(images)), rng.integers(0, 9, len(images))
-    crops = np.stack([padded[i, r:r + 32, c:c + 32] for i, (r, c) in enumerate(zip(rows, cols))])
+    crops = np.stack(
+        [padded[i, r : r + 32, c : c + 32] for i, (r, c) in enumerate(zip(rows, cols))]
+    )
     flip = rng.random(len(images)) < 0.5
     crops[flip] = crops[flip, :, ::-1]
     return crops
@@ -45,7 +47,9 @@ def train(depth, data, steps, steps_per_epoch, batch_size, seed):
     rng = np.random.default_rng(seed)
     model = train_throughput.pytorch_resnet(depth)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, [round(0.5 * steps), round(0.75 * steps)])
+    schedule = torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, [round(0.5 * steps), round(0.75 * steps)]
+    )
     mean = data.mean.astype(np.float32)
 
     def tensor(images):
@@ -56,7 +60,7 @@ def train(depth, data, steps, steps_per_epoch, batch_size, seed):
     for step in range(1, steps + 1):
         if position + batch_size > len(order):
             order, position = rng.permutation(data.train.num_examples), 0
-        index = order[position:position + batch_size]
+        index = order[position : position + batch_size]
         position += batch_size
         model.train()
         logits = model(tensor(augment(data.train.images[index], rng)))
@@ -72,16 +76,23 @@ def train(depth, data, steps, steps_per_epoch, batch_size, seed):
             model.eval()
             with torch.no_grad():
                 test_wrong = sum(
-                    int((model(tensor(data.test.images[i:i + 1000])).argmax(1)
-                         != torch.from_numpy(data.test.labels[i:i + 1000].astype(np.int64))).sum())
-                    for i in range(0, data.test.num_examples, 1000))
+                    int(
+                        (
+                            model(tensor(data.test.images[i : i + 1000])).argmax(1)
+                            != torch.from_numpy(data.test.labels[i : i + 1000].astype(np.int64))
+                        ).sum()
+                    )
+                    for i in range(0, data.test.num_examples, 1000)
+                )
             yield step, wrong / seen, test_wrong / data.test.num_examples
             wrong = seen = 0
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", required=True, help="local CIFAR-10 (class folders or batches)")
+    parser.add_argument(
+        "--data-dir", required=True, help="local CIFAR-10 (class folders or batches)"
+    )
     parser.add_argument("--depths", nargs="+", type=int, default=[20, 56])
     parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--steps-per-epoch", type=int, default=160)
@@ -93,19 +104,28 @@ def main():
     from keras_resnet import data as data_lib
 
     data = data_lib.load_data("cifar10", data_dir=args.data_dir)
-    rows = ["| net | step | training error | test error | seconds so far |", "|---|---:|---:|---:|---:|"]
+    rows = [
+        "| net | step | training error | test error | seconds so far |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for depth in args.depths:
         start = time.perf_counter()
-        for step, train_error, test_error in train(depth, data, args.steps, args.steps_per_epoch,
-                                                   args.batch_size, args.seed):
-            rows.append(f"| ResNet-{depth} (PyTorch) | {step} | {100 * train_error:.2f}% | "
-                        f"{100 * test_error:.2f}% | {time.perf_counter() - start:.0f} |")
+        for step, train_error, test_error in train(
+            depth, data, args.steps, args.steps_per_epoch, args.batch_size, args.seed
+        ):
+            rows.append(
+                f"| ResNet-{depth} (PyTorch) | {step} | {100 * train_error:.2f}% | "
+                f"{100 * test_error:.2f}% | {time.perf_counter() - start:.0f} |"
+            )
             print(rows[-1], flush=True)
-    common.report("PyTorch reference of the degradation experiment's residual nets",
-                  f"python benchmarks/pytorch_reference.py --data-dir {args.data_dir} --depths "
-                  f"{' '.join(map(str, args.depths))} --steps {args.steps} --steps-per-epoch "
-                  f"{args.steps_per_epoch} --batch-size {args.batch_size} --seed {args.seed}",
-                  rows, args.output)
+    common.report(
+        "PyTorch reference of the degradation experiment's residual nets",
+        f"python benchmarks/pytorch_reference.py --data-dir {args.data_dir} --depths "
+        f"{' '.join(map(str, args.depths))} --steps {args.steps} --steps-per-epoch "
+        f"{args.steps_per_epoch} --batch-size {args.batch_size} --seed {args.seed}",
+        rows,
+        args.output,
+    )
 
 
 if __name__ == "__main__":

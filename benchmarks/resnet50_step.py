@@ -50,11 +50,17 @@ def main():
         params, rates[which] = measure(which, args.batch_size, args.steps)
         rows.append(f"| {which} ResNet-50 | {params:,} | {rates[which]:.2f} |")
         print(rows[-1], flush=True)
-    rows += ["", f"ratio keras_resnet / keras.applications: "
-                 f"**{rates['keras_resnet'] / rates['keras.applications']:.2f}x**"]
-    common.report(f"ResNet-50 training step, batch {args.batch_size}, 224x224",
-                  f"python benchmarks/resnet50_step.py --batch-size {args.batch_size} --steps {args.steps}",
-                  rows, args.output)
+    rows += [
+        "",
+        f"ratio keras_resnet / keras.applications: "
+        f"**{rates['keras_resnet'] / rates['keras.applications']:.2f}x**",
+    ]
+    common.report(
+        f"ResNet-50 training step, batch {args.batch_size}, 224x224",
+        f"python benchmarks/resnet50_step.py --batch-size {args.batch_size} --steps {args.steps}",
+        rows,
+        args.output,
+    )
 
 
 if __name__ == "__main__":

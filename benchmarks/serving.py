@@ -48,10 +48,14 @@ def main():
     import tensorflow as tf
     from keras_resnet import export
 
-    rows = ["| network | path | batch 1 latency, median (ms) | batch 256 images/s |",
-            "|---|---|---:|---:|"]
-    for name, build, size in (("ResNet-20", keras_resnet.ResNet20, 32),
-                              ("ResNet-50", keras_resnet.ResNet50, 224)):
+    rows = [
+        "| network | path | batch 1 latency, median (ms) | batch 256 images/s |",
+        "|---|---|---:|---:|",
+    ]
+    for name, build, size in (
+        ("ResNet-20", keras_resnet.ResNet20, 32),
+        ("ResNet-50", keras_resnet.ResNet50, 224),
+    ):
         model = build()
         with tempfile.TemporaryDirectory() as base:
             version = export.export_saved_model(model, base)
@@ -69,12 +73,17 @@ def main():
                 if "eager" in path and size > 32:
                     rate = "not run"
                 else:
-                    rate = f"{256 * args.throughput_calls / sum(timed(function, many, args.throughput_calls)):.0f}"
+                    seconds = sum(timed(function, many, args.throughput_calls))
+                    rate = f"{256 * args.throughput_calls / seconds:.0f}"
                 rows.append(f"| {name} | {path} | {latency:.2f} | {rate} |")
                 print(rows[-1], flush=True)
-    common.report("Inference: SavedModel against a direct model call",
-                  f"python benchmarks/serving.py --latency-calls {args.latency_calls} "
-                  f"--throughput-calls {args.throughput_calls}", rows, args.output)
+    common.report(
+        "Inference: SavedModel against a direct model call",
+        f"python benchmarks/serving.py --latency-calls {args.latency_calls} "
+        f"--throughput-calls {args.throughput_calls}",
+        rows,
+        args.output,
+    )
 
 
 if __name__ == "__main__":

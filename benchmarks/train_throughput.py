@@ -13,7 +13,8 @@ Each depth runs `--rounds` times, the two sides alternating so that a slow
 spell of the machine falls on both; the table gives each side's median and the
 range of the per-round ratios.
 
-    python benchmarks/train_throughput.py --depths 20 56 110 --rounds 3 --output benchmarks/results.md
+    python benchmarks/train_throughput.py --depths 20 56 110 --rounds 3 \\
+        --output benchmarks/results.md
     python benchmarks/train_throughput.py --mixed-precision --output benchmarks/results.md
 
 Needs PyTorch (`pip install torch`, CPU build). Appends a Markdown section with
@@ -34,11 +35,26 @@ import common
 
 def ours(depth, steps, batch_size, mixed_precision=False):
     with tempfile.TemporaryDirectory() as run_dir:
-        command = [sys.executable, "train.py", "--dataset", "synthetic", "--depth", str(depth),
-                   "--steps", str(steps), "--batch-size", str(batch_size), "--output-dir", run_dir,
-                   "--log-every", "1000", "--mixed-precision" if mixed_precision else "--no-mixed-precision"]
-        result = subprocess.run(command, cwd=common.REPO, capture_output=True, text=True,
-                                env=common.snippet_env())
+        command = [
+            sys.executable,
+            "train.py",
+            "--dataset",
+            "synthetic",
+            "--depth",
+            str(depth),
+            "--steps",
+            str(steps),
+            "--batch-size",
+            str(batch_size),
+            "--output-dir",
+            run_dir,
+            "--log-every",
+            "1000",
+            "--mixed-precision" if mixed_precision else "--no-mixed-precision",
+        ]
+        result = subprocess.run(
+            command, cwd=common.REPO, capture_output=True, text=True, env=common.snippet_env()
+        )
         if result.returncode:
             raise RuntimeError(result.stderr[-3000:])
         with open(os.path.join(run_dir, "summary.json")) as f:
@@ -112,32 +128,51 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--depths", nargs="+", type=int, default=[20, 56, 110])
     parser.add_argument("--steps", type=int, default=60, help="train.py steps (20 are warm-up)")
-    parser.add_argument("--torch-steps", type=int, default=30, help="timed PyTorch steps after 10 warm-up")
+    parser.add_argument(
+        "--torch-steps", type=int, default=30, help="timed PyTorch steps after 10 warm-up"
+    )
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each side per depth")
-    parser.add_argument("--mixed-precision", action="store_true",
-                        help="bfloat16 mixed precision on both sides (train.py --mixed-precision, torch.autocast)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating runs of each side per depth"
+    )
+    parser.add_argument(
+        "--mixed-precision",
+        action="store_true",
+        help="bfloat16 mixed precision on both sides (train.py --mixed-precision, torch.autocast)",
+    )
     parser.add_argument("--output", help="append the Markdown results here")
     args = parser.parse_args()
 
-    rows = ["| network | keras_resnet (train.py) images/s, median | PyTorch eager channels_last images/s, median "
-            "| ratio of medians | per-round ratios |",
-            "|---|---:|---:|---:|---|"]
+    rows = [
+        "| network | keras_resnet (train.py) images/s, median "
+        "| PyTorch eager channels_last images/s, median "
+        "| ratio of medians | per-round ratios |",
+        "|---|---:|---:|---:|---|",
+    ]
     for depth in args.depths:
         ours_rates, torch_rates = [], []
         for _ in range(args.rounds):
             ours_rates.append(ours(depth, args.steps, args.batch_size, args.mixed_precision))
-            torch_rates.append(pytorch(depth, args.torch_steps, args.batch_size, args.mixed_precision))
+            torch_rates.append(
+                pytorch(depth, args.torch_steps, args.batch_size, args.mixed_precision)
+            )
             print(f"ResNet-{depth}: {ours_rates[-1]:.1f} against {torch_rates[-1]:.1f}", flush=True)
         ours_rate, torch_rate = statistics.median(ours_rates), statistics.median(torch_rates)
         ratios = ", ".join(f"{a / b:.2f}x" for a, b in zip(ours_rates, torch_rates))
-        rows.append(f"| ResNet-{depth} | {ours_rate:.1f} | {torch_rate:.1f} | {ours_rate / torch_rate:.2f}x | {ratios} |")
+        rows.append(
+            f"| ResNet-{depth} | {ours_rate:.1f} | {torch_rate:.1f} "
+            f"| {ours_rate / torch_rate:.2f}x | {ratios} |"
+        )
         print(rows[-1], flush=True)
-    command = (f"python benchmarks/train_throughput.py --depths {' '.join(map(str, args.depths))} "
-               f"--rounds {args.rounds} --steps {args.steps} --torch-steps {args.torch_steps} "
-               f"--batch-size {args.batch_size}" + (" --mixed-precision" if args.mixed_precision else ""))
+    command = (
+        f"python benchmarks/train_throughput.py --depths {' '.join(map(str, args.depths))} "
+        f"--rounds {args.rounds} --steps {args.steps} --torch-steps {args.torch_steps} "
+        f"--batch-size {args.batch_size}" + (" --mixed-precision" if args.mixed_precision else "")
+    )
     precision = ", bfloat16 mixed precision" if args.mixed_precision else ""
-    common.report(f"Training throughput, batch {args.batch_size}{precision}", command, rows, args.output)
+    common.report(
+        f"Training throughput, batch {args.batch_size}{precision}", command, rows, args.output
+    )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """Workarounds for Keras behaviour that keras_resnet cannot change; the one
-module that reaches into Keras's private code.
+module that reaches into private Keras and TensorFlow code.
 
 Each workaround is applied only around the call that needs it and undone
 afterwards, and each names the Keras version range it was written against.
+tests/test_compat.py holds a test per workaround that fails on the day it is
+no longer needed or no longer works.
 """
 
 import contextlib
@@ -58,7 +60,8 @@ def check_keras_for_multi_worker():
             f"keras-team/keras#20585, which reaches private Keras code and was tested with Keras "
             f"{', '.join(MULTI_WORKER_TESTED_KERAS)}; this is Keras {keras.__version__}. Install "
             f"a tested Keras (pip install 'keras>={MULTI_WORKER_TESTED_KERAS[-1]},<3.16') or "
-            "train with another --strategy.")
+            "train with another --strategy."
+        )
 
 
 @contextlib.contextmanager
@@ -93,7 +96,9 @@ def multi_worker_fit(model, dataset, strategy):
 
     def reduce_scalars_without_axis(values, strategy, reduction):
         if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or reduction not in (
-                "auto", "mean"):
+            "auto",
+            "mean",
+        ):
             return keras_reduce(values, strategy, reduction)
 
         def mean(value):
@@ -111,3 +116,29 @@ def multi_worker_fit(model, dataset, strategy):
     finally:
         keras_trainer.reduce_per_replica = keras_reduce
         del model._maybe_symbolic_build
+
+
+def optimizer_variable_index(optimizer, variable):
+    """Index of `variable`'s slots (e.g. `optimizer.momentums`) in a Keras optimizer.
+
+    Keras's optimizers find them with the private `_get_variable_index`; the
+    public API has no way to read another optimizer variable's slot. Present
+    in Keras 3.0 to 3.15.
+    """
+    return optimizer._get_variable_index(variable)
+
+
+def onednn_enabled():
+    """Whether TensorFlow's oneDNN CPU kernels are on in this process (None: unknown).
+
+    TensorFlow decides once, when it loads, from TF_ENABLE_ONEDNN_OPTS and the
+    CPU; it has no public query.
+    """
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:
+        return None
+    try:
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except AttributeError:
+        return None

@@ -36,19 +36,24 @@ import numpy as np
 import tensorflow as tf
 
 from keras_resnet import data as data_lib
-from keras_resnet import evaluation, specs, training
+from keras_resnet import evaluation, plotting, rundir, runtime, specs, training
+from keras_resnet import config as config_lib
 
 # Table 6 of the paper: CIFAR-10 test error (%) and parameters of the residual
 # nets. 110 layers: best of 5 runs (their mean is 6.61 +- 0.16).
-PAPER_TABLE6 = {20: (0.27e6, 8.75), 32: (0.46e6, 7.51), 44: (0.66e6, 7.17), 56: (0.85e6, 6.97),
-                110: (1.7e6, 6.43), 1202: (19.4e6, 7.93)}
+PAPER_TABLE6 = {
+    20: (0.27e6, 8.75),
+    32: (0.46e6, 7.51),
+    44: (0.66e6, 7.17),
+    56: (0.85e6, 6.97),
+    110: (1.7e6, 6.43),
+    1202: (19.4e6, 7.93),
+}
 DEGRADATION_DEPTHS = (20, 32, 44, 56)  # Fig. 6
 TABLE_DEPTHS = (20, 32, 44, 56, 110)
 
 
-def run_name(depth, plain):
-    """Run-directory name of a net in a sweep: `plain20`, `resnet56`."""
-    return f"{'plain' if plain else 'resnet'}{depth}"
+run_name = specs.model_name  # a sweep's run directories are named as their models
 
 
 def parse_run_name(name):
@@ -81,20 +86,24 @@ def train_sweep(config, nets, output_dir, log=print):
     Raises:
         ValueError: for an invalid depth or config, before any training.
     """
-    strategy = training.setup_devices(config)
+    strategy = runtime.setup_devices(config)
     data = training.load_config_data(config)
     configs = {}
     for depth, plain in nets:
-        net = dataclasses.replace(config, depth=depth, plain=plain,
-                                  output_dir=os.path.join(output_dir, run_name(depth, plain)))
-        resolved = training.resolve(net, data)  # validates the recipe for this net
-        specs.make_spec(depth, resolved.stem)
+        net = dataclasses.replace(
+            config,
+            depth=depth,
+            plain=plain,
+            output_dir=os.path.join(output_dir, run_name(depth, plain)),
+        )
+        resolved = config_lib.resolve(net, data)  # validates the recipe for this net
+        specs.make_spec(depth, resolved.stem, plain=plain)
         configs[run_name(depth, plain)] = net
     summaries = {}
     for name, net in configs.items():
         log(f"--- {display_name(name)}: {net.output_dir}")
         keras.utils.set_random_seed(net.seed)  # every net starts from the same seed
-        summaries[name] = training.train(net, log, data=data, strategy=strategy)
+        summaries[name] = training.finish(training.train(net, log, data=data, strategy=strategy))
     return summaries, data
 
 
@@ -103,40 +112,20 @@ def degradation_rows(output_dir, names):
     """One row per finished epoch of each run: its step, training and test error."""
     rows = []
     for name in names:
-        state = training.load_state(os.path.join(output_dir, name)) or {"history": []}
+        state = rundir.load_state(os.path.join(output_dir, name)) or {"history": []}
         depth, plain = parse_run_name(name)
         for entry in state["history"]:
-            rows.append({"model": display_name(name), "depth": depth,
-                         "plain": plain, "step": entry["step"],
-                         "train_top1_error": entry["top1_error"],
-                         "test_top1_error": entry["val_top1_error"]})
+            rows.append(
+                {
+                    "model": display_name(name),
+                    "depth": depth,
+                    "plain": plain,
+                    "step": entry["step"],
+                    "train_top1_error": entry["top1_error"],
+                    "test_top1_error": entry["val_top1_error"],
+                }
+            )
     return rows
-
-
-def plot_degradation(rows, path, test_label="test"):
-    """Fig. 6's layout: plain nets left, residual nets right, a colour per depth."""
-    plt = _pyplot()
-    depths = sorted({row["depth"] for row in rows})
-    colours = dict(zip(depths, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    for axis, plain in zip(axes, (True, False)):
-        for depth in depths:
-            mine = [row for row in rows if row["plain"] == plain and row["depth"] == depth]
-            if not mine:
-                continue
-            steps = [row["step"] for row in mine]
-            label = display_name(run_name(depth, plain))
-            axis.plot(steps, [100 * row["train_top1_error"] for row in mine], "--", lw=1,
-                      color=colours[depth], label=f"{label} train")
-            if mine[0]["test_top1_error"] is not None:
-                axis.plot(steps, [100 * row["test_top1_error"] for row in mine], "-", lw=2.2,
-                          color=colours[depth], label=f"{label} {test_label}")
-        axis.set(title="plain networks" if plain else "residual networks (option A)",
-                 xlabel="iterations", ylabel="error (%)")
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
-    fig.tight_layout()
-    _save_figure(fig, path)
 
 
 def degradation(config, depths=DEGRADATION_DEPTHS, output_dir="runs/degradation", log=print):
@@ -147,19 +136,27 @@ def degradation(config, depths=DEGRADATION_DEPTHS, output_dir="runs/degradation"
         paths written.
     """
     names = [run_name(depth, plain) for plain in (True, False) for depth in depths]
-    summaries, data = train_sweep(config, [(d, p) for p in (True, False) for d in depths],
-                                  output_dir, log)
+    summaries, data = train_sweep(
+        config, [(d, p) for p in (True, False) for d in depths], output_dir, log
+    )
     rows = degradation_rows(output_dir, names)
     csv_path = os.path.join(output_dir, "degradation.csv")
     png_path = os.path.join(output_dir, "degradation.png")
     _write_csv(csv_path, rows)
-    plot_degradation(rows, png_path, "validation" if data.validation else "test")
-    final = {display_name(name): {"train_top1_error": summaries[name]["final_train_top1_error"],
-                                  "test_top1_error": summaries[name]["test_top1_error"],
-                                  "steps": summaries[name]["steps"]} for name in names}
+    plotting.plot_degradation(rows, png_path, "validation" if data.validation else "test")
+    final = {
+        display_name(name): {
+            "train_top1_error": summaries[name]["final_train_top1_error"],
+            "test_top1_error": summaries[name]["test_top1_error"],
+            "steps": summaries[name]["steps"],
+        }
+        for name in names
+    }
     for name, errors in final.items():
-        log(f"{name:>10}: training error {100 * errors['train_top1_error']:.2f}%, test error "
-            f"{100 * errors['test_top1_error']:.2f}% after {errors['steps']} iterations")
+        log(
+            f"{name:>10}: training error {100 * errors['train_top1_error']:.2f}%, test error "
+            f"{100 * errors['test_top1_error']:.2f}% after {errors['steps']} iterations"
+        )
     log(f"Wrote {csv_path} and {png_path}")
     return {"rows": rows, "final": final, "csv": csv_path, "png": png_path}
 
@@ -177,9 +174,11 @@ def response_layers(model):
             try:
                 found.append(model.get_layer(f"{unit}_bn"))
             except ValueError:
-                raise ValueError(f"Model {model.name!r}: no batch normalization named {unit}_bn "
-                                 f"after the 3x3 convolution {layer.name!r}; layer responses "
-                                 "need a keras_resnet model.") from None
+                raise ValueError(
+                    f"Model {model.name!r}: no batch normalization named {unit}_bn "
+                    f"after the 3x3 convolution {layer.name!r}; layer responses "
+                    "need a keras_resnet model."
+                ) from None
     if not found:
         raise ValueError(f"Model {model.name!r} has no 3x3 convolutions.")
     return found
@@ -206,15 +205,18 @@ def layer_responses(model, dataset):
         moments = []
         for output in outputs:
             output = tf.cast(output, tf.float32)
-            moments.append((tf.reduce_sum(output, [0, 1, 2]),
-                            tf.reduce_sum(tf.square(output), [0, 1, 2])))
+            moments.append(
+                (tf.reduce_sum(output, [0, 1, 2]), tf.reduce_sum(tf.square(output), [0, 1, 2]))
+            )
         return moments
 
     sums = squares = None
     num_images = 0
     for images, _ in dataset:
-        moments = [(a.numpy().astype(np.float64), b.numpy().astype(np.float64))
-                   for a, b in batch_moments(images)]
+        moments = [
+            (a.numpy().astype(np.float64), b.numpy().astype(np.float64))
+            for a, b in batch_moments(images)
+        ]
         if sums is None:
             sums, squares = [a for a, _ in moments], [b for _, b in moments]
         else:
@@ -232,29 +234,9 @@ def layer_responses(model, dataset):
     return result
 
 
-def plot_layer_responses(responses, path):
-    """Fig. 7's layout: std by layer index (top) and sorted by magnitude (bottom)."""
-    plt = _pyplot()
-    fig, (ordered, ranked) = plt.subplots(2, 1, figsize=(8, 6.5))
-    for label, values in responses.items():
-        stds = [std for _, std in values]
-        style = "--" if label.startswith("plain") else "-"
-        index = np.arange(1, len(stds) + 1)
-        ordered.plot(index, stds, style, marker=".", lw=1.2, label=label)
-        ranked.plot(index, sorted(stds, reverse=True), style, marker=".", lw=1.2, label=label)
-    ordered.set(xlabel="layer index (original)", ylabel="std")
-    ranked.set(xlabel="layer index (sorted by magnitude)", ylabel="std")
-    for axis in (ordered, ranked):
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
-    fig.suptitle("Standard deviation of the 3x3 layers' responses (after BN, before ReLU/addition)",
-                 fontsize=10)
-    fig.tight_layout()
-    _save_figure(fig, path)
-
-
-def layer_response_analysis(model_paths, data, output_dir="runs/layer-responses", batch_size=256,
-                            log=print):
+def layer_response_analysis(
+    model_paths, data, output_dir="runs/layer-responses", batch_size=256, log=print
+):
     """Fig. 7 for trained models: computes, writes CSV and PNG.
 
     Args:
@@ -266,11 +248,7 @@ def layer_response_analysis(model_paths, data, output_dir="runs/layer-responses"
     """
     models = []
     for path in model_paths:
-        keras_path = os.path.join(path, "model.keras") if os.path.isdir(path) else path
-        if not (os.path.isfile(keras_path) and keras_path.endswith(".keras")):
-            raise ValueError(f"--model {path!r}: expected a run directory with model.keras or a "
-                             ".keras file.")
-        model, _ = evaluation.load_keras_run(keras_path)
+        model = rundir.load_model(path, saved_model=False).model
         evaluation.check_compatible(evaluation.classifier_from_model(model), data)
         models.append((path, model))
     labels = [display_name(model.name) for _, model in models]
@@ -278,17 +256,29 @@ def layer_response_analysis(model_paths, data, output_dir="runs/layer-responses"
     for (path, model), label in zip(models, labels):
         if labels.count(label) > 1:
             label = f"{label} ({path})"
-        responses[label] = layer_responses(model, data_lib.eval_dataset(data, data.test, batch_size))
+        responses[label] = layer_responses(
+            model, data_lib.eval_dataset(data, data.test, batch_size)
+        )
         stds = [std for _, std in responses[label]]
-        log(f"{label}: {len(stds)} 3x3 layers, response std mean {np.mean(stds):.3f}, "
-            f"max {max(stds):.3f}")
-    rows = [{"model": label, "layer_index": i + 1, "layer": name, "std": std,
-             "rank": sorted((s for _, s in values), reverse=True).index(std) + 1}
-            for label, values in responses.items() for i, (name, std) in enumerate(values)]
+        log(
+            f"{label}: {len(stds)} 3x3 layers, response std mean {np.mean(stds):.3f}, "
+            f"max {max(stds):.3f}"
+        )
+    rows = [
+        {
+            "model": label,
+            "layer_index": i + 1,
+            "layer": name,
+            "std": std,
+            "rank": sorted((s for _, s in values), reverse=True).index(std) + 1,
+        }
+        for label, values in responses.items()
+        for i, (name, std) in enumerate(values)
+    ]
     csv_path = os.path.join(output_dir, "layer_responses.csv")
     png_path = os.path.join(output_dir, "layer_responses.png")
     _write_csv(csv_path, rows)
-    plot_layer_responses(responses, png_path)
+    plotting.plot_layer_responses(responses, png_path)
     log(f"Wrote {csv_path} and {png_path}")
     return {"responses": responses, "csv": csv_path, "png": png_path}
 
@@ -301,17 +291,23 @@ def depth_table(config, depths=TABLE_DEPTHS, output_dir="runs/depth-table", log=
     for depth in depths:
         summary = summaries[run_name(depth, False)]
         paper_params, paper_error = PAPER_TABLE6.get(depth, (None, None))
-        rows.append({"model": display_name(run_name(depth, False)), "layers": depth,
-                     "parameters": summary["trainable_parameters"],
-                     "paper_parameters": paper_params, "steps": summary["steps"],
-                     "test_top1_error": summary["test_top1_error"],
-                     "paper_test_error": None if paper_error is None else paper_error / 100})
+        rows.append(
+            {
+                "model": display_name(run_name(depth, False)),
+                "layers": depth,
+                "parameters": summary["trainable_parameters"],
+                "paper_parameters": paper_params,
+                "steps": summary["steps"],
+                "test_top1_error": summary["test_top1_error"],
+                "paper_test_error": None if paper_error is None else paper_error / 100,
+            }
+        )
     csv_path = os.path.join(output_dir, "depth_table.csv")
     md_path = os.path.join(output_dir, "depth_table.md")
     png_path = os.path.join(output_dir, "depth_table.png")
     _write_csv(csv_path, rows)
-    _write_text(md_path, depth_table_markdown(rows))
-    plot_depth_table(rows, png_path)
+    rundir.write_atomic(md_path, depth_table_markdown(rows))
+    plotting.plot_depth_table(rows, png_path)
     log(depth_table_markdown(rows))
     log(f"Wrote {csv_path}, {md_path} and {png_path}")
     return {"rows": rows, "csv": csv_path, "markdown": md_path, "png": png_path}
@@ -319,66 +315,33 @@ def depth_table(config, depths=TABLE_DEPTHS, output_dir="runs/depth-table", log=
 
 def depth_table_markdown(rows):
     """Table 6's columns: layers, parameters, test error; the paper's beside ours."""
-    lines = ["| model | layers | params | iterations | test error (%) | paper: params | paper: error (%) |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| model | layers | params | iterations | test error (%) "
+        "| paper: params | paper: error (%) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for row in rows:
-        paper_params = "" if row["paper_parameters"] is None else f"{row['paper_parameters'] / 1e6:.2f}M"
-        paper_error = "" if row["paper_test_error"] is None else f"{100 * row['paper_test_error']:.2f}"
-        lines.append(f"| {row['model']} | {row['layers']} | {row['parameters'] / 1e6:.2f}M | "
-                     f"{row['steps']:,} | {100 * row['test_top1_error']:.2f} | {paper_params} | "
-                     f"{paper_error} |")
+        paper_params = (
+            "" if row["paper_parameters"] is None else f"{row['paper_parameters'] / 1e6:.2f}M"
+        )
+        paper_error = (
+            "" if row["paper_test_error"] is None else f"{100 * row['paper_test_error']:.2f}"
+        )
+        lines.append(
+            f"| {row['model']} | {row['layers']} | {row['parameters'] / 1e6:.2f}M | "
+            f"{row['steps']:,} | {100 * row['test_top1_error']:.2f} | {paper_params} | "
+            f"{paper_error} |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def plot_depth_table(rows, path):
-    """Test error against depth, ours and the paper's."""
-    plt = _pyplot()
-    fig, axis = plt.subplots(figsize=(6, 4))
-    layers = [row["layers"] for row in rows]
-    axis.plot(layers, [100 * row["test_top1_error"] for row in rows], "o-", lw=2,
-              label=f"this run ({rows[0]['steps']:,} iterations)")
-    paper = [(row["layers"], 100 * row["paper_test_error"]) for row in rows
-             if row["paper_test_error"] is not None]
-    if paper:
-        axis.plot(*zip(*paper), "s--", label="paper, Table 6 (64k iterations)")
-    axis.set(xscale="log", xlabel="layers", ylabel="test error (%)",
-             title="CIFAR-10 residual nets: test error against depth")
-    axis.set_xticks(layers, [str(d) for d in layers])
-    axis.grid(alpha=0.3)
-    axis.legend()
-    fig.tight_layout()
-    _save_figure(fig, path)
-
-
 # ---------------------------------------------------------------- output
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save_figure(fig, path):
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    partial = path + ".tmp.png"
-    fig.savefig(partial, dpi=110)
-    _pyplot().close(fig)
-    os.replace(partial, path)
-
-
 def _write_csv(path, rows):
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["model"])
     writer.writeheader()
     writer.writerows(rows)
-    _write_text(path, buffer.getvalue())
-
-
-def _write_text(path, text):
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    training._write_atomic(path, text)
+    rundir.write_atomic(path, buffer.getvalue())
 
 
 # ---------------------------------------------------------------- command line
@@ -386,26 +349,49 @@ def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     sweeps = {
-        "degradation": ("Fig. 6: plain and residual nets, training and test error against iterations",
-                        DEGRADATION_DEPTHS, "runs/degradation"),
-        "depth-table": ("Table 6: residual nets of several depths, parameters and test error",
-                        TABLE_DEPTHS, "runs/depth-table"),
+        "degradation": (
+            "Fig. 6: plain and residual nets, training and test error against iterations",
+            DEGRADATION_DEPTHS,
+            "runs/degradation",
+        ),
+        "depth-table": (
+            "Table 6: residual nets of several depths, parameters and test error",
+            TABLE_DEPTHS,
+            "runs/depth-table",
+        ),
     }
     for name, (help_text, depths, output_dir) in sweeps.items():
         command = commands.add_parser(name, help=help_text, description=help_text)
-        command.add_argument("--depths", type=int, nargs="+", default=list(depths),
-                             help=f"CIFAR depths 6n+2 (default: {' '.join(map(str, depths))})")
-        command.add_argument("--output-dir", default=output_dir,
-                             help=f"one run directory per net, and the results (default: {output_dir})")
-        training.add_config_flags(command, skip=("depth", "plain", "output_dir"))
+        command.add_argument(
+            "--depths",
+            type=int,
+            nargs="+",
+            default=list(depths),
+            help=f"CIFAR depths 6n+2 (default: {' '.join(map(str, depths))})",
+        )
+        command.add_argument(
+            "--output-dir",
+            default=output_dir,
+            help=f"one run directory per net, and the results (default: {output_dir})",
+        )
+        config_lib.add_config_flags(command, skip=("depth", "plain", "output_dir"))
     command = commands.add_parser(
-        "layer-responses", help="Fig. 7: std of each 3x3 layer's response over the test set",
-        description="Fig. 7: std of each 3x3 layer's response over the test set")
-    command.add_argument("--model", action="append", required=True,
-                         help="run directory or .keras file; repeat for several models")
+        "layer-responses",
+        help="Fig. 7: std of each 3x3 layer's response over the test set",
+        description="Fig. 7: std of each 3x3 layer's response over the test set",
+    )
+    command.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        help="run directory or .keras file; repeat for several models",
+    )
     data_lib.add_evaluation_data_flags(command)
-    command.add_argument("--output-dir", default="runs/layer-responses",
-                         help="where the CSV and PNG go (default: runs/layer-responses)")
+    command.add_argument(
+        "--output-dir",
+        default="runs/layer-responses",
+        help="where the CSV and PNG go (default: runs/layer-responses)",
+    )
     return parser
 
 
@@ -417,14 +403,17 @@ def main(argv=None):
         if args.command == "layer-responses":
             if args.batch_size < 1:
                 raise ValueError(f"--batch-size must be positive, received {args.batch_size}.")
-            data = data_lib.load_data(args.dataset, args.data_dir, args.tfds_data_dir, args.image_size)
+            data = data_lib.load_data(
+                args.dataset, args.data_dir, args.tfds_data_dir, args.image_size
+            )
             layer_response_analysis(args.model, data, args.output_dir, args.batch_size)
             return 0
         if len(set(args.depths)) != len(args.depths):
             raise ValueError(f"--depths has repeated values: {args.depths}.")
-        fields = {f.name for f in dataclasses.fields(training.TrainConfig)}
-        config = training.TrainConfig(**{k: v for k, v in vars(args).items() if k in fields
-                                         and k != "output_dir"})
+        fields = {f.name for f in dataclasses.fields(config_lib.TrainConfig)}
+        config = config_lib.TrainConfig(
+            **{k: v for k, v in vars(args).items() if k in fields and k != "output_dir"}
+        )
         run = degradation if args.command == "degradation" else depth_table
         run(config, args.depths, args.output_dir)
     except (ValueError, RuntimeError) as error:  # DataError and TrainingDiverged included

@@ -78,7 +78,8 @@ def conv_bn(x, filters, kernel_size, strides, name, defaults, relu=True):
     """
     if strides > 1 and kernel_size > 1:
         x = keras.layers.ZeroPadding2D(
-            kernel_size // 2, data_format=DATA_FORMAT, name=f"{name}_pad")(x)
+            kernel_size // 2, data_format=DATA_FORMAT, name=f"{name}_pad"
+        )(x)
     x = defaults.conv(filters, kernel_size, strides, name=f"{name}_conv")(x)
     x = defaults.batch_norm(name=f"{name}_bn")(x)
     if relu:
@@ -150,8 +151,9 @@ def residual_stages(x, spec, defaults):
             strides = 2 if stage > 0 and index == 0 else 1
             name = f"conv{stage + 2}_block{index + 1}"
             if spec.block == "bottleneck":
-                x = bottleneck_block(x, filters, strides, spec.shortcut, name, defaults,
-                                     spec.bottleneck_stride)
+                x = bottleneck_block(
+                    x, filters, strides, spec.shortcut, name, defaults, spec.bottleneck_stride
+                )
             else:
                 x = basic_block(x, filters, strides, spec.shortcut, name, defaults)
     return x

@@ -10,24 +10,30 @@ base folder. The same as `python -m keras_resnet.evaluate` and, in a checkout,
 """
 
 import argparse
-import json
 import os
 import sys
 
 from keras_resnet import data as data_lib
-from keras_resnet import evaluation
+from keras_resnet import evaluation, plotting, rundir
 
 
 def main(argv=None):
     """Runs the command; returns its exit status (1 for a bad input)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True,
-                        help="run directory, .keras file, SavedModel folder or TF Serving base folder")
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="run directory, .keras file, SavedModel folder or TF Serving base folder",
+    )
     data_lib.add_evaluation_data_flags(parser)
-    parser.add_argument("--ten-crop", action="store_true", help="the paper's 10-crop testing (large images)")
+    parser.add_argument(
+        "--ten-crop", action="store_true", help="the paper's 10-crop testing (large images)"
+    )
     parser.add_argument("--output-json", help="write the report here")
-    parser.add_argument("--confusion-png", help="confusion-matrix PNG (default: beside --output-json, "
-                        "else confusion_matrix.png)")
+    parser.add_argument(
+        "--confusion-png",
+        help="confusion-matrix PNG (default: beside --output-json, else confusion_matrix.png)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.batch_size < 1:
@@ -39,22 +45,32 @@ def main(argv=None):
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 1
 
-    report = {"model": args.model, "format": classifier.kind, "dataset": args.dataset,
-              "ten_crop": args.ten_crop, **report}
-    png = args.confusion_png or (os.path.splitext(args.output_json)[0] + "_confusion.png"
-                                 if args.output_json else "confusion_matrix.png")
-    evaluation.plot_confusion(report, data.class_names, png, title=os.path.basename(args.model.rstrip("/")))
+    report = {
+        "model": args.model,
+        "format": classifier.kind,
+        "dataset": args.dataset,
+        "ten_crop": args.ten_crop,
+        **report,
+    }
+    png = args.confusion_png or (
+        os.path.splitext(args.output_json)[0] + "_confusion.png"
+        if args.output_json
+        else "confusion_matrix.png"
+    )
+    plotting.plot_confusion(
+        report, data.class_names, png, title=os.path.basename(args.model.rstrip("/"))
+    )
     if args.output_json:
-        with open(args.output_json + ".tmp", "w") as f:
-            json.dump(report, f, indent=1)
-        os.replace(args.output_json + ".tmp", args.output_json)
+        rundir.write_json(args.output_json, report)
 
     width = max(len(name) for name in data.class_names)
     for name, accuracy in report["per_class_accuracy"].items():
         print(f"  {name:<{width}}  accuracy {100 * accuracy:6.2f}%")
-    print(f"{args.model} ({classifier.kind}) on {args.dataset}: top-1 error "
-          f"{100 * report['top1_error']:.2f}%, top-5 error {100 * report['top5_error']:.2f}%, "
-          f"loss {report['loss']:.4f}, {report['num_examples']} examples; confusion matrix in {png}")
+    print(
+        f"{args.model} ({classifier.kind}) on {args.dataset}: top-1 error "
+        f"{100 * report['top1_error']:.2f}%, top-5 error {100 * report['top5_error']:.2f}%, "
+        f"loss {report['loss']:.4f}, {report['num_examples']} examples; confusion matrix in {png}"
+    )
     return 0
 
 

@@ -35,9 +35,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_resnet import data as data_lib
-from keras_resnet import evaluation
+from keras_resnet import rundir
 
-PREPROCESSING = ("resize", "center_crop")
 TOP_K = 5
 
 
@@ -48,7 +47,7 @@ def next_version(export_base):
     return max((int(n) for n in os.listdir(export_base) if n.isdigit()), default=0) + 1
 
 
-def export_saved_model(model, export_base, version=None, class_names=None, preprocessing="resize"):
+def export_saved_model(model, export_base, version=None, class_names=None, preprocessing=None):
     """Writes `model` as a TF Serving SavedModel version.
 
     Args:
@@ -57,9 +56,10 @@ def export_saved_model(model, export_base, version=None, class_names=None, prepr
         version: int, or None for the next free one. An existing version is
             an error: nothing is overwritten.
         class_names: list of names in label order (default "0", "1", ...).
-        preprocessing: how `serving_bytes` brings decoded images to the
-            model's size: `"resize"` or `"center_crop"` (the paper's ImageNet
-            test crop, as `keras_resnet.data` evaluates).
+        preprocessing: the `keras_resnet.data.Preprocessing` the model was
+            trained with: `serving_bytes` gives decoded images its test crop
+            (the paper's centre crop for `"imagenet"`), then resizes them to
+            the model's size if they still differ. None: resize only.
 
     Returns:
         The path of the written version.
@@ -75,8 +75,13 @@ def export_saved_model(model, export_base, version=None, class_names=None, prepr
     class_names = [str(i) for i in range(classes)] if class_names is None else list(class_names)
     if len(class_names) != classes:
         raise ValueError(f"{len(class_names)} class names for a model with {classes} outputs.")
-    if preprocessing not in PREPROCESSING:
-        raise ValueError(f"Unknown preprocessing {preprocessing!r}. Allowed: {PREPROCESSING}.")
+    if preprocessing is None:
+        preprocessing = data_lib.Preprocessing("cifar")  # whose test map is the identity
+    elif not isinstance(preprocessing, data_lib.Preprocessing):
+        raise ValueError(
+            f"preprocessing must be a keras_resnet.data.Preprocessing or None, "
+            f"received {preprocessing!r}."
+        )
     version = next_version(export_base) if version is None else int(version)
     if version < 1:
         raise ValueError(f"version must be a positive int, received {version}.")
@@ -103,42 +108,58 @@ def _archive(model, labels_path, shape, classes, preprocessing):
     height, width, channels = shape
     labels = tf.saved_model.Asset(labels_path)
     table = tf.lookup.StaticHashTable(
-        tf.lookup.TextFileInitializer(labels, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
-                                      tf.string, tf.lookup.TextFileIndex.WHOLE_LINE),
-        default_value="")
+        tf.lookup.TextFileInitializer(
+            labels,
+            tf.int64,
+            tf.lookup.TextFileIndex.LINE_NUMBER,
+            tf.string,
+            tf.lookup.TextFileIndex.WHOLE_LINE,
+        ),
+        default_value="",
+    )
     k = min(TOP_K, classes)
 
     def answer(images):
         probabilities = tf.cast(model(tf.cast(images, tf.float32), training=False), tf.float32)
         scores, ids = tf.math.top_k(probabilities, k)
         ids = tf.cast(ids, tf.int64)
-        return {"probabilities": probabilities, "class_ids": ids,
-                "class_names": table.lookup(ids), "scores": scores}
+        return {
+            "probabilities": probabilities,
+            "class_ids": ids,
+            "class_names": table.lookup(ids),
+            "scores": scores,
+        }
 
     def decode(encoded):
         image = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
         image.set_shape([None, None, channels])
-        if preprocessing == "center_crop":
-            image = data_lib.center_crop(image, height)
-        same = tf.reduce_all(tf.shape(image)[:2] == [height, width])
-        return tf.cond(same, lambda: tf.cast(image, tf.float32),
-                       lambda: tf.image.resize(image, [height, width]))
+        return preprocessing.serving_image(image, height, width)
 
     def from_bytes(image_bytes):
-        images = tf.map_fn(decode, image_bytes,
-                           fn_output_signature=tf.TensorSpec([height, width, channels], tf.float32))
+        images = tf.map_fn(
+            decode,
+            image_bytes,
+            fn_output_signature=tf.TensorSpec([height, width, channels], tf.float32),
+        )
         return answer(images)
 
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.track(table)
     pixels = [None, height, width, channels]
-    archive.add_endpoint("serving_default", answer,
-                         input_signature=[tf.TensorSpec(pixels, tf.float32, name="images")])
-    archive.add_endpoint("serving_uint8", answer,
-                         input_signature=[tf.TensorSpec(pixels, tf.uint8, name="images")])
-    archive.add_endpoint("serving_bytes", from_bytes,
-                         input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    archive.add_endpoint(
+        "serving_default",
+        answer,
+        input_signature=[tf.TensorSpec(pixels, tf.float32, name="images")],
+    )
+    archive.add_endpoint(
+        "serving_uint8", answer, input_signature=[tf.TensorSpec(pixels, tf.uint8, name="images")]
+    )
+    archive.add_endpoint(
+        "serving_bytes",
+        from_bytes,
+        input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")],
+    )
     return archive
 
 
@@ -159,15 +180,14 @@ def export_tflite(model, path, check_images=None):
     """
     if not path.endswith(".tflite"):
         raise ValueError(f"The TFLite path must end in .tflite, received {path!r}.")
-    staging = path[: -len(".tflite")] + ".tmp.tflite"
-    model.export(staging, format="litert", verbose=False)
     difference = 0.0
-    try:
+    with rundir.atomic_path(path) as staging:
+        model.export(staging, format="litert", verbose=False)
         if check_images is not None:
             interpreter = tf.lite.Interpreter(staging)
             interpreter.allocate_tensors()
-            source, = interpreter.get_input_details()
-            target, = interpreter.get_output_details()
+            (source,) = interpreter.get_input_details()
+            (target,) = interpreter.get_output_details()
             got = []
             for image in check_images:
                 interpreter.set_tensor(source["index"], image[None])
@@ -176,31 +196,24 @@ def export_tflite(model, path, check_images=None):
             expected = keras.ops.convert_to_numpy(model.predict(check_images, verbose=0))
             difference = float(np.abs(np.concatenate(got) - expected).max())
             if difference > 1e-4:
-                raise ValueError(f"TFLite predictions differ from the Keras model's by {difference:.2e}.")
-        os.replace(staging, path)
-    finally:
-        if os.path.exists(staging):
-            os.remove(staging)
+                raise ValueError(
+                    f"TFLite predictions differ from the Keras model's by {difference:.2e}."
+                )
     return difference
-
-
-def preprocessing_for(augmentation):
-    """`serving_bytes` preprocessing for data trained with `augmentation`."""
-    return "center_crop" if augmentation == "scale" else "resize"
 
 
 def load_for_export(path):
     """Loads a `.keras` file or a run directory's model with its class names.
 
     Returns:
-        (model, class_names or None, preprocessing).
+        (model, class_names or None, `Preprocessing` or None).
     """
-    model_path = os.path.join(path, "model.keras") if os.path.isdir(path) else path
-    if not os.path.isfile(model_path) or not model_path.endswith(".keras"):
-        raise ValueError(f"--model {path!r} is neither a run directory with model.keras nor a "
-                         ".keras file.")
-    model, described = evaluation.load_keras_run(model_path)
-    return model, described.get("class_names"), preprocessing_for(described.get("augmentation"))
+    loaded = rundir.load_model(path, saved_model=False)
+    return (
+        loaded.model,
+        loaded.data.get("class_names"),
+        data_lib.Preprocessing.from_description(loaded.data),
+    )
 
 
 def main(argv=None):
@@ -210,7 +223,9 @@ def main(argv=None):
     parser.add_argument("--export-base", required=True, help="TF Serving model base path")
     parser.add_argument("--name", help="model name for TF Serving (default: the model's name)")
     parser.add_argument("--version", type=int, help="version number (default: next free)")
-    parser.add_argument("--tflite", help="also write a TFLite file here, checked against the export")
+    parser.add_argument(
+        "--tflite", help="also write a TFLite file here, checked against the export"
+    )
     args = parser.parse_args(argv)
     try:
         model, class_names, preprocessing = load_for_export(args.model)
@@ -218,15 +233,20 @@ def main(argv=None):
         if args.tflite:
             check = np.random.RandomState(0).uniform(0, 255, (4, *model.input_shape[1:]))
             difference = export_tflite(model, args.tflite, check.astype(np.float32))
-            print(f"TFLite model {args.tflite} agrees with the Keras model (max difference {difference:.1e}).")
+            print(
+                f"TFLite model {args.tflite} agrees with the Keras model "
+                f"(max difference {difference:.1e})."
+            )
     except ValueError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 1
     name = args.name or model.name
     base = os.path.abspath(args.export_base)
     print(f"Exported {name} version {os.path.basename(path)} to {path}")
-    print(f"Serve it: docker run -p 8501:8501 -v {base}:/models/{name} -e MODEL_NAME={name} "
-          "tensorflow/serving")
+    print(
+        f"Serve it: docker run -p 8501:8501 -v {base}:/models/{name} -e MODEL_NAME={name} "
+        "tensorflow/serving"
+    )
     return 0
 
 

@@ -60,15 +60,18 @@ class ZeroPadShortcut(keras.layers.Layer):
         # (benchmarks/results.md).
         x = inputs
         if s > 1:
-            x = ops.average_pool(x, pool_size=1, strides=s, padding="valid",
-                                 data_format="channels_last")
+            x = ops.average_pool(
+                x, pool_size=1, strides=s, padding="valid", data_format="channels_last"
+            )
         extra = self.filters - ops.shape(x)[-1]
         return ops.pad(x, [[0, 0], [0, 0], [0, 0], [0, extra]])
 
     def compute_output_shape(self, input_shape):
         batch, height, width, _ = input_shape
-        s = self.strides
-        subsample = lambda side: None if side is None else -(-side // s)
+
+        def subsample(side):
+            return None if side is None else -(-side // self.strides)
+
         return (batch, subsample(height), subsample(width), self.filters)
 
     def get_config(self):
@@ -112,11 +115,15 @@ class InputNormalization(keras.layers.Layer):
             return keras.initializers.Constant(ops.convert_to_numpy(value))
 
         self.mean = self.add_weight(
-            name="mean", shape=self.mean_shape, trainable=False,
+            name="mean",
+            shape=self.mean_shape,
+            trainable=False,
             initializer=constant(self._initial_mean, "zeros"),
         )
         self.std = self.add_weight(
-            name="std", shape=self.std_shape, trainable=False,
+            name="std",
+            shape=self.std_shape,
+            trainable=False,
             initializer=constant(self._initial_std, "ones"),
         )
 
@@ -177,9 +184,16 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     """
 
     def _fusable(self, inputs, mask):
-        return (keras.backend.backend() == "tensorflow" and mask is None and not self.renorm
-                and not self.synchronized and len(inputs.shape) == 4
-                and self.axis in (-1, 3) and self.scale and self.center)
+        return (
+            keras.backend.backend() == "tensorflow"
+            and mask is None
+            and not self.renorm
+            and not self.synchronized
+            and len(inputs.shape) == 4
+            and self.axis in (-1, 3)
+            and self.scale
+            and self.center
+        )
 
     def call(self, inputs, training=None, mask=None):
         # Inference keeps Keras's ops: under oneDNN the fused inference kernel took
@@ -189,10 +203,13 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         # FusedBatchNormV3 takes float16/bfloat16/float32 inputs with float32 statistics.
         x = tf.cast(inputs, self.compute_dtype)
         outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-            x, self.gamma, self.beta, epsilon=self.epsilon, data_format="NHWC", is_training=True)
+            x, self.gamma, self.beta, epsilon=self.epsilon, data_format="NHWC", is_training=True
+        )
         # The kernel returns the unbiased variance; Keras averages the biased one.
         count = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), tf.float32)
         variance = variance * (count - 1.0) / count
         self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
-        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        self.moving_variance.assign(
+            self.moving_variance * self.momentum + variance * (1.0 - self.momentum)
+        )
         return outputs

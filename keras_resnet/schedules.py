@@ -20,6 +20,8 @@ import math
 import keras
 from keras import ops
 
+from keras_resnet import _compat
+
 
 def _as_float(step):
     return ops.cast(step, "float32")
@@ -55,15 +57,22 @@ class PiecewiseConstant(keras.optimizers.schedules.LearningRateSchedule):
 
     def __call__(self, step):
         step = _as_float(step)
-        decays = sum(ops.cast(step >= b, "float32") for b in self.boundaries) if self.boundaries else 0.0
+        decays = (
+            sum(ops.cast(step >= b, "float32") for b in self.boundaries) if self.boundaries else 0.0
+        )
         rate = self.base_lr * ops.power(self.factor, decays)
         if self.warmup_steps:
             rate = ops.where(step < self.warmup_steps, self.warmup_lr, rate)
         return rate
 
     def get_config(self):
-        return {"base_lr": self.base_lr, "boundaries": self.boundaries, "factor": self.factor,
-                "warmup_steps": self.warmup_steps, "warmup_lr": self.warmup_lr}
+        return {
+            "base_lr": self.base_lr,
+            "boundaries": self.boundaries,
+            "factor": self.factor,
+            "warmup_steps": self.warmup_steps,
+            "warmup_lr": self.warmup_lr,
+        }
 
 
 @keras.saving.register_keras_serializable(package="keras_resnet")
@@ -83,8 +92,16 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         min_momentum, max_momentum: floats, momentum range (0.85, 0.95).
     """
 
-    def __init__(self, max_lr, total_steps, pct_rise=0.45, div_factor=25.0,
-                 final_div_factor=1e4, min_momentum=0.85, max_momentum=0.95):
+    def __init__(
+        self,
+        max_lr,
+        total_steps,
+        pct_rise=0.45,
+        div_factor=25.0,
+        final_div_factor=1e4,
+        min_momentum=0.85,
+        max_momentum=0.95,
+    ):
         if total_steps < 3:
             raise ValueError(f"total_steps must be at least 3, received {total_steps}.")
         if not 0 < pct_rise <= 0.5:
@@ -116,9 +133,15 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         return self._phase(step, self.max_momentum, self.min_momentum, self.max_momentum)
 
     def get_config(self):
-        return {"max_lr": self.max_lr, "total_steps": self.total_steps, "pct_rise": self.pct_rise,
-                "div_factor": self.div_factor, "final_div_factor": self.final_div_factor,
-                "min_momentum": self.min_momentum, "max_momentum": self.max_momentum}
+        return {
+            "max_lr": self.max_lr,
+            "total_steps": self.total_steps,
+            "pct_rise": self.pct_rise,
+            "div_factor": self.div_factor,
+            "final_div_factor": self.final_div_factor,
+            "min_momentum": self.min_momentum,
+            "max_momentum": self.max_momentum,
+        }
 
 
 @keras.saving.register_keras_serializable(package="keras_resnet")
@@ -127,22 +150,31 @@ class Cosine(keras.optimizers.schedules.LearningRateSchedule):
 
     def __init__(self, base_lr, total_steps, warmup_steps=0):
         if total_steps <= warmup_steps:
-            raise ValueError(f"total_steps ({total_steps}) must exceed warmup_steps ({warmup_steps}).")
+            raise ValueError(
+                f"total_steps ({total_steps}) must exceed warmup_steps ({warmup_steps})."
+            )
         self.base_lr = float(base_lr)
         self.total_steps = int(total_steps)
         self.warmup_steps = int(warmup_steps)
 
     def __call__(self, step):
         step = _as_float(step)
-        progress = ops.clip((step - self.warmup_steps) / (self.total_steps - self.warmup_steps), 0.0, 1.0)
+        progress = ops.clip(
+            (step - self.warmup_steps) / (self.total_steps - self.warmup_steps), 0.0, 1.0
+        )
         rate = 0.5 * self.base_lr * (1.0 + ops.cos(math.pi * progress))
         if self.warmup_steps:
-            rate = ops.where(step < self.warmup_steps, self.base_lr * (step + 1) / self.warmup_steps, rate)
+            rate = ops.where(
+                step < self.warmup_steps, self.base_lr * (step + 1) / self.warmup_steps, rate
+            )
         return rate
 
     def get_config(self):
-        return {"base_lr": self.base_lr, "total_steps": self.total_steps,
-                "warmup_steps": self.warmup_steps}
+        return {
+            "base_lr": self.base_lr,
+            "total_steps": self.total_steps,
+            "warmup_steps": self.warmup_steps,
+        }
 
 
 @keras.saving.register_keras_serializable(package="keras_resnet")
@@ -170,7 +202,7 @@ class SGD(keras.optimizers.SGD):
         if self.momentum_schedule is None:
             return super().update_step(gradient, variable, learning_rate)
         momentum = ops.cast(self.momentum_schedule.momentum(self.iterations), variable.dtype)
-        velocity = self.momentums[self._get_variable_index(variable)]
+        velocity = self.momentums[_compat.optimizer_variable_index(self, variable)]
         learning_rate = ops.cast(learning_rate, variable.dtype)
         gradient = ops.cast(gradient, variable.dtype)
         self.assign(velocity, velocity * momentum - gradient * learning_rate)
@@ -179,5 +211,7 @@ class SGD(keras.optimizers.SGD):
     def get_config(self):
         config = super().get_config()
         if self.momentum_schedule is not None:
-            config["momentum_schedule"] = keras.saving.serialize_keras_object(self.momentum_schedule)
+            config["momentum_schedule"] = keras.saving.serialize_keras_object(
+                self.momentum_schedule
+            )
         return config

@@ -28,10 +28,23 @@ IMAGENET_DEPTHS = {
 # Depths the paper trains on CIFAR-10 (Table 6); any 6n+2 is accepted.
 CIFAR_PAPER_DEPTHS = (20, 32, 44, 56, 110, 1202)
 
-# Per stem: first-stage width, default shortcut option, input shape and classes.
+# Per stem: first-stage width, default shortcut option, input shape, classes, and
+# the depth a training run picks when none is given.
 STEM_DEFAULTS = {
-    "cifar": {"base_width": 16, "shortcut": "A", "input_shape": (32, 32, 3), "classes": 10},
-    "imagenet": {"base_width": 64, "shortcut": "B", "input_shape": (224, 224, 3), "classes": 1000},
+    "cifar": {
+        "base_width": 16,
+        "shortcut": "A",
+        "input_shape": (32, 32, 3),
+        "classes": 10,
+        "depth": 20,
+    },
+    "imagenet": {
+        "base_width": 64,
+        "shortcut": "B",
+        "input_shape": (224, 224, 3),
+        "classes": 1000,
+        "depth": 50,
+    },
 }
 # Total downsampling of each stem's network: the smallest input side it takes.
 MIN_INPUT_SIZE = {"cifar": 4, "imagenet": 32}
@@ -104,8 +117,15 @@ def resolve_stem(depth, stem):
     )
 
 
-def make_spec(depth, stem=None, block=None, base_width=None, shortcut=None, plain=False,
-              bottleneck_stride=None):
+def make_spec(
+    depth,
+    stem=None,
+    block=None,
+    base_width=None,
+    shortcut=None,
+    plain=False,
+    bottleneck_stride=None,
+):
     """Validates architecture arguments and returns a complete `Spec`.
 
     Args:
@@ -144,8 +164,15 @@ def make_spec(depth, stem=None, block=None, base_width=None, shortcut=None, plai
     if not plain and shortcut is None:
         shortcut = STEM_DEFAULTS[stem]["shortcut"]
     block, stage_blocks = _blocks(depth, stem, block)
-    return Spec(depth, stem, block, stage_blocks, base_width, check_shortcut(shortcut, plain),
-                check_bottleneck_stride(bottleneck_stride, block))
+    return Spec(
+        depth,
+        stem,
+        block,
+        stage_blocks,
+        base_width,
+        check_shortcut(shortcut, plain),
+        check_bottleneck_stride(bottleneck_stride, block),
+    )
 
 
 def _blocks(depth, stem, block):
@@ -168,7 +195,8 @@ def _blocks(depth, stem, block):
     if depth < per_stage + 2 or (depth - 2) % per_stage:
         raise ValueError(
             f"Invalid depth {depth} for the CIFAR stem with {block} blocks: depth must be "
-            f"{per_stage}n+2 with n >= 1 (e.g. {', '.join(str(per_stage * n + 2) for n in (1, 3, 9))})."
+            f"{per_stage}n+2 with n >= 1 "
+            f"(e.g. {', '.join(str(per_stage * n + 2) for n in (1, 3, 9))})."
         )
     n = (depth - 2) // per_stage
     return block, (n, n, n)

@@ -10,15 +10,16 @@ The same as `python -m keras_resnet.train` and, in a checkout, `python train.py`
 
 import sys
 
+from keras_resnet import config as config_lib
 from keras_resnet import training
 
 
 def main(argv=None):
     """Runs the command; returns its exit status (1 for a bad input or a failed run)."""
-    parser = training.build_parser()
-    config = training.config_from_namespace(parser, parser.parse_args(argv))
+    parser = config_lib.build_parser()
+    config = config_lib.config_from_namespace(parser, parser.parse_args(argv))
     try:
-        training.train(config)
+        training.finish(training.train(config))
     except (ValueError, RuntimeError) as error:  # DataError and TrainingDiverged included
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 1

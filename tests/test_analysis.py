@@ -22,7 +22,9 @@ def _is_png(path):
 
 @pytest.mark.parametrize("depth, plain, expected", [(8, False, 7), (8, True, 7), (20, False, 19)])
 def test_response_layers_are_the_bn_after_every_3x3_conv(depth, plain, expected):
-    model = keras_resnet.ResNet(depth, stem="cifar", plain=plain, input_shape=(32, 32, 3), classes=10)
+    model = keras_resnet.ResNet(
+        depth, stem="cifar", plain=plain, input_shape=(32, 32, 3), classes=10
+    )
     layers = analysis.response_layers(model)
     assert len(layers) == expected  # the stem conv and two per basic block
     assert layers[0].name == "conv1_bn" and layers[1].name == "conv2_block1_1_bn"
@@ -51,14 +53,32 @@ def test_layer_responses_equal_per_channel_std_computed_directly():
 @pytest.mark.slow
 def test_degradation_depth_table_and_layer_responses_on_real_cifar(cifar_dir, tmp_path, capsys):
     out = tmp_path / "sweep"
-    common = ["--dataset", "cifar10", "--data-dir", str(cifar_dir), "--steps", "4",
-              "--steps-per-epoch", "2", "--batch-size", "32", "--output-dir", str(out)]
+    common = [
+        "--dataset",
+        "cifar10",
+        "--data-dir",
+        str(cifar_dir),
+        "--steps",
+        "4",
+        "--steps-per-epoch",
+        "2",
+        "--batch-size",
+        "32",
+        "--output-dir",
+        str(out),
+    ]
     assert analysis.main(["degradation", "--depths", "8", *common]) == 0
     rows = _read_csv(out / "degradation.csv")
     assert [(r["model"], int(r["step"])) for r in rows] == [
-        ("plain-8", 2), ("plain-8", 4), ("ResNet-8", 2), ("ResNet-8", 4)]
-    assert all(0 <= float(r["train_top1_error"]) <= 1 and 0 <= float(r["test_top1_error"]) <= 1
-               for r in rows)
+        ("plain-8", 2),
+        ("plain-8", 4),
+        ("ResNet-8", 2),
+        ("ResNet-8", 4),
+    ]
+    assert all(
+        0 <= float(r["train_top1_error"]) <= 1 and 0 <= float(r["test_top1_error"]) <= 1
+        for r in rows
+    )
     assert _is_png(out / "degradation.png")
     assert (out / "plain8" / "model.keras").is_file() and (out / "resnet8" / "saved_model").is_dir()
 
@@ -74,9 +94,24 @@ def test_degradation_depth_table_and_layer_responses_on_real_cifar(cifar_dir, tm
     assert _is_png(out / "depth_table.png")
 
     responses = tmp_path / "responses"
-    assert analysis.main(["layer-responses", "--dataset", "cifar10", "--data-dir", str(cifar_dir),
-                          "--model", str(out / "plain8"), "--model", str(out / "resnet8" / "model.keras"),
-                          "--output-dir", str(responses)]) == 0
+    assert (
+        analysis.main(
+            [
+                "layer-responses",
+                "--dataset",
+                "cifar10",
+                "--data-dir",
+                str(cifar_dir),
+                "--model",
+                str(out / "plain8"),
+                "--model",
+                str(out / "resnet8" / "model.keras"),
+                "--output-dir",
+                str(responses),
+            ]
+        )
+        == 0
+    )
     rows = _read_csv(responses / "layer_responses.csv")
     assert [r["model"] for r in rows] == ["plain-8"] * 7 + ["ResNet-8"] * 7
     assert sorted(int(r["rank"]) for r in rows[:7]) == list(range(1, 8))
@@ -84,12 +119,18 @@ def test_degradation_depth_table_and_layer_responses_on_real_cifar(cifar_dir, tm
     assert _is_png(responses / "layer_responses.png")
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["degradation", "--depths", "20", "21"], "depth"),
-    (["depth-table", "--depths", "20", "20"], "repeated"),
-    (["degradation", "--depths", "8", "--steps-per-epoch", "0"], "steps_per_epoch must be positive"),
-    (["layer-responses", "--model", "no/such/run"], "no/such/run"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["degradation", "--depths", "20", "21"], "depth"),
+        (["depth-table", "--depths", "20", "20"], "repeated"),
+        (
+            ["degradation", "--depths", "8", "--steps-per-epoch", "0"],
+            "steps_per_epoch must be positive",
+        ),
+        (["layer-responses", "--model", "no/such/run"], "no/such/run"),
+    ],
+)
 def test_bad_input_exits_1_naming_it_and_writes_nothing(argv, message, cifar_dir, tmp_path, capsys):
     out = tmp_path / "out"
     argv = [*argv, "--dataset", "cifar10", "--data-dir", str(cifar_dir), "--output-dir", str(out)]

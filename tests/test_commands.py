@@ -15,13 +15,8 @@ from keras_resnet import data
 
 from conftest import REPO
 
-COMMANDS = {
-    "keras-resnet-train": "keras_resnet.train:main",
-    "keras-resnet-evaluate": "keras_resnet.evaluate:main",
-    "keras-resnet-tune": "keras_resnet.tune:main",
-    "keras-resnet-export": "keras_resnet.export:main",
-    "keras-resnet-analysis": "keras_resnet.analysis:main",
-}
+NAMES = ("train", "evaluate", "tune", "export", "analysis")
+COMMANDS = {f"keras-resnet-{name}": f"keras_resnet_cli:{name}" for name in NAMES}
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
@@ -31,15 +26,15 @@ def script(name):
 
 def test_console_scripts_are_declared_and_installed():
     scripts = importlib.metadata.entry_points(group="console_scripts")
-    declared = {entry.name: entry.value for entry in scripts
-                if entry.name.startswith("keras-resnet-")}
+    declared = {
+        entry.name: entry.value for entry in scripts if entry.name.startswith("keras-resnet-")
+    }
     assert declared == COMMANDS, "reinstall the package (pip install -e .) after changing setup.cfg"
     missing = [name for name in COMMANDS if not script(name).is_file()]
     assert not missing, f"not installed beside {sys.executable}: {missing}"
 
 
-@pytest.mark.parametrize("command", [value.split(":")[0][len("keras_resnet."):]
-                                     for value in COMMANDS.values()])
+@pytest.mark.parametrize("command", NAMES)
 def test_every_command_answers_help(run_main, command):
     result = run_main(command, "--help")
     assert result.returncode == 0 and result.stdout.startswith("usage: ")
@@ -47,9 +42,17 @@ def test_every_command_answers_help(run_main, command):
 
 def help_from(folder, commands):
     """Runs each command with --help in `folder`, in parallel; returns their outputs."""
-    processes = [subprocess.Popen([*command, "--help"], cwd=folder, env=ENV, text=True,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                 for command in commands]
+    processes = [
+        subprocess.Popen(
+            [*command, "--help"],
+            cwd=folder,
+            env=ENV,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for command in commands
+    ]
     outputs = [process.communicate(timeout=300) for process in processes]
     for command, process, (out, err) in zip(commands, processes, outputs):
         assert process.returncode == 0, (command, err[-2000:])
@@ -58,23 +61,32 @@ def help_from(folder, commands):
 
 
 def test_an_installed_script_and_a_checkout_file_answer_help_from_another_folder(tmp_path):
-    help_from(tmp_path, [[str(script("keras-resnet-tune"))],
-                         [sys.executable, str(REPO / "evaluate.py")]])
+    help_from(
+        tmp_path, [[str(script("keras-resnet-tune"))], [sys.executable, str(REPO / "evaluate.py")]]
+    )
 
 
 @pytest.mark.slow
 def test_every_form_of_every_command_answers_help_from_another_folder(tmp_path):
     commands = [[str(script(name))] for name in COMMANDS]
-    commands += [[sys.executable, "-m", value.split(":")[0]] for value in COMMANDS.values()]
-    commands += [[sys.executable, str(REPO / f"{name}.py")]
-                 for name in ("train", "evaluate", "tune")]
+    commands += [[sys.executable, "-m", "keras_resnet_cli", name] for name in NAMES]
+    commands += [[sys.executable, "-m", f"keras_resnet.{name}"] for name in NAMES]
+    commands += [
+        [sys.executable, str(REPO / f"{name}.py")] for name in ("train", "evaluate", "tune")
+    ]
     help_from(tmp_path, commands)
 
 
 def train_from(folder, *args):
     """Runs the installed `keras-resnet-train` in `folder`."""
-    return subprocess.run([str(script("keras-resnet-train")), *args], cwd=folder, env=ENV,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [str(script("keras-resnet-train")), *args],
+        cwd=folder,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_offline_main_job_from_another_folder(tmp_path):
@@ -82,8 +94,15 @@ def test_offline_main_job_from_another_folder(tmp_path):
     result = train_from(tmp_path, "--dataset", "digits", "--depth", "20", "--epochs", "1")
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = tmp_path / "runs" / "digits-resnet20"
-    for name in ("config.json", "history.csv", "summary.json", "model.keras",
-                 "training_curves.png", "saved_model/1/saved_model.pb", "checkpoints/state.json"):
+    for name in (
+        "config.json",
+        "history.csv",
+        "summary.json",
+        "model.keras",
+        "training_curves.png",
+        "saved_model/1/saved_model.pb",
+        "checkpoints/state.json",
+    ):
         assert (run_dir / name).is_file(), name
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["model"] == "resnet20" and summary["epochs"] == 1
@@ -103,3 +122,47 @@ def test_bad_input_exits_1_naming_it(tmp_path):
     assert result.returncode == 1, result.stderr[-2000:]
     assert "keras-resnet-train: error: Invalid depth 21" in result.stderr
     assert not list(tmp_path.iterdir())
+
+
+ONEDNN_AFTER_COMMAND = """
+import os, sys
+import keras_resnet_cli
+try:
+    keras_resnet_cli.run("export", ["--help"])
+except SystemExit:
+    pass
+from tensorflow.python.util import _pywrap_util_port
+print(os.environ["TF_ENABLE_ONEDNN_OPTS"], _pywrap_util_port.IsMklEnabled())
+"""
+
+
+def test_commands_turn_onednn_on_before_tensorflow_loads_unless_the_user_says_no():
+    env = {key: value for key, value in ENV.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
+    runs = {
+        setting: subprocess.Popen(
+            [sys.executable, "-c", ONEDNN_AFTER_COMMAND],
+            cwd=REPO,
+            text=True,
+            env=env if setting is None else {**env, "TF_ENABLE_ONEDNN_OPTS": setting},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for setting in (None, "0")
+    }
+    results = {setting: process.communicate(timeout=300) for setting, process in runs.items()}
+    assert results[None][0].split()[-2:] == ["1", "True"], results[None][1][-2000:]
+    assert results["0"][0].split()[-2:] == ["0", "False"], results["0"][1][-2000:]
+
+
+def test_importing_the_package_changes_no_environment_variable():
+    # Third-party packages first: what they do to the environment is not ours to test.
+    code = (
+        "import os, json, keras, keras_tuner, tensorflow; before = dict(os.environ); "
+        "import keras_resnet, keras_resnet.training, keras_resnet.analysis, "
+        "keras_resnet.tuning; print(json.dumps(before == dict(os.environ)))"
+    )
+    env = {key: value for key, value in ENV.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, text=True, capture_output=True, timeout=300
+    )
+    assert result.stdout.split()[-1] == "true", result.stderr[-2000:]

@@ -80,19 +80,31 @@ def test_keras_bug_20585_is_still_there():
     """Fails on the day Keras fixes keras-team/keras#20585: then delete
     `_compat.multi_worker_fit` and check that the two-worker training test still passes."""
     cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
-    workers = [subprocess.Popen(
-        [sys.executable, "-c", PLAIN_KERAS_MULTI_WORKER_FIT], cwd=REPO, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-             "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})})
-        for i in (1, 0)]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", PLAIN_KERAS_MULTI_WORKER_FIT],
+            cwd=REPO,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={
+                **os.environ,
+                "TF_CPP_MIN_LOG_LEVEL": "2",
+                "TF_CONFIG": json.dumps(
+                    {"cluster": cluster, "task": {"type": "worker", "index": i}}
+                ),
+            },
+        )
+        for i in (1, 0)
+    ]
     outputs = [worker.communicate(timeout=300) for worker in workers]
     for worker, (out, err) in zip(workers, outputs):
         assert worker.returncode == 0, err[-3000:]
         last = out.strip().splitlines()[-1]
         assert last.startswith("fit failed: Attempt to convert a value (PerReplica"), (
             f"Keras {keras.__version__} printed {last!r}: keras-team/keras#20585 looks fixed, "
-            "so keras_resnet._compat.multi_worker_fit can go.")
+            "so keras_resnet._compat.multi_worker_fit can go."
+        )
 
 
 FAKE_NEW_KERAS_TRAIN = textwrap.dedent("""
@@ -105,13 +117,32 @@ FAKE_NEW_KERAS_TRAIN = textwrap.dedent("""
 
 def test_train_command_stops_on_an_untested_keras_before_writing(tmp_path):
     run_dir = tmp_path / "run"
-    tf_config = {"cluster": {"worker": [f"127.0.0.1:{free_port()}"]},
-                 "task": {"type": "worker", "index": 0}}
+    tf_config = {
+        "cluster": {"worker": [f"127.0.0.1:{free_port()}"]},
+        "task": {"type": "worker", "index": 0},
+    }
     result = subprocess.run(
-        [sys.executable, "-c", FAKE_NEW_KERAS_TRAIN, "--dataset", "digits", "--depth", "8",
-         "--strategy", "multiworker", "--epochs", "1", "--output-dir", str(run_dir)],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_CONFIG": json.dumps(tf_config)})
+        [
+            sys.executable,
+            "-c",
+            FAKE_NEW_KERAS_TRAIN,
+            "--dataset",
+            "digits",
+            "--depth",
+            "8",
+            "--strategy",
+            "multiworker",
+            "--epochs",
+            "1",
+            "--output-dir",
+            str(run_dir),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_CONFIG": json.dumps(tf_config)},
+    )
     assert result.returncode == 1, result.stderr[-3000:]
     assert "error: Training under MultiWorkerMirroredStrategy" in result.stderr
     assert "this is Keras 3.99.0" in result.stderr

@@ -26,7 +26,9 @@ def copy_tree(src, dst):
 
 def test_class_folders_of_real_cifar10(cifar):
     assert cifar.class_names == CLASSES  # sorted folder names
-    assert cifar.image_shape == (32, 32, 3) and cifar.augmentation == "pad_crop" and cifar.flip
+    assert cifar.image_shape == (32, 32, 3) and cifar.preprocessing == data.Preprocessing(
+        "cifar", flip=True
+    )
     assert cifar.train.images.dtype == np.uint8 and cifar.train.images.shape == (1000, 32, 32, 3)
     assert cifar.test.num_examples == 500
     assert np.bincount(cifar.train.labels).tolist() == [100] * 10
@@ -58,14 +60,22 @@ def test_validation_split_and_subset(cifar_dir):
 @pytest.mark.parametrize(
     "break_it, message",
     [
-        (lambda root: open(root / "train" / "cat" / "0001.jpg", "wb").write(b"not a jpeg"),
-         "train/cat/0001.jpg"),
-        (lambda root: open(root / "train" / "cat" / "notes.txt", "w").write("x"),
-         "Not an image file: .*notes.txt"),
-        (lambda root: shutil.rmtree(root / "test" / "dog") or os.mkdir(root / "test" / "dog"),
-         "Empty class folder .*test/dog"),
-        (lambda root: shutil.rmtree(root / "test" / "dog"),
-         "only in train: \\['dog'\\], only in test: \\[\\]"),
+        (
+            lambda root: open(root / "train" / "cat" / "0001.jpg", "wb").write(b"not a jpeg"),
+            "train/cat/0001.jpg",
+        ),
+        (
+            lambda root: open(root / "train" / "cat" / "notes.txt", "w").write("x"),
+            "Not an image file: .*notes.txt",
+        ),
+        (
+            lambda root: shutil.rmtree(root / "test" / "dog") or os.mkdir(root / "test" / "dog"),
+            "Empty class folder .*test/dog",
+        ),
+        (
+            lambda root: shutil.rmtree(root / "test" / "dog"),
+            "only in train: \\['dog'\\], only in test: \\[\\]",
+        ),
         (lambda root: shutil.rmtree(root / "test"), "Missing directory .*test"),
     ],
 )
@@ -85,8 +95,10 @@ def test_missing_and_unrecognised_data_dirs(tmp_path):
 
 def write_cifar_binary(folder, images, labels, names):
     os.makedirs(folder)
-    records = np.concatenate([labels[:, None].astype(np.uint8),
-                              images.transpose(0, 3, 1, 2).reshape(len(images), -1)], axis=1)
+    records = np.concatenate(
+        [labels[:, None].astype(np.uint8), images.transpose(0, 3, 1, 2).reshape(len(images), -1)],
+        axis=1,
+    )
     for i, part in enumerate(np.array_split(records, 5), start=1):
         part.tofile(os.path.join(folder, f"data_batch_{i}.bin"))
     records[:50].tofile(os.path.join(folder, "test_batch.bin"))
@@ -124,7 +136,9 @@ def test_cifar_binary_and_python_batches(cifar, tmp_path, caplog):
 
 
 def test_truncated_cifar_batch_is_named(cifar, tmp_path):
-    write_cifar_binary(tmp_path / "cifar-10-batches-bin", cifar.train.images, cifar.train.labels, CLASSES)
+    write_cifar_binary(
+        tmp_path / "cifar-10-batches-bin", cifar.train.images, cifar.train.labels, CLASSES
+    )
     path = tmp_path / "cifar-10-batches-bin" / "data_batch_3.bin"
     path.write_bytes(path.read_bytes()[:-10])
     with pytest.raises(data.DataError, match="data_batch_3.bin.* truncated"):
@@ -146,7 +160,7 @@ def test_idx_files_with_real_digits(tmp_path):
     idx = data.load_data("mnist", data_dir=str(tmp_path))
     np.testing.assert_array_equal(idx.train.images[..., 0], images)
     assert idx.image_shape == (8, 8, 1) and idx.class_names == [str(d) for d in range(10)]
-    assert not idx.flip  # digits are not mirrored
+    assert not idx.preprocessing.flip  # digits are not mirrored
     (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(b"garbage")
     with pytest.raises(data.DataError, match="t10k-labels-idx1-ubyte.gz"):
         data.load_data("mnist", data_dir=str(tmp_path))
@@ -169,7 +183,7 @@ def test_tfds_source_through_mock_data():
         names = tfds.builder("cifar10").info.features["label"].names
     assert d.source == "tfds cifar10" and d.image_shape == (32, 32, 3)
     assert d.class_names == names and len(names) == 10 and d.train.num_examples == 20
-    assert d.train.images.dtype == np.uint8 and d.augmentation == "pad_crop"
+    assert d.train.images.dtype == np.uint8 and d.preprocessing.kind == "cifar"
 
 
 def test_pad_crop_augmentation_is_a_window_of_the_padded_image(cifar):
@@ -210,7 +224,11 @@ def test_large_images_stream_with_scale_augmentation(cifar, tmp_path):
             big = tf.image.resize(split_data.images[i], (96, 80)).numpy().astype(np.uint8)
             tf.io.write_file(str(folder / f"{i}.png"), tf.io.encode_png(big))
     d = data.load_data("folder", data_dir=str(tmp_path), image_size=48)
-    assert d.augmentation == "scale" and d.train.images is None and d.image_shape == (48, 48, 3)
+    assert (
+        d.preprocessing == data.Preprocessing("imagenet", True, 48)
+        and d.train.images is None
+        and d.image_shape == (48, 48, 3)
+    )
     assert d.mean.shape == (3,)
     batch = next(iter(data.train_dataset(d, 8, seed=0)))[0]
     assert batch.shape == (8, 48, 48, 3) and batch.dtype == tf.uint8

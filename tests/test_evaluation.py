@@ -11,12 +11,26 @@ from keras_resnet import data, evaluation
 
 def test_same_numbers_for_every_format_on_real_cifar10(cifar_run, cifar_dir, tmp_path, run_main):
     reports = {}
-    for name, path in (("run", cifar_run), ("keras", cifar_run / "model.keras"),
-                       ("saved_model", cifar_run / "saved_model" / "1"),
-                       ("serving_base", cifar_run / "saved_model")):
+    for name, path in (
+        ("run", cifar_run),
+        ("keras", cifar_run / "model.keras"),
+        ("saved_model", cifar_run / "saved_model" / "1"),
+        ("serving_base", cifar_run / "saved_model"),
+    ):
         out = tmp_path / f"{name}.json"
-        result = run_main("evaluate", "--model", path, "--dataset", "cifar10", "--data-dir", cifar_dir,
-                              "--batch-size", "64", "--output-json", str(out))
+        result = run_main(
+            "evaluate",
+            "--model",
+            path,
+            "--dataset",
+            "cifar10",
+            "--data-dir",
+            cifar_dir,
+            "--batch-size",
+            "64",
+            "--output-json",
+            str(out),
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         reports[name] = json.loads(out.read_text())
         assert os.path.getsize(tmp_path / f"{name}_confusion.png") > 10_000
@@ -32,7 +46,9 @@ def test_same_numbers_for_every_format_on_real_cifar10(cifar_run, cifar_dir, tmp
     summary = json.loads((cifar_run / "summary.json").read_text())
     assert summary["test_top1_error"] == first["top1_error"]
     assert summary["test_loss"] == pytest.approx(first["loss"], rel=1e-5)
-    signature = tf.saved_model.load(str(cifar_run / "saved_model" / "1")).signatures["serving_bytes"]
+    signature = tf.saved_model.load(str(cifar_run / "saved_model" / "1")).signatures[
+        "serving_bytes"
+    ]
     wrong = total = 0
     for label, name in enumerate(sorted(os.listdir(cifar_dir / "test"))):
         folder = cifar_dir / "test" / name
@@ -56,7 +72,7 @@ def test_metrics_by_hand():
 def test_ten_crops_are_corners_centre_and_mirrors():
     image = tf.reshape(tf.range(300 * 256 * 3, dtype=tf.int32) % 251, (300, 256, 3))
     image = tf.cast(image, tf.uint8)
-    crops = evaluation.ten_crops(image, 224).numpy()
+    crops = data.Preprocessing("imagenet", image_size=224).ten_crops(image).numpy()
     assert crops.shape == (10, 224, 224, 3)
     full = image.numpy()  # shorter side is already 256: no resize
     np.testing.assert_array_equal(crops[0], full[:224, :224])

@@ -63,8 +63,10 @@ def test_weight_decay_value_and_config():
 
 def _bn_pair():
     """Keras's batch norm and the fused one with the same (non-trivial) weights."""
-    layers = [keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5),
-              FusedBatchNormalization(momentum=0.9, epsilon=1e-5)]
+    layers = [
+        keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5),
+        FusedBatchNormalization(momentum=0.9, epsilon=1e-5),
+    ]
     rng = np.random.default_rng(1)
     gamma, beta = rng.normal(size=6).astype("float32"), rng.normal(size=6).astype("float32")
     for layer in layers:
@@ -81,7 +83,7 @@ def test_fused_batch_norm_equals_keras_batch_norm_in_training():
         with tf.GradientTape() as tape:
             tape.watch(x)
             y = layer(x, training=True)
-            loss = tf.reduce_sum(y ** 3)  # a non-linear loss: gradients are not trivially zero
+            loss = tf.reduce_sum(y**3)  # a non-linear loss: gradients are not trivially zero
         gradients = tape.gradient(loss, [x, layer.gamma, layer.beta])
         results.append([y, *gradients, layer.moving_mean, layer.moving_variance])
     fused = _bn_pair()[1]
@@ -89,8 +91,9 @@ def test_fused_batch_norm_equals_keras_batch_norm_in_training():
     assert "FusedBatchNormV3" in {op.type for op in graph.get_operations()}
     for keras_value, fused_value in zip(*results):
         keras_value, fused_value = np.asarray(keras_value), np.asarray(fused_value)
-        np.testing.assert_allclose(fused_value, keras_value, rtol=1e-5,
-                                   atol=1e-5 * np.abs(keras_value).max())
+        np.testing.assert_allclose(
+            fused_value, keras_value, rtol=1e-5, atol=1e-5 * np.abs(keras_value).max()
+        )
 
 
 def test_fused_batch_norm_inference_config_and_fallbacks():
@@ -99,15 +102,21 @@ def test_fused_batch_norm_inference_config_and_fallbacks():
     for layer in (keras_bn, fused):
         layer.moving_mean.assign(np.linspace(-1, 1, 6).astype("float32"))
         layer.moving_variance.assign(np.linspace(0.5, 2, 6).astype("float32"))
-    np.testing.assert_allclose(fused(x, training=False), keras_bn(x, training=False), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        fused(x, training=False), keras_bn(x, training=False), rtol=1e-5, atol=1e-5
+    )
     # Inference runs Keras's ops: the fused inference kernel is slow at batch 1 under oneDNN.
-    graph = tf.function(lambda v: fused(v, training=False)).get_concrete_function(tf.constant(x)).graph
+    graph = (
+        tf.function(lambda v: fused(v, training=False)).get_concrete_function(tf.constant(x)).graph
+    )
     assert "FusedBatchNormV3" not in {op.type for op in graph.get_operations()}
     clone = FusedBatchNormalization.from_config(fused.get_config())
     assert (clone.momentum, clone.epsilon) == (0.9, 1e-5)
     # A frozen layer normalizes with its moving statistics, as Keras's does.
     fused.trainable = keras_bn.trainable = False
-    np.testing.assert_allclose(fused(x, training=True), keras_bn(x, training=True), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        fused(x, training=True), keras_bn(x, training=True), rtol=1e-5, atol=1e-5
+    )
     # Inputs the fused kernel does not take use the Keras implementation.
     flat = FusedBatchNormalization()
     assert flat(np.ones((3, 4), "float32"), training=True).shape == (3, 4)

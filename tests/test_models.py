@@ -12,7 +12,6 @@ import tensorflow as tf
 import keras_resnet
 from keras_resnet import specs
 
-from conftest import REPO
 
 # Trainable parameters. CIFAR: the paper's Table 6 (0.27M .. 19.4M), exact
 # figures from akamaster/pytorch_resnet_cifar10 (option A). ImageNet option B:
@@ -31,7 +30,13 @@ PAPER_PARAMS = {
     "resnet152": 60_192_808,
 }
 # Table 1's multiply-adds (x 10^9) for the ImageNet nets; ~41M for CIFAR ResNet-20.
-PAPER_MACS = {"resnet18": 1.8, "resnet34": 3.6, "resnet50": 3.8, "resnet101": 7.6, "resnet152": 11.3}
+PAPER_MACS = {
+    "resnet18": 1.8,
+    "resnet34": 3.6,
+    "resnet50": 3.8,
+    "resnet101": 7.6,
+    "resnet152": 11.3,
+}
 
 
 def trainable(model):
@@ -259,9 +264,16 @@ def test_every_weight_gets_a_gradient():
     keras.utils.set_random_seed(1)
     x = np.random.RandomState(0).normal(size=(4, 16, 16, 3)).astype("float32")
     y = np.array([0, 1, 2, 3])
-    for kwargs in ({"shortcut": "A"}, {"shortcut": "B"}, {"shortcut": "C"}, {"plain": True},
-                   {"block": "bottleneck", "depth": 11}):
-        model = keras_resnet.ResNet(**{"depth": 8, "stem": "cifar", "input_shape": (16, 16, 3), **kwargs})
+    for kwargs in (
+        {"shortcut": "A"},
+        {"shortcut": "B"},
+        {"shortcut": "C"},
+        {"plain": True},
+        {"block": "bottleneck", "depth": 11},
+    ):
+        model = keras_resnet.ResNet(
+            **{"depth": 8, "stem": "cifar", "input_shape": (16, 16, 3), **kwargs}
+        )
         with tf.GradientTape() as tape:
             out = model(x, training=True)
             loss = keras.losses.sparse_categorical_crossentropy(y, out)
@@ -315,7 +327,9 @@ def test_weights_argument_loads_a_weights_file(tmp_path):
     source.save_weights(path)
     loaded = keras_resnet.ResNet(8, stem="cifar", weights=path)
     x = np.random.RandomState(0).uniform(0, 1, (2, 32, 32, 3)).astype("float32")
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), source.predict(x, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), source.predict(x, verbose=0), atol=1e-6
+    )
 
 
 def data_formats(model):
@@ -326,8 +340,9 @@ def test_every_layer_is_channels_last_whatever_the_global_setting(tmp_path):
     builds = {
         "resnet20": lambda: keras_resnet.ResNet20(),
         "resnet18": lambda: keras_resnet.ResNet18(input_shape=(64, 64, 3), classes=5),
-        "bottleneck": lambda: keras_resnet.ResNet(50, input_shape=(64, 64, 3), include_top=False,
-                                                  pooling="max"),
+        "bottleneck": lambda: keras_resnet.ResNet(
+            50, input_shape=(64, 64, 3), include_top=False, pooling="max"
+        ),
         "plain": lambda: keras_resnet.Plain20(include_top=False, pooling="avg"),
     }
     for name, build in builds.items():
@@ -343,8 +358,9 @@ def test_every_layer_is_channels_last_whatever_the_global_setting(tmp_path):
         model.load_weights(path)
         x = np.random.RandomState(0).uniform(0, 255, (2, *reference.input_shape[1:]))
         x = x.astype("float32")
-        np.testing.assert_allclose(model(x, training=False), reference(x, training=False),
-                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            model(x, training=False), reference(x, training=False), rtol=1e-5, atol=1e-6
+        )
 
 
 def test_config_round_trip():
@@ -381,8 +397,18 @@ def test_keras_file_reloads_in_a_fresh_process_with_identical_predictions(tmp_pa
     np.save(tmp_path / "x.npy", x)
     env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": os.getcwd()}
     result = subprocess.run(
-        [sys.executable, "-c", LOAD_AND_PREDICT, path, str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
-        capture_output=True, text=True, env=env, cwd=tmp_path,
+        [
+            sys.executable,
+            "-c",
+            LOAD_AND_PREDICT,
+            path,
+            str(tmp_path / "x.npy"),
+            str(tmp_path / "y.npy"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == backend
@@ -424,12 +450,24 @@ LOAD = textwrap.dedent(
 def test_every_named_network_trains_a_step_saves_and_reloads_in_fresh_processes(tmp_path, name):
     paths = [str(tmp_path / f) for f in ("model.keras", "x.npy", "expected.npy", "reloaded.npy")]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    built = subprocess.run([sys.executable, "-c", BUILD_TRAIN_SAVE, name, *paths[:3]], cwd=tmp_path,
-                           env=env, capture_output=True, text=True, timeout=900)
+    built = subprocess.run(
+        [sys.executable, "-c", BUILD_TRAIN_SAVE, name, *paths[:3]],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert built.returncode == 0, built.stderr[-3000:]
     assert built.stdout.split()[-2:] == ["True", "True"]  # finite loss; recursion limit untouched
-    loaded = subprocess.run([sys.executable, "-c", LOAD, paths[0], paths[1], paths[3]],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    loaded = subprocess.run(
+        [sys.executable, "-c", LOAD, paths[0], paths[1], paths[3]],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     assert loaded.stdout.split()[-3:] == ["ResNetModel", "ResNetModel", "True"]
     np.testing.assert_allclose(np.load(paths[3]), np.load(paths[2]), rtol=1e-5, atol=1e-6)
@@ -472,23 +510,3 @@ def test_bad_input_raises_before_any_layer_is_built(monkeypatch, kwargs, message
 def test_build_model_rejects_unknown_names():
     with pytest.raises(ValueError, match="Unknown model 'resnet21'. Allowed: resnet20"):
         keras_resnet.build_model("resnet21")
-
-
-def _python(code, env):
-    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True)
-
-
-@pytest.mark.slow
-def test_onednn_is_on_after_import_and_a_late_import_warns():
-    env = {key: value for key, value in os.environ.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
-    onednn = "from tensorflow.python.util import _pywrap_util_port as port; print(port.IsMklEnabled())"
-    first = _python(f"import keras_resnet, keras\n{onednn}", env)
-    warning = "TensorFlow was loaded before keras_resnet, with its oneDNN CPU kernels off"
-    assert first.stdout.split()[-1] == "True" and warning not in first.stderr
-    default = _python(f"import tensorflow\n{onednn}", env)
-    if default.stdout.split()[-1] == "True":
-        pytest.skip("TensorFlow turns oneDNN on by default on this CPU: nothing to warn about")
-    late = _python("import keras, keras_resnet", env)
-    assert warning in late.stderr
-    chosen = _python("import keras, keras_resnet", {**env, "TF_ENABLE_ONEDNN_OPTS": "0"})
-    assert warning not in chosen.stderr

@@ -12,7 +12,9 @@ def values(schedule, steps, method="__call__"):
 def test_piecewise_is_the_papers_cifar_schedule():
     schedule = schedules.PiecewiseConstant(0.1, [32000, 48000], warmup_steps=400, warmup_lr=0.01)
     steps = [0, 399, 400, 31999, 32000, 47999, 48000, 63999]
-    assert values(schedule, steps) == pytest.approx([0.01, 0.01, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+    assert values(schedule, steps) == pytest.approx(
+        [0.01, 0.01, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+    )
     no_warmup = schedules.PiecewiseConstant(0.1, [10])
     assert values(no_warmup, [0, 9, 10]) == pytest.approx([0.1, 0.1, 0.01])
     with pytest.raises(ValueError, match="increasing steps"):
@@ -30,14 +32,19 @@ def test_one_cycle_rises_falls_and_anneals_with_inverse_momentum():
 
 def test_cosine_with_linear_warmup():
     schedule = schedules.Cosine(0.2, total_steps=110, warmup_steps=10)
-    assert values(schedule, [0, 9, 10, 60, 110]) == pytest.approx([0.02, 0.2, 0.2, 0.1, 0.0], abs=1e-6)
+    assert values(schedule, [0, 9, 10, 60, 110]) == pytest.approx(
+        [0.02, 0.2, 0.2, 0.1, 0.0], abs=1e-6
+    )
 
 
-@pytest.mark.parametrize("schedule", [
-    schedules.PiecewiseConstant(0.1, [5, 8], warmup_steps=2),
-    schedules.OneCycle(0.5, 100),
-    schedules.Cosine(0.1, 50, 5),
-])
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        schedules.PiecewiseConstant(0.1, [5, 8], warmup_steps=2),
+        schedules.OneCycle(0.5, 100),
+        schedules.Cosine(0.1, 50, 5),
+    ],
+)
 def test_schedules_serialize(schedule):
     clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(schedule))
     assert values(clone, range(0, 100, 7)) == pytest.approx(values(schedule, range(0, 100, 7)))

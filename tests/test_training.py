@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 from keras_resnet import data, training
+from keras_resnet import config as config_lib
 
 from conftest import REPO, run_train
 
@@ -42,57 +43,76 @@ def synthetic():
 
 
 def test_paper_cifar_recipe(synthetic):
-    run = training.resolve(training.TrainConfig(depth=110), synthetic)
+    run = config_lib.resolve(config_lib.TrainConfig(depth=110), synthetic)
     config = run.config
-    assert (config.batch_size, config.lr, config.momentum, config.weight_decay) == (128, 0.1, 0.9, 1e-4)
+    assert (config.batch_size, config.lr, config.momentum, config.weight_decay) == (
+        128,
+        0.1,
+        0.9,
+        1e-4,
+    )
     assert (run.total_steps, run.lr_boundaries, run.warmup) == (64_000, [32_000, 48_000], 400)
     assert config.stem == "cifar" and config.recipe == "paper-cifar" and run.steps_per_epoch == 78
     assert run.epochs == 821  # ceil(64000 / 78); training stops at step 64,000
-    assert training.resolve(training.TrainConfig(depth=56), synthetic).warmup == 0
-    assert training.resolve(training.TrainConfig(depth=56, warmup=100), synthetic).warmup == 100
+    assert config_lib.resolve(config_lib.TrainConfig(depth=56), synthetic).warmup == 0
+    assert config_lib.resolve(config_lib.TrainConfig(depth=56, warmup=100), synthetic).warmup == 100
     schedule = training.make_schedule(run)
-    assert [float(schedule(s)) for s in (0, 400, 32_000, 48_000)] == pytest.approx([0.01, 0.1, 0.01, 0.001])
+    assert [float(schedule(s)) for s in (0, 400, 32_000, 48_000)] == pytest.approx(
+        [0.01, 0.1, 0.01, 0.001]
+    )
 
 
 def test_length_overrides_scale_the_boundaries(synthetic):
-    run = training.resolve(training.TrainConfig(epochs=2), synthetic)
+    run = config_lib.resolve(config_lib.TrainConfig(epochs=2), synthetic)
     assert (run.total_steps, run.lr_boundaries) == (156, [78, 117])
-    run = training.resolve(training.TrainConfig(steps=1000, lr_boundaries=[600, 300]), synthetic)
+    run = config_lib.resolve(
+        config_lib.TrainConfig(steps=1000, lr_boundaries=[600, 300]), synthetic
+    )
     assert (run.total_steps, run.lr_boundaries) == (1000, [300, 600])
     # --steps-per-epoch sets how often to validate and checkpoint, not the length.
-    run = training.resolve(training.TrainConfig(steps=100, steps_per_epoch=30), synthetic)
-    assert (run.steps_per_epoch, run.epochs, run.total_steps, run.lr_boundaries) == (30, 4, 100, [50, 75])
-    run = training.resolve(training.TrainConfig(epochs=3, steps_per_epoch=200), synthetic)
+    run = config_lib.resolve(config_lib.TrainConfig(steps=100, steps_per_epoch=30), synthetic)
+    assert (run.steps_per_epoch, run.epochs, run.total_steps, run.lr_boundaries) == (
+        30,
+        4,
+        100,
+        [50, 75],
+    )
+    run = config_lib.resolve(config_lib.TrainConfig(epochs=3, steps_per_epoch=200), synthetic)
     assert (run.steps_per_epoch, run.total_steps) == (200, 600)  # an epoch may exceed one pass
-    imagenet = training.resolve(training.TrainConfig(recipe="paper-imagenet"), synthetic)
+    imagenet = config_lib.resolve(config_lib.TrainConfig(recipe="paper-imagenet"), synthetic)
     assert imagenet.total_steps == 600_000 and imagenet.lr_boundaries == [150_000, 300_000, 450_000]
     assert imagenet.config.batch_size == 256
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"epochs": 1, "steps": 10}, "Give --epochs or --steps, not both"),
-    ({"batch_size": 20_000}, "exceeds the 10000 training examples"),
-    ({"batch_size": 0}, "batch_size must be positive"),
-    ({"steps_per_epoch": 0}, "steps_per_epoch must be positive"),
-    ({"lr": -0.1}, "lr must be positive"),
-    ({"weight_decay": -1.0}, "weight_decay must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"epochs": 1, "steps": 10}, "Give --epochs or --steps, not both"),
+        ({"batch_size": 20_000}, "exceeds the 10000 training examples"),
+        ({"batch_size": 0}, "batch_size must be positive"),
+        ({"steps_per_epoch": 0}, "steps_per_epoch must be positive"),
+        ({"lr": -0.1}, "lr must be positive"),
+        ({"weight_decay": -1.0}, "weight_decay must be >= 0"),
+    ],
+)
 def test_bad_recipe_values(synthetic, changes, message):
     with pytest.raises(ValueError, match=message):
-        training.resolve(training.TrainConfig(**changes), synthetic)
+        config_lib.resolve(config_lib.TrainConfig(**changes), synthetic)
 
 
 def test_every_config_field_is_a_flag_and_config_files_merge(tmp_path):
-    parser = training.build_parser()
+    parser = config_lib.build_parser()
     flags = {a.dest for a in parser._actions}
-    assert {f.name for f in training.dataclasses.fields(training.TrainConfig)} <= flags
+    assert {f.name for f in config_lib.dataclasses.fields(config_lib.TrainConfig)} <= flags
     path = tmp_path / "config.json"
     path.write_text(json.dumps({"depth": 32, "lr": 0.05, "plain": True}))
-    config = training.config_from_args(["--config", str(path), "--lr", "0.02", "--lr-boundaries", "5", "9"])
+    config = config_lib.config_from_args(
+        ["--config", str(path), "--lr", "0.02", "--lr-boundaries", "5", "9"]
+    )
     assert (config.depth, config.lr, config.plain, config.lr_boundaries) == (32, 0.02, True, [5, 9])
     path.write_text(json.dumps({"depht": 32}))
     with pytest.raises(SystemExit):
-        training.config_from_args(["--config", str(path)])
+        config_lib.config_from_args(["--config", str(path)])
 
 
 @pytest.mark.slow
@@ -103,7 +123,10 @@ def test_train_writes_a_complete_run_directory(tmp_path):
     assert "resnet8 on digits: test top-1 error" in result.stdout
 
     history = read_history(run_dir)
-    assert [int(r["epoch"]) for r in history] == [1, 2] and [int(r["step"]) for r in history] == [22, 44]
+    assert [int(r["epoch"]) for r in history] == [1, 2] and [int(r["step"]) for r in history] == [
+        22,
+        44,
+    ]
     summary = read_json(run_dir / "summary.json")
     assert summary["num_replicas"] == 1 and summary["examples_per_second"] > 0
     assert summary["test_top1_error"] < 0.5  # digits: well below chance (90%) after 44 steps
@@ -120,8 +143,12 @@ def test_train_writes_a_complete_run_directory(tmp_path):
     assert error == pytest.approx(summary["test_top1_error"], abs=1e-6)
     # The SavedModel answers the same.
     serving = tf.saved_model.load(str(run_dir / "saved_model" / "1"))
-    served = serving.signatures["serving_default"](images=tf.constant(digits.test.images[:16], tf.float32))
-    np.testing.assert_allclose(served["probabilities"].numpy(), probabilities[:16], rtol=1e-4, atol=1e-5)
+    served = serving.signatures["serving_default"](
+        images=tf.constant(digits.test.images[:16], tf.float32)
+    )
+    np.testing.assert_allclose(
+        served["probabilities"].numpy(), probabilities[:16], rtol=1e-4, atol=1e-5
+    )
 
     # TensorBoard has per-step loss, error, learning rate and images/second.
     tags = set()
@@ -139,8 +166,12 @@ def test_train_writes_a_complete_run_directory(tmp_path):
 def test_killed_run_resumes_with_every_epoch_once(tmp_path):
     run_dir = tmp_path / "run"
     args = [*TINY, "--depth", "14", "--epochs", "12", "--output-dir", str(run_dir)]
-    process = subprocess.Popen([sys.executable, "train.py", *args], cwd=REPO,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "train.py", *args],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     state = run_dir / "checkpoints" / "state.json"
     deadline = time.time() + 240
     while time.time() < deadline and process.poll() is None:
@@ -177,7 +208,7 @@ import json, sys
 import keras_resnet
 import numpy as np
 import tensorflow as tf
-from keras_resnet import training
+from keras_resnet import callbacks
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -187,7 +218,7 @@ with strategy.scope():
 images = np.random.default_rng(0).normal(size=(64, 8, 8, 3)).astype("float32")
 images[32:] += 3.0  # each replica gets one half: different batch statistics
 labels = np.arange(64) % 3
-callbacks = [training.AverageMovingStatistics(strategy)] if sys.argv[1] == "average" else []
+callbacks = [callbacks.AverageMovingStatistics(strategy)] if sys.argv[1] == "average" else []
 model.fit(images, labels, batch_size=64, epochs=2, shuffle=False, verbose=0, callbacks=callbacks)
 gaps = [float(np.max(np.abs(a.numpy() - b.numpy())))
         for w in model.non_trainable_weights if "moving" in w.path
@@ -199,9 +230,13 @@ print(json.dumps(gaps))
 @pytest.mark.slow
 @pytest.mark.parametrize("average", [True, False])
 def test_replicas_hold_the_same_batch_norm_statistics_only_when_averaged(average):
-    result = subprocess.run([sys.executable, "-c", REPLICA_STATISTICS, "average" if average else "local"],
-                            cwd=REPO, capture_output=True, text=True,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    result = subprocess.run(
+        [sys.executable, "-c", REPLICA_STATISTICS, "average" if average else "local"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     gaps = json.loads(result.stdout.splitlines()[-1])
     assert len(gaps) == 2 * 7  # ResNet-8: 7 batch norms, moving mean and variance
@@ -224,10 +259,16 @@ def test_multi_worker_on_two_local_processes(tmp_path):
     processes = []
     for index in (1, 0):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        processes.append(subprocess.Popen(
-            [sys.executable, "train.py", *TINY, "--epochs", "2", "--output-dir", str(run_dir)],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "TF_CONFIG": tf_config, "TF_CPP_MIN_LOG_LEVEL": "2"}))
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "train.py", *TINY, "--epochs", "2", "--output-dir", str(run_dir)],
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "TF_CONFIG": tf_config, "TF_CPP_MIN_LOG_LEVEL": "2"},
+            )
+        )
     outputs = [p.communicate(timeout=300) for p in processes]
     for process, (out, err) in zip(processes, outputs):
         assert process.returncode == 0, err[-3000:]
@@ -235,15 +276,28 @@ def test_multi_worker_on_two_local_processes(tmp_path):
     assert summary["num_replicas"] == 2 and summary["steps"] == 44
     assert [int(r["epoch"]) for r in read_history(run_dir)] == [1, 2]
     # Both workers report the same synchronised model.
-    assert outputs[0][0].splitlines()[-1].split("after")[0] == outputs[1][0].splitlines()[-1].split("after")[0]
+    assert (
+        outputs[0][0].splitlines()[-1].split("after")[0]
+        == outputs[1][0].splitlines()[-1].split("after")[0]
+    )
 
 
 @pytest.mark.slow
 def test_same_seed_deterministic_runs_give_identical_weights(tmp_path):
     def weights(name, seed):
         run_dir = tmp_path / name
-        result = run_train([*TINY, "--epochs", "1", "--seed", str(seed), "--deterministic",
-                            "--output-dir", str(run_dir)])
+        result = run_train(
+            [
+                *TINY,
+                "--epochs",
+                "1",
+                "--seed",
+                str(seed),
+                "--deterministic",
+                "--output-dir",
+                str(run_dir),
+            ]
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         return keras.saving.load_model(run_dir / "model.keras").get_weights()
 
@@ -261,12 +315,15 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path):
     assert not (run_dir / "summary.json").exists() and not (run_dir / "history.csv").exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--output-dir", "{tmp}/file/run"], "is not writable: .*file' is not a directory"),
-    (["--depth", "21", "--output-dir", "{tmp}/run"], "Invalid depth 21 for the CIFAR stem"),
-    (["--data-dir", "{tmp}/nowhere", "--output-dir", "{tmp}/run"], "is not a directory"),
-    (["--batch-size", "0", "--output-dir", "{tmp}/run"], "batch_size must be positive"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--output-dir", "{tmp}/file/run"], "is not writable: .*file' is not a directory"),
+        (["--depth", "21", "--output-dir", "{tmp}/run"], "Invalid depth 21 for the CIFAR stem"),
+        (["--data-dir", "{tmp}/nowhere", "--output-dir", "{tmp}/run"], "is not a directory"),
+        (["--batch-size", "0", "--output-dir", "{tmp}/run"], "batch_size must be positive"),
+    ],
+)
 def test_bad_arguments_fail_before_writing_anything(tmp_path, args, message, run_main):
     (tmp_path / "file").write_text("")
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
@@ -294,19 +351,38 @@ def test_short_training_on_real_cifar10_images(cifar_run):
 @pytest.mark.real_data
 def test_one_epoch_of_resnet20_on_real_cifar10(full_cifar_dir, tmp_path):
     run_dir = tmp_path / "resnet20"
-    result = run_train(["--dataset", "cifar10", "--data-dir", str(full_cifar_dir), "--depth", "20",
-                        "--epochs", "1", "--output-dir", str(run_dir)], timeout=1800)
+    result = run_train(
+        [
+            "--dataset",
+            "cifar10",
+            "--data-dir",
+            str(full_cifar_dir),
+            "--depth",
+            "20",
+            "--epochs",
+            "1",
+            "--output-dir",
+            str(run_dir),
+        ],
+        timeout=1800,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = read_json(run_dir / "summary.json")
     assert summary["num_test_examples"] == 10_000 and summary["test_top1_error"] < 0.65
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra, last_lr, policy", [
-    (["--mixed-precision", "--schedule", "onecycle", "--steps-per-execution", "2"], 0.1 / 1e4,
-     "mixed_bfloat16"),
-    (["--jit-compile", "true", "--schedule", "cosine", "--warmup", "5"], 0.0, "float32"),
-])
+@pytest.mark.parametrize(
+    "extra, last_lr, policy",
+    [
+        (
+            ["--mixed-precision", "--schedule", "onecycle", "--steps-per-execution", "2"],
+            0.1 / 1e4,
+            "mixed_bfloat16",
+        ),
+        (["--jit-compile", "true", "--schedule", "cosine", "--warmup", "5"], 0.0, "float32"),
+    ],
+)
 def test_precision_schedule_and_compilation_flags(tmp_path, extra, last_lr, policy):
     run_dir = tmp_path / "run"
     result = run_train([*TINY, "--epochs", "2", "--output-dir", str(run_dir), *extra])
@@ -327,15 +403,35 @@ def test_imagenet_style_training_streams_large_images(cifar, tmp_path):
             os.makedirs(tmp_path / "images" / split / name)
             for i, image in enumerate(split_data.images[split_data.labels == label][:count]):
                 big = tf.image.resize(image, (120, 100)).numpy().astype(np.uint8)
-                tf.io.write_file(str(tmp_path / "images" / split / name / f"{i}.png"), tf.io.encode_png(big))
+                tf.io.write_file(
+                    str(tmp_path / "images" / split / name / f"{i}.png"), tf.io.encode_png(big)
+                )
     run_dir = tmp_path / "run"
-    result = run_train(["--dataset", "folder", "--data-dir", str(tmp_path / "images"), "--depth", "18",
-                        "--image-size", "64", "--batch-size", "16", "--epochs", "1",
-                        "--output-dir", str(run_dir)])
+    result = run_train(
+        [
+            "--dataset",
+            "folder",
+            "--data-dir",
+            str(tmp_path / "images"),
+            "--depth",
+            "18",
+            "--image-size",
+            "64",
+            "--batch-size",
+            "16",
+            "--epochs",
+            "1",
+            "--output-dir",
+            str(run_dir),
+        ]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     config = read_json(run_dir / "config.json")
-    assert (config["stem"], config["recipe"], config["data"]["augmentation"]) == (
-        "imagenet", "paper-imagenet", "scale")
+    assert (config["stem"], config["recipe"], config["data"]["preprocessing"]) == (
+        "imagenet",
+        "paper-imagenet",
+        {"kind": "imagenet", "flip": True, "image_size": 64},
+    )
     assert read_json(run_dir / "summary.json")["num_test_examples"] == 32
     # JPEG/PNG bytes of any size are centre-cropped inside the SavedModel.
     signature = tf.saved_model.load(str(run_dir / "saved_model" / "1")).signatures["serving_bytes"]

@@ -40,10 +40,14 @@ class LandscapeTuner(kt.Tuner):
 
 
 def search(tmp_path, name="search", overwrite=True, **oracle_kwargs):
-    oracle = tuning.GeneticOracle(objective=tuning.OBJECTIVE, hyperparameters=space(),
-                                  **{"population_size": 6, "generations": 4, "seed": 3, **oracle_kwargs})
-    tuner = LandscapeTuner(oracle=oracle, directory=str(tmp_path), project_name=name,
-                           overwrite=overwrite)
+    oracle = tuning.GeneticOracle(
+        objective=tuning.OBJECTIVE,
+        hyperparameters=space(),
+        **{"population_size": 6, "generations": 4, "seed": 3, **oracle_kwargs},
+    )
+    tuner = LandscapeTuner(
+        oracle=oracle, directory=str(tmp_path), project_name=name, overwrite=overwrite
+    )
     tuner.search(verbose=0)
     return tuner
 
@@ -67,8 +71,7 @@ def test_generations_keep_the_fitter_half_and_improve(tmp_path):
     assert len(oracle.population) == 6
     previous = [t for t in oracle.trials if t not in oracle.population + oracle.offspring]
     worst_kept = min(oracle.trials[t].score for t in oracle.population[:3])
-    assert all(oracle.trials[t].score <= worst_kept for t in previous
-               if t not in oracle.population)
+    assert all(oracle.trials[t].score <= worst_kept for t in previous if t not in oracle.population)
 
 
 def test_crossover_is_single_point():
@@ -83,8 +86,13 @@ def test_crossover_is_single_point():
 
 
 def test_mutation_respects_ranges_steps_sampling_and_conditions():
-    oracle = tuning.GeneticOracle(objective=tuning.OBJECTIVE, hyperparameters=space(), seed=0,
-                                  mutation_rate=1.0, mutation_scale=0.5)
+    oracle = tuning.GeneticOracle(
+        objective=tuning.OBJECTIVE,
+        hyperparameters=space(),
+        seed=0,
+        mutation_rate=1.0,
+        mutation_scale=0.5,
+    )
     parent = {"learning_rate": 0.9, "momentum": 0.98, "schedule": "piecewise"}
     rates = []
     for seed in range(300):
@@ -119,11 +127,16 @@ def test_works_with_keras_tuners_own_fit_based_tuner(tmp_path):
 
     def build(hp):
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
-        model.compile(keras.optimizers.SGD(hp.Float("learning_rate", 1e-3, 1.0, sampling="log")),
-                      "sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.compile(
+            keras.optimizers.SGD(hp.Float("learning_rate", 1e-3, 1.0, sampling="log")),
+            "sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
         return model
 
-    oracle = tuning.GeneticOracle(objective="val_accuracy", population_size=2, generations=2, seed=0)
+    oracle = tuning.GeneticOracle(
+        objective="val_accuracy", population_size=2, generations=2, seed=0
+    )
     tuner = kt.Tuner(oracle=oracle, hypermodel=build, directory=str(tmp_path), project_name="fit")
     tuner.search(x, y, validation_split=0.25, epochs=1, verbose=0)
     assert len(oracle.trials) == 3 and tuner.get_best_models(1)[0] is not None
@@ -131,6 +144,7 @@ def test_works_with_keras_tuners_own_fit_based_tuner(tmp_path):
 
 def test_every_trial_starts_from_the_same_initial_weights(tmp_path, monkeypatch):
     import keras_resnet
+    from keras_resnet import config as config_lib
     from keras_resnet import data, training
 
     kernels = []
@@ -139,14 +153,20 @@ def test_every_trial_starts_from_the_same_initial_weights(tmp_path, monkeypatch)
         model = keras_resnet.ResNet(8, stem="cifar", input_shape=(8, 8, 1))
         kernels.append(model.get_layer("conv1_conv").kernel.numpy())
         keras.random.uniform((3,))  # trials consume random numbers, as training does
-        return {"final_val_top1_error": 0.5}
+        return training.TrainedRun({"final_val_top1_error": 0.5}, config.output_dir)
 
     monkeypatch.setattr(training, "train", first_kernel)
     hp = tuning.search_space(["learning_rate"])
     oracle = tuning.make_oracle("random", hp, max_trials=3, seed=0)
-    config = training.TrainConfig(dataset="digits", seed=11)
-    tuner = tuning.ResNetTuner(oracle, config, data.load_data("digits"), None,
-                               directory=str(tmp_path), project_name="seeds")
+    config = config_lib.TrainConfig(dataset="digits", seed=11)
+    tuner = tuning.ResNetTuner(
+        oracle,
+        config,
+        data.load_data("digits"),
+        None,
+        directory=str(tmp_path),
+        project_name="seeds",
+    )
     tuner.search()
     assert len(kernels) == 3
     assert all(np.array_equal(kernel, kernels[0]) for kernel in kernels[1:])
@@ -168,22 +188,50 @@ def test_search_space_narrowing_and_errors():
 def test_tune_command_on_real_cifar10(cifar_dir, tmp_path):
     out = tmp_path / "tuning"
     result = subprocess.run(
-        [sys.executable, "tune.py", "--dataset", "cifar10", "--data-dir", str(cifar_dir), "--depth", "8",
-         "--batch-size", "50", "--epochs", "1", "--oracle", "genetic", "--population", "2",
-         "--generations", "3", "--output-dir", str(out)],
-        cwd=REPO, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-        timeout=600)
+        [
+            sys.executable,
+            "tune.py",
+            "--dataset",
+            "cifar10",
+            "--data-dir",
+            str(cifar_dir),
+            "--depth",
+            "8",
+            "--batch-size",
+            "50",
+            "--epochs",
+            "1",
+            "--oracle",
+            "genetic",
+            "--population",
+            "2",
+            "--generations",
+            "3",
+            "--output-dir",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     best = json.loads((out / "best_hyperparameters.json").read_text())
     assert {"learning_rate", "momentum", "weight_decay", "val_accuracy"} <= set(best)
     rows = (out / "results.md").read_text().splitlines()[2:]
     assert len(rows) == 4  # four trials, best first
     scores = [float(r.split("|")[3]) for r in rows]
-    assert scores == sorted(scores, reverse=True) and best["val_accuracy"] == pytest.approx(scores[0], abs=1e-4)
+    assert scores == sorted(scores, reverse=True) and best["val_accuracy"] == pytest.approx(
+        scores[0], abs=1e-4
+    )
     # Each trial is a train.py run directory with its own config and an HParams log.
     trial = out / "search" / f"trial_{best['trial_id']}" / "run"
     config = json.loads((trial / "config.json").read_text())
-    assert config["lr"] == pytest.approx(best["learning_rate"]) and config["data"]["num_validation"] == 100
+    assert (
+        config["lr"] == pytest.approx(best["learning_rate"])
+        and config["data"]["num_validation"] == 100
+    )
     assert os.listdir(trial / "logs" / "hparams")
 
 
@@ -201,7 +249,9 @@ class LandscapeTuner(kt.Tuner):
         # registers with its first request: wait until both workers have started,
         # or a slow starter would find the chief gone.
         deadline = time.time() + 120
-        while not all(os.path.exists(started(t)) for t in ("tuner0", "tuner1")) and time.time() < deadline:
+        while time.time() < deadline and not all(
+            os.path.exists(started(t)) for t in ("tuner0", "tuner1")
+        ):
             time.sleep(0.1)
         values = trial.hyperparameters.values
         with open(os.path.join(sys.argv[1], "ran_by.txt"), "a") as f:
@@ -222,22 +272,44 @@ def test_distributed_tuning_with_a_chief_and_two_workers(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO),
-           "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(port)}
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONPATH": str(REPO),
+        "KERASTUNER_ORACLE_IP": "127.0.0.1",
+        "KERASTUNER_ORACLE_PORT": str(port),
+    }
     command = [sys.executable, "-c", DISTRIBUTED_TUNER, str(tmp_path)]
-    chief = subprocess.Popen(command, env={**env, "KERASTUNER_TUNER_ID": "chief"},
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    chief = subprocess.Popen(
+        command,
+        env={**env, "KERASTUNER_TUNER_ID": "chief"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(5)  # the chief's oracle server starts first
-    workers = [subprocess.Popen(command, env={**env, "KERASTUNER_TUNER_ID": f"tuner{i}"},
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for i in range(2)]
+    workers = [
+        subprocess.Popen(
+            command,
+            env={**env, "KERASTUNER_TUNER_ID": f"tuner{i}"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     for process in workers + [chief]:
         _, err = process.communicate(timeout=300)
         assert process.returncode == 0, err[-3000:]
     state = json.loads((tmp_path / "dist" / "oracle.json").read_text())
-    trials = [json.loads((tmp_path / "dist" / d / "trial.json").read_text())
-              for d in os.listdir(tmp_path / "dist") if d.startswith("trial_")]
+    trials = [
+        json.loads((tmp_path / "dist" / d / "trial.json").read_text())
+        for d in os.listdir(tmp_path / "dist")
+        if d.startswith("trial_")
+    ]
     assert len(trials) == 4 + 2 + 2 and {t["status"] for t in trials} == {"COMPLETED"}
     ran_by = (tmp_path / "ran_by.txt").read_text().split()
     assert len(ran_by) == 8 and set(ran_by) == {"tuner0", "tuner1"}  # the chief only serves
-    assert state["generation"] == 2 and len(state["population"]) == 4 and len(state["offspring"]) == 2
+    assert (
+        state["generation"] == 2 and len(state["population"]) == 4 and len(state["offspring"]) == 2
+    )

@@ -51,17 +51,25 @@ def write_fixture(files, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--source", type=pathlib.Path, default=DEFAULT_SOURCE,
-                        help=f"the full CIFAR-10 JPEG archive (default: {DEFAULT_SOURCE})")
+    parser.add_argument(
+        "--source",
+        type=pathlib.Path,
+        default=DEFAULT_SOURCE,
+        help=f"the full CIFAR-10 JPEG archive (default: {DEFAULT_SOURCE})",
+    )
     args = parser.parse_args(argv)
     if not args.source.is_file():
-        parser.error(f"--source {args.source} does not exist: it is the archive "
-                     "cifar10-jpeg.tar.gz of ../shared/data (see its README.md).")
+        parser.error(
+            f"--source {args.source} does not exist: it is the archive "
+            "cifar10-jpeg.tar.gz of ../shared/data (see its README.md)."
+        )
     files = select(args.source, PER_CLASS)
     expected = 10 * sum(PER_CLASS.values())
     if len(files) != expected:
-        parser.error(f"--source {args.source} gave {len(files)} images, expected {expected}: "
-                     "is it the CIFAR-10 JPEG archive?")
+        parser.error(
+            f"--source {args.source} gave {len(files)} images, expected {expected}: "
+            "is it the CIFAR-10 JPEG archive?"
+        )
     write_fixture(files, FIXTURE)
     print(f"Wrote {FIXTURE} ({len(files)} images, {FIXTURE.stat().st_size:,} bytes).")
     return 0

@@ -1,6 +1,6 @@
-"""Data sources and tf.data pipelines with the paper's preprocessing.
+"""Data sources: where images and labels come from, before any preprocessing.
 
-Sources (`load_data`):
+`read_source` returns the training and test `Split`s of:
 
 - a local copy through `data_dir`, recognised by its layout:
   - class folders: `DIR/train/<class>/*.jpg|png|...` and `DIR/test/<class>/...`
@@ -14,14 +14,8 @@ Sources (`load_data`):
 - `digits`: scikit-learn's bundled 8x8 handwritten digits (real, offline);
 - `synthetic`: random images of CIFAR's shape, for benchmarks and smoke runs.
 
-Small fixed-size images (CIFAR, MNIST, digits) are decoded once into memory and
-get the paper's CIFAR treatment: per-pixel mean of the training split (carried
-into the model by `input_normalization`), 4-pixel zero padding (scaled with the
-image size), random crops and horizontal flips for training, nothing at test.
-Larger or variable-size images stream from their files and get the paper's
-ImageNet treatment: the shorter side resized to a random length in [256, 480]
-(scaled to `image_size / 224`), a random `image_size` crop and a flip; at test,
-the shorter side at 256 and a centre crop.
+Small fixed-size images are decoded once into memory; larger or variable-size
+images stream from their files.
 """
 
 import dataclasses
@@ -40,12 +34,8 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 SYNTHETIC_SHAPE, SYNTHETIC_CLASSES, SYNTHETIC_EXAMPLES = (32, 32, 3), 10, (10_000, 2_000)
 # Images whose decoded size exceeds this stream from disk instead of memory.
 IN_MEMORY_LIMIT_BYTES = 4 << 30
-# Pixels are divided by this after mean subtraction: inputs of about [-1, 1].
-PIXEL_SCALE = 255.0
-# ImageNet scale augmentation of the paper (Section 3.4), for 224-pixel crops.
-SCALE_RANGE, TEST_SHORT_SIDE = (256, 480), 256
-# Datasets whose images must not be mirrored (digits are not symmetric).
-NO_FLIP = ("digits", "mnist", "emnist", "kmnist", "svhn_cropped")
+# Images with a larger side than this stream from disk (ImageNet-style data).
+IN_MEMORY_MAX_SIDE = 64
 STREAMED_TFDS = ("imagenet2012", "imagenet2012_subset", "imagenette", "imagewang", "food101")
 
 
@@ -76,145 +66,29 @@ class Split:
         return self.stream()
 
 
-@dataclasses.dataclass
-class Data:
-    """A loaded dataset.
-
-    Attributes:
-        name: dataset name.
-        source: where it came from (`"folder /path"`, `"tfds cifar10"`, ...).
-        class_names: list of class names in label order.
-        image_shape: (height, width, channels) the model takes.
-        train, validation, test: `Split`s; `validation` is None without
-            `validation_split`.
-        augmentation: `"pad_crop"` (CIFAR) or `"scale"` (ImageNet).
-        flip: whether training flips images horizontally.
-        mean: array subtracted from the pixels: per-pixel (H, W, C) for
-            `pad_crop`, per-channel (C,) for `scale`.
-    """
-
-    name: str
-    source: str
-    class_names: list
-    image_shape: tuple
-    train: Split
-    validation: Split
-    test: Split
-    augmentation: str
-    flip: bool
-    mean: np.ndarray = None
-
-    @property
-    def num_classes(self):
-        return len(self.class_names)
-
-    def describe(self):
-        """JSON-ready description for the run's config."""
-        return {
-            "dataset": self.name,
-            "source": self.source,
-            "class_names": list(self.class_names),
-            "image_shape": list(self.image_shape),
-            "num_train": self.train.num_examples,
-            "num_validation": self.validation.num_examples if self.validation else 0,
-            "num_test": self.test.num_examples,
-            "augmentation": self.augmentation,
-            "flip": self.flip,
-        }
-
-
-# ---------------------------------------------------------------- sources
-
-
-def add_evaluation_data_flags(parser):
-    """Adds the flags of a command that reads a dataset's test split in batches.
-
-    --dataset, --data-dir, --tfds-data-dir and --image-size are `load_data`'s
-    arguments; --batch-size is the evaluation batch.
-    """
-    parser.add_argument("--dataset", default="cifar10", help="dataset name (default: cifar10)")
-    parser.add_argument("--data-dir", help="local copy: class folders, CIFAR batches or IDX files")
-    parser.add_argument("--tfds-data-dir", help="TFDS data directory")
-    parser.add_argument("--image-size", type=int, default=224, help="crop size for large images")
-    parser.add_argument("--batch-size", type=int, default=256, help="images per batch (default: 256)")
-
-
-def load_data(name, data_dir=None, tfds_data_dir=None, image_size=224, validation_split=0,
-              train_subset=None, seed=0):
-    """Loads a dataset and computes its training mean.
+def read_source(name, data_dir=None, tfds_data_dir=None, seed=0):
+    """Reads a dataset's training and test splits and class names.
 
     Args:
-        name: dataset name: a TFDS name, `"digits"` or `"synthetic"`. With
-            `data_dir`, the name labels the local copy.
+        name: a TFDS name, `"digits"` or `"synthetic"`; with `data_dir`, the
+            name only labels the local copy.
         data_dir: optional local copy (class folders, CIFAR batches or IDX files).
         tfds_data_dir: optional TFDS data directory.
-        image_size: crop size for streamed (ImageNet-style) datasets.
-        validation_split: training examples held out for validation: a count
-            (5000 gives the paper's 45k/5k CIFAR split) or a fraction in (0, 1).
-            0 for none.
-        train_subset: optional int, keep N training examples: the first N of a
-            fixed random permutation (class-sorted sources stay balanced).
-        seed: seed of the validation hold-out.
+        seed: seed of the synthetic images.
 
     Returns:
-        A `Data`.
+        (train `Split`, test `Split`, class names, a description of the source).
 
     Raises:
         DataError: for a missing, empty, corrupt or inconsistent source.
     """
     if data_dir is not None:
-        train, test, class_names, source = _load_local(data_dir)
-    elif name == "digits":
-        train, test, class_names, source = _load_digits()
-    elif name == "synthetic":
-        train, test, class_names, source = _load_synthetic(seed)
-    else:
-        train, test, class_names, source = _load_tfds(name, tfds_data_dir)
-
-    if train_subset is not None:
-        if train_subset < 1:
-            raise DataError(f"train_subset must be a positive int, received {train_subset!r}.")
-        train = _take(train, min(train_subset, train.num_examples))
-    validation = None
-    if 0 < validation_split < 1:
-        validation_split = max(1, round(validation_split * train.num_examples))
-    validation_split = int(validation_split)
-    if validation_split:
-        if not 0 < validation_split < train.num_examples:
-            raise DataError(
-                f"validation_split={validation_split} must be between 1 and the "
-                f"{train.num_examples - 1} training examples less one."
-            )
-        if train.images is None:
-            raise DataError("validation_split needs an in-memory dataset; this one streams.")
-        order = np.random.RandomState(seed).permutation(train.num_examples)
-        held, kept = np.sort(order[:validation_split]), np.sort(order[validation_split:])
-        validation = Split(len(held), train.images[held], train.labels[held])
-        train = Split(len(kept), train.images[kept], train.labels[kept])
-
-    in_memory = train.images is not None
-    flip = not any(name.startswith(n) for n in NO_FLIP)
-    if in_memory:
-        image_shape = tuple(train.images.shape[1:])
-        # The paper's per-pixel mean, from the training split only.
-        mean = train.images.mean(axis=0, dtype=np.float64).astype(np.float32)
-        augmentation = "pad_crop"
-    else:
-        image_shape = (image_size, image_size, 3)
-        mean = _channel_mean(train)
-        augmentation = "scale"
-    return Data(name, source, list(class_names), image_shape, train, validation, test,
-                augmentation, flip, mean)
-
-
-def _take(split, n):
-    """The first n of a fixed permutation (a stream's first n after a seeded shuffle)."""
-    if split.images is not None:
-        keep = np.sort(np.random.RandomState(0).permutation(split.num_examples)[:n])
-        return Split(n, split.images[keep], split.labels[keep])
-    stream = split.stream
-    return Split(n, stream=lambda: stream().shuffle(10_000, seed=0,
-                                                     reshuffle_each_iteration=False).take(n))
+        return _load_local(data_dir)
+    if name == "digits":
+        return _load_digits()
+    if name == "synthetic":
+        return _load_synthetic(seed)
+    return _load_tfds(name, tfds_data_dir)
 
 
 def _load_local(data_dir):
@@ -223,8 +97,12 @@ def _load_local(data_dir):
     train_dir, test_dir = os.path.join(data_dir, "train"), os.path.join(data_dir, "test")
     if os.path.isdir(train_dir) or os.path.isdir(test_dir):
         return _load_folders(train_dir, test_dir)
-    for folder, binary in (("cifar-10-batches-bin", True), ("cifar-100-binary", True),
-                           ("cifar-10-batches-py", False), ("cifar-100-python", False)):
+    for folder, binary in (
+        ("cifar-10-batches-bin", True),
+        ("cifar-100-binary", True),
+        ("cifar-10-batches-py", False),
+        ("cifar-100-python", False),
+    ):
         for candidate in (os.path.join(data_dir, folder), data_dir):
             if os.path.basename(os.path.normpath(candidate)) == folder and os.path.isdir(candidate):
                 return _load_cifar(candidate, binary)
@@ -253,7 +131,8 @@ def _list_class_folders(split_dir):
         for path in files:
             if not path.lower().endswith(IMAGE_EXTENSIONS):
                 raise DataError(
-                    f"Not an image file: {path!r} (allowed extensions: {', '.join(IMAGE_EXTENSIONS)})."
+                    f"Not an image file: {path!r} (allowed extensions: "
+                    f"{', '.join(IMAGE_EXTENSIONS)})."
                 )
         paths += files
         labels += [label] * len(files)
@@ -273,7 +152,7 @@ def _load_folders(train_dir, test_dir):
     first = _decode_file(train_paths[0])
     decoded_bytes = first.nbytes * (len(train_paths) + len(test_paths))
     source = f"folder {os.path.dirname(os.path.abspath(train_dir))}"
-    if decoded_bytes <= IN_MEMORY_LIMIT_BYTES and first.shape[0] <= 64:
+    if decoded_bytes <= IN_MEMORY_LIMIT_BYTES and first.shape[0] <= IN_MEMORY_MAX_SIDE:
         channels = first.shape[-1]
         train = _decode_all(train_paths, train_labels, channels, first.shape)
         test = _decode_all(test_paths, test_labels, channels, first.shape)
@@ -292,11 +171,16 @@ def _decode_file(path):
 
 def _decode_all(paths, labels, channels, shape):
     """Decodes image files in parallel into one uint8 array; names a bad file."""
+
     def decode(path):
-        image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
+        image = tf.io.decode_image(
+            tf.io.read_file(path), channels=channels, expand_animations=False
+        )
         return tf.ensure_shape(image, shape)
 
-    dataset = tf.data.Dataset.from_tensor_slices(paths).map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = tf.data.Dataset.from_tensor_slices(paths).map(
+        decode, num_parallel_calls=tf.data.AUTOTUNE
+    )
     try:
         images = np.concatenate(list(dataset.batch(4096).as_numpy_iterator()))
     except tf.errors.OpError:
@@ -344,8 +228,11 @@ def _load_cifar(folder, binary):
         meta = os.path.join(folder, "fine_label_names.txt" if hundred else "batches.meta.txt")
         class_names = _read_lines(meta)
     else:
-        logger.warning("Unpickling the CIFAR python batches in %s (pickle runs code from the "
-                       "file: use only a trusted copy; the binary batches avoid it).", folder)
+        logger.warning(
+            "Unpickling the CIFAR python batches in %s (pickle runs code from the "
+            "file: use only a trusted copy; the binary batches avoid it).",
+            folder,
+        )
         names = ["train"] if hundred else [f"data_batch_{i}" for i in range(1, 6)]
         test_names = ["test"] if hundred else ["test_batch"]
         label_key = b"fine_labels" if hundred else b"labels"
@@ -371,7 +258,9 @@ def _load_cifar(folder, binary):
         parts = [read(n) for n in file_names]
         pixels = np.concatenate([p[0] for p in parts])
         images = pixels.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # stored channels-first
-        return Split(len(images), np.ascontiguousarray(images), np.concatenate([p[1] for p in parts]))
+        return Split(
+            len(images), np.ascontiguousarray(images), np.concatenate([p[1] for p in parts])
+        )
 
     return split(names), split(test_names), class_names, f"cifar batches {folder}"
 
@@ -413,8 +302,10 @@ def _load_idx(folder):
             raise DataError(f"Missing IDX files {prefix}-images/labels in {folder!r}.")
         images, labels = _read_idx(images_path), _read_idx(labels_path).astype(np.int32)
         if len(images) != len(labels):
-            raise DataError(f"{images_path!r} has {len(images)} images but {labels_path!r} "
-                            f"has {len(labels)} labels.")
+            raise DataError(
+                f"{images_path!r} has {len(images)} images but {labels_path!r} "
+                f"has {len(labels)} labels."
+            )
         return Split(len(images), images[..., None], labels)
 
     train, test = split("train"), split("t10k")
@@ -443,8 +334,11 @@ def _load_synthetic(seed):
     rng = np.random.RandomState(seed)
 
     def split(n):
-        return Split(n, rng.randint(0, 256, (n, *SYNTHETIC_SHAPE), dtype=np.uint8),
-                     rng.randint(0, SYNTHETIC_CLASSES, n).astype(np.int32))
+        return Split(
+            n,
+            rng.randint(0, 256, (n, *SYNTHETIC_SHAPE), dtype=np.uint8),
+            rng.randint(0, SYNTHETIC_CLASSES, n).astype(np.int32),
+        )
 
     train, test = split(SYNTHETIC_EXAMPLES[0]), split(SYNTHETIC_EXAMPLES[1])
     return train, test, [f"class_{i}" for i in range(SYNTHETIC_CLASSES)], "synthetic"
@@ -456,8 +350,10 @@ def _load_tfds(name, tfds_data_dir):
     try:
         builder = tfds.builder(name, data_dir=tfds_data_dir)
     except Exception as error:
-        raise DataError(f"Unknown dataset {name!r}: {error}. Use a TFDS name, 'digits', "
-                        "'synthetic', or a local copy with --data-dir.") from None
+        raise DataError(
+            f"Unknown dataset {name!r}: {error}. Use a TFDS name, 'digits', "
+            "'synthetic', or a local copy with --data-dir."
+        ) from None
     try:
         builder.download_and_prepare()
     except Exception as error:
@@ -470,13 +366,17 @@ def _load_tfds(name, tfds_data_dir):
     splits = builder.info.splits
     test_name = "test" if "test" in splits else "validation"
     shape = builder.info.features["image"].shape
-    if name in STREAMED_TFDS or None in shape or shape[0] > 64:
+    if name in STREAMED_TFDS or None in shape or shape[0] > IN_MEMORY_MAX_SIDE:
+
         def stream_of(split_name):
-            return lambda: builder.as_dataset(split=split_name, as_supervised=True, shuffle_files=False)
+            return lambda: builder.as_dataset(
+                split=split_name, as_supervised=True, shuffle_files=False
+            )
 
         train = Split(splits["train"].num_examples, stream=stream_of("train"))
         test = Split(splits[test_name].num_examples, stream=stream_of(test_name))
     else:
+
         def arrays(split_name):
             dataset = builder.as_dataset(split=split_name, as_supervised=True, shuffle_files=False)
             batches = list(dataset.batch(4096).as_numpy_iterator())
@@ -486,105 +386,3 @@ def _load_tfds(name, tfds_data_dir):
 
         train, test = arrays("train"), arrays(test_name)
     return train, test, list(label.names), f"tfds {name}"
-
-
-def _channel_mean(split, sample=2000):
-    """Per-channel mean of up to `sample` streamed training images."""
-    total, count = np.zeros(3), 0
-    for image, _ in split.dataset().take(sample).as_numpy_iterator():
-        total += image.reshape(-1, image.shape[-1]).mean(axis=0)
-        count += 1
-    if not count:
-        raise DataError("The training split is empty.")
-    return (total / count).astype(np.float32)
-
-
-# -------------------------------------------------------------- pipelines
-
-
-def _pad_crop(image, seed, flip):
-    """The paper's CIFAR augmentation: zero pad, random crop, random flip."""
-    height, width = image.shape[0], image.shape[1]
-    pad = max(1, round(height / 8))  # 4 pixels for 32x32 images
-    padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
-    seeds = tf.random.experimental.stateless_split(seed, 2)
-    image = tf.image.stateless_random_crop(padded, (height, width, image.shape[2]), seeds[0])
-    if flip:
-        image = tf.image.stateless_random_flip_left_right(image, seeds[1])
-    return image
-
-
-def resize_short_side(image, short_side):
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    scale = tf.cast(short_side, tf.float32) / tf.reduce_min(shape)
-    size = tf.cast(tf.round(shape * scale), tf.int32)
-    return tf.cast(tf.image.resize(image, size, antialias=True), tf.uint8)
-
-
-def _scale_augment(image, seed, flip, image_size):
-    """The paper's ImageNet augmentation: random short side, random crop, flip."""
-    seeds = tf.random.experimental.stateless_split(seed, 3)
-    low, high = (round(s * image_size / 224) for s in SCALE_RANGE)
-    short_side = tf.random.stateless_uniform((), seeds[0], low, high + 1, dtype=tf.int32)
-    image = resize_short_side(image, short_side)
-    image = tf.image.stateless_random_crop(image, (image_size, image_size, 3), seeds[1])
-    if flip:
-        image = tf.image.stateless_random_flip_left_right(image, seeds[2])
-    return image
-
-
-def center_crop(image, image_size):
-    """Test-time crop of the paper's ImageNet protocol: shorter side 256 (scaled), centre crop."""
-    image = resize_short_side(image, round(TEST_SHORT_SIDE * image_size / 224))
-    shape = tf.shape(image)
-    top, left = (shape[0] - image_size) // 2, (shape[1] - image_size) // 2
-    return image[top : top + image_size, left : left + image_size]
-
-
-def _options(multi_worker):
-    options = tf.data.Options()
-    if multi_worker:
-        # In-memory sources have no files to shard: every worker takes its share of examples.
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return options
-
-
-def train_dataset(data, batch_size, seed, multi_worker=False):
-    """Shuffled, augmented, batched training pipeline of (uint8 images, labels).
-
-    Augmentation draws stateless random numbers from `seed`, a fresh stream per
-    pass, so runs with the same seed see the same crops and flips. The stream
-    repeats forever: the trainer's `steps_per_epoch` says where an epoch ends,
-    so an epoch need not be one pass over the data.
-    """
-    dataset = data.train.dataset()
-    if data.train.images is not None:
-        dataset = dataset.shuffle(data.train.num_examples, seed=seed, reshuffle_each_iteration=True)
-    else:
-        dataset = dataset.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
-    randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    dataset = tf.data.Dataset.zip((dataset, randoms))
-
-    if data.augmentation == "pad_crop":
-        def augment(example, random):
-            return _pad_crop(example[0], random, data.flip), example[1]
-    else:
-        size = data.image_shape[0]
-
-        def augment(example, random):
-            return _scale_augment(example[0], random, data.flip, size), example[1]
-
-    dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.batch(batch_size, drop_remainder=True).repeat()
-    return dataset.prefetch(tf.data.AUTOTUNE).with_options(_options(multi_worker))
-
-
-def eval_dataset(data, split, batch_size, multi_worker=False):
-    """Batched evaluation pipeline: no augmentation (centre crop for `scale`)."""
-    dataset = split.dataset()
-    if data.augmentation == "scale":
-        size = data.image_shape[0]
-        dataset = dataset.map(lambda image, label: (center_crop(image, size), label),
-                              num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.batch(batch_size)
-    return dataset.prefetch(tf.data.AUTOTUNE).with_options(_options(multi_worker))

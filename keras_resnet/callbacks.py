@@ -1,0 +1,255 @@
+"""The training run's callbacks; each does one thing and none calls another.
+
+- `Checkpointer`: after each epoch, the history row and a checkpoint of model
+  and optimizer (`keras_resnet.rundir`); an epoch whose loss is not finite is
+  never saved.
+- `StopAtStep`: ends training after the run's last step, mid-epoch if need be.
+- `NanGuard`: stops training when the loss becomes NaN or infinite, and says
+  in which epoch.
+- `StepLogger`: TensorBoard step and epoch summaries, and the throughput.
+- `AverageMovingStatistics`: one set of batch-norm statistics across replicas.
+"""
+
+import math
+import os
+import time
+
+import keras
+import tensorflow as tf
+
+from keras_resnet import rundir
+
+
+def _error(accuracy):
+    return None if accuracy is None else 1.0 - float(accuracy)
+
+
+def _learning_rate(model):
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """Writes the history row and a checkpoint after each finished epoch.
+
+    Args:
+        run_dir: the run directory (`checkpoints/`, `history.csv`).
+        state: the state of the run so far (`rundir.load_state`), or None
+            for a new run.
+        write: False on the non-chief workers of a cluster: they keep the
+            state without writing it.
+    """
+
+    def __init__(self, run_dir, state=None, write=True):
+        super().__init__()
+        self.run_dir = run_dir
+        self.state = state or {"epoch": 0, "step": 0, "history": []}
+        self.write = write
+        self._epoch_start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if not math.isfinite(float(logs.get("loss", 0.0))):
+            return  # the last good checkpoint stays the one to resume from
+        row = {
+            "epoch": epoch + 1,
+            "step": int(self.model.optimizer.iterations.numpy()),
+            "learning_rate": _learning_rate(self.model),
+            "loss": logs.get("loss"),
+            "top1_error": _error(logs.get("accuracy")),
+            "top5_error": _error(logs.get("top5_accuracy")),
+            "val_loss": logs.get("val_loss"),
+            "val_top1_error": _error(logs.get("val_accuracy")),
+            "val_top5_error": _error(logs.get("val_top5_accuracy")),
+            # wall time of the epoch, validation included
+            "seconds": round(time.perf_counter() - self._epoch_start, 3),
+        }
+        row = {
+            k: (None if v is None else v if k in ("epoch", "step") else float(v))
+            for k, v in row.items()
+        }
+        self.state = {
+            "epoch": row["epoch"],
+            "step": row["step"],
+            "weights": f"epoch-{row['epoch']:04d}.weights.h5",
+            "history": self.state["history"] + [row],
+        }
+        if self.write:
+            rundir.write_checkpoint(self.run_dir, self.model, self.state)
+
+
+class StopAtStep(keras.callbacks.Callback):
+    """Stops training once `total_steps` steps are done, mid-epoch if need be.
+
+    The step is counted from the epoch and batch, not read from the optimizer,
+    so that no step waits for the device.
+    """
+
+    def __init__(self, total_steps, steps_per_epoch):
+        super().__init__()
+        self.total_steps = total_steps
+        self.steps_per_epoch = steps_per_epoch
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._epoch * self.steps_per_epoch + batch + 1 >= self.total_steps:
+            self.model.stop_training = True
+
+
+class NanGuard(keras.callbacks.Callback):
+    """Stops training when the loss is NaN or infinite, after any batch or epoch.
+
+    Keras hands batch callbacks their logs as Python numbers, so the check
+    costs no device synchronisation of its own.
+
+    Attributes:
+        diverged_epoch: the 1-based epoch in which the loss diverged, or None.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.diverged_epoch = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def _check(self, logs):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)) and self.diverged_epoch is None:
+            self.diverged_epoch = self._epoch + 1
+            self.model.stop_training = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._check(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check(logs)
+
+
+class StepLogger(keras.callbacks.Callback):
+    """TensorBoard step summaries and a throughput measure that skips warm-up.
+
+    Every `log_every` steps it writes loss, top-1 error, learning rate and
+    images/second to `logs/train`, and puts `images_per_second` into the
+    progress bar's logs; each epoch's loss and error go to `logs/train` and
+    `logs/validation`. `examples_per_second` counts only steps after the
+    first `warmup_steps` of the run and never the first step of an epoch (the
+    iterator restart) or validation.
+
+    Args:
+        log_dir: the TensorBoard folder, or None to measure without writing.
+        log_every: steps between step summaries.
+        global_batch: images per step, all replicas together.
+        steps_per_epoch: steps of an epoch.
+        warmup_steps: the step from which throughput is measured.
+    """
+
+    def __init__(self, log_dir, log_every, global_batch, steps_per_epoch, warmup_steps):
+        super().__init__()
+        self.log_every = log_every
+        self.global_batch = global_batch
+        self.steps_per_epoch = steps_per_epoch
+        self.warmup_steps = warmup_steps
+        self.summary = self.validation = None
+        if log_dir is not None:
+            self.summary = tf.summary.create_file_writer(os.path.join(log_dir, "train"))
+            self.validation = tf.summary.create_file_writer(os.path.join(log_dir, "validation"))
+        self.measured_steps = 0
+        self.measured_seconds = 0.0
+        self._last = self._epoch = None
+        self._seen = 0
+
+    @property
+    def examples_per_second(self):
+        if not self.measured_seconds:
+            return None
+        return self.measured_steps * self.global_batch / self.measured_seconds
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._last, self._epoch = None, epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        step = self._epoch * self.steps_per_epoch + batch + 1  # no device sync
+        if self._last is not None:
+            last_time, last_step = self._last
+            if last_step >= self.warmup_steps:
+                self.measured_steps += step - last_step
+                self.measured_seconds += now - last_time
+            if logs is not None and now > last_time:
+                logs["images_per_second"] = (
+                    (step - last_step) * self.global_batch / (now - last_time)
+                )
+        self._last = (now, step)
+        if step - self._seen < self.log_every or not logs:
+            return
+        self._seen = step
+        if self.summary is None or not math.isfinite(float(logs["loss"])):
+            return
+        with self.summary.as_default(step=step):
+            tf.summary.scalar("loss", float(logs["loss"]))
+            if "accuracy" in logs:
+                tf.summary.scalar("top1_error", 1.0 - float(logs["accuracy"]))
+            tf.summary.scalar("learning_rate", _learning_rate(self.model))
+            if "images_per_second" in logs:
+                tf.summary.scalar("images_per_second", float(logs["images_per_second"]))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.summary is None or not logs:
+            return
+        step = int(self.model.optimizer.iterations.numpy())
+        for writer, prefix in ((self.summary, ""), (self.validation, "val_")):
+            with writer.as_default(step=step):
+                if f"{prefix}loss" in logs:
+                    tf.summary.scalar("epoch_loss", float(logs[f"{prefix}loss"]))
+                if f"{prefix}accuracy" in logs:
+                    tf.summary.scalar("epoch_top1_error", 1.0 - float(logs[f"{prefix}accuracy"]))
+            writer.flush()
+
+
+class AverageMovingStatistics(keras.callbacks.Callback):
+    """Gives every replica the mean of batch norm's moving statistics before each
+    evaluation and checkpoint.
+
+    Keras 3 creates the moving mean and variance with aggregation "none", so
+    under a distribution strategy each replica updates its own copy from its own
+    share of the batch: the copies drift apart, and the workers of a cluster
+    would evaluate and save different models. A moving average is linear, so the
+    mean of the copies is the moving average of all replicas' batch statistics,
+    which is what tf.keras 2's on-read variables kept; averaging at these points
+    needs no communication in between steps. Put it before `Checkpointer`.
+
+    Args:
+        strategy: the `tf.distribute.Strategy` the model was built under.
+    """
+
+    def __init__(self, strategy):
+        super().__init__()
+        self.strategy = strategy
+
+    def set_model(self, model):
+        super().set_model(model)
+        variables = [w.value for w in model.non_trainable_weights if "float" in w.dtype]
+
+        def average_on_replica():
+            context = tf.distribute.get_replica_context()
+            means = context.all_reduce("MEAN", [tf.identity(v) for v in variables])
+            for variable, mean in zip(variables, means):
+                variable.assign(mean)  # the replica's own copy (aggregation "none")
+
+        if variables:
+            self._average = tf.function(lambda: self.strategy.run(average_on_replica))
+        else:
+            self._average = lambda: None
+
+    def on_test_begin(self, logs=None):
+        self._average()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._average()

@@ -1,0 +1,293 @@
+"""The training configuration: `TrainConfig`, the paper's recipes, and their flags.
+
+`TrainConfig` is the one typed configuration: every field is a command-line
+flag of the training command, `None` means "the recipe's value", and the
+resolved config is saved as the run's `config.json`. Recipes (`RECIPES`):
+
+- `paper-cifar` (Section 4.2): batch 128, SGD momentum 0.9, weight decay 1e-4
+  (gradient 1e-4 * w), lr 0.1 divided by 10 at 32k and 48k iterations, 64k in
+  all; for depth >= 110 a warm-up at lr 0.01 for the first 400 iterations
+  (the paper warms up "until the training error is below 80% (about 400
+  iterations)"; here it is a function of the step, as every schedule is).
+- `paper-imagenet` (Section 3.4): batch 256, lr 0.1 divided by 10 at fixed
+  steps (the paper divides "when the error plateaus"; here every 150k steps,
+  i.e. 30 epochs, as in the authors' Torch code), 60e4 iterations in all.
+
+Boundaries are fractions of the run's length, so `--epochs`/`--steps` scale
+them (64k steps -> 32k, 48k); `--lr-boundaries` sets them in steps.
+
+The batch size is global: it is split across replicas and the learning rate
+is not rescaled, so a run on 1 GPU and on 8 follows the same recipe.
+"""
+
+import argparse
+import dataclasses
+import json
+import math
+
+from keras_resnet import specs
+
+RECIPES = {
+    "paper-cifar": {
+        "batch_size": 128,
+        "lr": 0.1,
+        "momentum": 0.9,
+        "weight_decay": 1e-4,
+        "schedule": "piecewise",
+        "steps": 64_000,
+        "boundary_fractions": (0.5, 0.75),
+        "warmup_lr": 0.01,
+        "warmup_steps_deep": 400,
+        "warmup_min_depth": 110,
+    },
+    "paper-imagenet": {
+        "batch_size": 256,
+        "lr": 0.1,
+        "momentum": 0.9,
+        "weight_decay": 1e-4,
+        "schedule": "piecewise",
+        "steps": 600_000,
+        "boundary_fractions": (0.25, 0.5, 0.75),
+        "warmup_lr": 0.01,
+        "warmup_steps_deep": 0,
+        "warmup_min_depth": 0,
+    },
+}
+# What a dataset's preprocessing (keras_resnet.data.Preprocessing.kind) implies
+# when the config leaves it open: the paper's network and recipe for such data.
+PREPROCESSING_DEFAULTS = {
+    "cifar": {"stem": "cifar", "recipe": "paper-cifar"},
+    "imagenet": {"stem": "imagenet", "recipe": "paper-imagenet"},
+}
+SCHEDULES = ("piecewise", "onecycle", "cosine")
+STRATEGIES = ("auto", "mirrored", "multiworker", "onedevice")
+JIT_CHOICES = ("auto", "true", "false")
+
+
+def _field(default, help, **kwargs):
+    return dataclasses.field(default=default, metadata={"help": help, **kwargs})
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything a training run depends on; None means the recipe's value."""
+
+    # Data
+    dataset: str = _field("cifar10", "TFDS name, 'digits' (offline, bundled) or 'synthetic'")
+    data_dir: str = _field(None, "local copy: class folders, CIFAR batches or IDX files")
+    tfds_data_dir: str = _field(None, "TFDS data directory")
+    image_size: int = _field(224, "crop size for large-image (ImageNet-style) datasets")
+    validation_split: float = _field(
+        0,
+        "training examples held out for validation: a count (5000: the paper's 45k/5k) or "
+        "a fraction; 0 validates on the test split",
+    )
+    train_subset: int = _field(None, "train on the first N training examples only")
+    # Model
+    depth: int = _field(None, "network depth (default 20 for small images, 50 for large)")
+    stem: str = _field(
+        None, "'cifar' or 'imagenet' (default: from the image size)", choices=specs.STEMS
+    )
+    shortcut: str = _field(
+        None,
+        "shortcut option A, B or C (default: A for CIFAR, B for ImageNet)",
+        choices=specs.SHORTCUTS,
+    )
+    plain: bool = _field(False, "train the plain counterpart (no shortcuts)")
+    bottleneck_stride: str = _field(
+        None, "'1x1' (paper) or '3x3' (v1.5) for bottleneck nets", choices=specs.BOTTLENECK_STRIDES
+    )
+    # Recipe
+    recipe: str = _field(
+        None, "paper-cifar or paper-imagenet (default: from the image size)", choices=tuple(RECIPES)
+    )
+    epochs: int = _field(None, "train this many epochs (overrides the recipe's length)")
+    steps: int = _field(None, "train this many steps in all (overrides the recipe's length)")
+    steps_per_epoch: int = _field(
+        None, "steps between validations and checkpoints (default: one pass over the training data)"
+    )
+    batch_size: int = _field(None, "global batch size, split across replicas")
+    lr: float = _field(None, "base (peak for one-cycle) learning rate")
+    momentum: float = _field(None, "SGD momentum (one-cycle: its maximum)")
+    weight_decay: float = _field(None, "the paper's weight decay: gradient += weight_decay * w")
+    schedule: str = _field(None, "learning-rate schedule", choices=SCHEDULES)
+    lr_boundaries: list = _field(
+        None,
+        "steps at which piecewise divides the rate (default: the recipe's fractions of the length)",
+        nargs="+",
+        type=int,
+    )
+    warmup: int = _field(
+        None, "warm-up steps at --warmup-lr (default: 400 for paper-cifar depth >= 110, else 0)"
+    )
+    warmup_lr: float = _field(None, "warm-up learning rate (0.01)")
+    # System
+    strategy: str = _field(
+        "auto",
+        "tf.distribute strategy: auto picks multiworker with "
+        "TF_CONFIG, mirrored with several devices",
+        choices=STRATEGIES,
+    )
+    cpu_devices: int = _field(
+        0, "split the CPU into N logical devices (mirrored training without GPUs)"
+    )
+    mixed_precision: bool = _field(False, "mixed precision (float16 on GPU, bfloat16 on CPU)")
+    jit_compile: str = _field(
+        "false",
+        "XLA compilation of the train step (off by default: on "
+        "CPUs it replaces oneDNN's kernels and trains slower; "
+        "benchmarks/results.md)",
+        choices=JIT_CHOICES,
+    )
+    steps_per_execution: int = _field(1, "train steps run per call into the graph")
+    seed: int = _field(0, "random seed (weights, shuffling, augmentation)")
+    deterministic: bool = _field(False, "deterministic ops: same seed, same weights")
+    output_dir: str = _field(None, "run directory (default runs/<dataset>-<model>)")
+    log_every: int = _field(50, "steps between TensorBoard step summaries")
+
+
+def build_parser(description=None):
+    """argparse parser with `--config` and one flag per `TrainConfig` field."""
+    parser = argparse.ArgumentParser(
+        description=description or "Train a ResNet of He et al. (2015) with the paper's recipe.",
+    )
+    parser.add_argument("--config", help="JSON file of TrainConfig fields; flags override it")
+    add_config_flags(parser)
+    return parser
+
+
+def add_config_flags(parser, skip=()):
+    """Adds one flag per `TrainConfig` field not in `skip`; unset flags stay absent."""
+    for field in dataclasses.fields(TrainConfig):
+        if field.name in skip:
+            continue
+        meta = dict(field.metadata)
+        if field.default is not None:
+            meta["help"] += f" (default: {field.default})"
+        flag = "--" + field.name.replace("_", "-")
+        if field.type is bool:
+            parser.add_argument(
+                flag,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=meta["help"],
+            )
+            continue
+        types = {"int": int, "float": float, "str": str, "list": int}
+        kind = meta.pop("type", types[field.type.__name__])
+        parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, **meta)
+
+
+def config_from_args(argv=None):
+    """Parses the training command's flags into a `TrainConfig`."""
+    parser = build_parser()
+    return config_from_namespace(parser, parser.parse_args(argv))
+
+
+def config_from_namespace(parser, args):
+    """A `TrainConfig` from parsed flags: `--config` file values, overridden by flags."""
+    values = {}
+    if args.config:
+        try:
+            with open(args.config) as f:
+                values = json.load(f)
+        except (OSError, json.JSONDecodeError) as error:
+            parser.error(f"--config {args.config!r}: {error}")
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            parser.error(
+                f"--config {args.config!r} has unknown fields {unknown}; allowed: {sorted(known)}"
+            )
+    values.update({k: v for k, v in vars(args).items() if k != "config"})
+    return TrainConfig(**values)
+
+
+@dataclasses.dataclass
+class ResolvedRun:
+    """A config with every recipe value filled in, and the facts derived from it."""
+
+    config: TrainConfig
+    steps_per_epoch: int
+    total_steps: int
+    epochs: int
+    lr_boundaries: list
+    warmup: int
+
+    @property
+    def stem(self):
+        return self.config.stem
+
+
+def resolve(config, data):
+    """Fills the recipe's values into a copy of `config` for `data`; validates the result.
+
+    Args:
+        config: a `TrainConfig`.
+        data: the `keras_resnet.data.Data` to train on; its preprocessing
+            picks the network and recipe the config leaves open.
+
+    Returns:
+        A `ResolvedRun`.
+    """
+    config = dataclasses.replace(config)
+    implied = PREPROCESSING_DEFAULTS[data.preprocessing.kind]
+    config.stem = config.stem or implied["stem"]
+    config.depth = config.depth or specs.STEM_DEFAULTS[config.stem]["depth"]
+    config.recipe = config.recipe or implied["recipe"]
+    recipe = RECIPES[config.recipe]
+    for name in ("batch_size", "lr", "momentum", "weight_decay", "schedule", "warmup_lr"):
+        if getattr(config, name) is None:
+            setattr(config, name, recipe[name])
+    _check_values(config)
+
+    steps_per_epoch = config.steps_per_epoch or data.train.num_examples // config.batch_size
+    if data.train.num_examples < config.batch_size:
+        raise ValueError(
+            f"batch_size={config.batch_size} exceeds the "
+            f"{data.train.num_examples} training examples."
+        )
+    if config.epochs is not None and config.steps is not None:
+        raise ValueError("Give --epochs or --steps, not both.")
+    if config.epochs is not None:
+        total_steps = config.epochs * steps_per_epoch
+    else:
+        total_steps = config.steps or recipe["steps"]
+    if config.lr_boundaries is None:
+        boundaries = [round(f * total_steps) for f in recipe["boundary_fractions"]]
+    else:
+        boundaries = sorted(config.lr_boundaries)
+    if config.warmup is None:
+        deep = config.depth >= recipe["warmup_min_depth"] and recipe["warmup_steps_deep"]
+        warmup = recipe["warmup_steps_deep"] if deep else 0
+    else:
+        warmup = config.warmup
+    return ResolvedRun(
+        config,
+        steps_per_epoch,
+        total_steps,
+        math.ceil(total_steps / steps_per_epoch),
+        boundaries,
+        warmup,
+    )
+
+
+def _check_values(config):
+    positive = {
+        "batch_size": config.batch_size,
+        "lr": config.lr,
+        "image_size": config.image_size,
+        "steps_per_execution": config.steps_per_execution,
+        "log_every": config.log_every,
+        "steps_per_epoch": config.steps_per_epoch,
+        "epochs": config.epochs,
+        "steps": config.steps,
+    }
+    for name, value in positive.items():
+        if value is not None and value <= 0:
+            raise ValueError(f"{name} must be positive, received {value!r}.")
+    for name in ("momentum", "weight_decay", "warmup_lr", "cpu_devices", "validation_split"):
+        if getattr(config, name) < 0:
+            raise ValueError(f"{name} must be >= 0, received {getattr(config, name)!r}.")
+    if config.warmup is not None and config.warmup < 0:
+        raise ValueError(f"warmup must be >= 0 steps, received {config.warmup!r}.")

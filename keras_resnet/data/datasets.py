@@ -1,0 +1,207 @@
+"""A loaded dataset (`Data`) and its tf.data pipelines."""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from keras_resnet.data.preprocessing import Preprocessing
+from keras_resnet.data.sources import DataError, Split, read_source
+
+
+@dataclasses.dataclass
+class Data:
+    """A loaded dataset.
+
+    Attributes:
+        name: dataset name.
+        source: where it came from (`"folder /path"`, `"tfds cifar10"`, ...).
+        class_names: list of class names in label order.
+        image_shape: (height, width, channels) the model takes.
+        train, validation, test: `Split`s; `validation` is None without
+            `validation_split`.
+        preprocessing: the `Preprocessing` of this dataset.
+        mean: array the model subtracts from the pixels: per-pixel
+            (H, W, C) for `"cifar"` preprocessing, per-channel (C,) for `"imagenet"`.
+    """
+
+    name: str
+    source: str
+    class_names: list
+    image_shape: tuple
+    train: Split
+    validation: Split
+    test: Split
+    preprocessing: Preprocessing
+    mean: np.ndarray = None
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    def describe(self):
+        """JSON-ready description for the run's config."""
+        return {
+            "dataset": self.name,
+            "source": self.source,
+            "class_names": list(self.class_names),
+            "image_shape": list(self.image_shape),
+            "num_train": self.train.num_examples,
+            "num_validation": self.validation.num_examples if self.validation else 0,
+            "num_test": self.test.num_examples,
+            "preprocessing": self.preprocessing.describe(),
+        }
+
+
+def add_evaluation_data_flags(parser):
+    """Adds the flags of a command that reads a dataset's test split in batches.
+
+    --dataset, --data-dir, --tfds-data-dir and --image-size are `load_data`'s
+    arguments; --batch-size is the evaluation batch.
+    """
+    parser.add_argument("--dataset", default="cifar10", help="dataset name (default: cifar10)")
+    parser.add_argument("--data-dir", help="local copy: class folders, CIFAR batches or IDX files")
+    parser.add_argument("--tfds-data-dir", help="TFDS data directory")
+    parser.add_argument("--image-size", type=int, default=224, help="crop size for large images")
+    parser.add_argument(
+        "--batch-size", type=int, default=256, help="images per batch (default: 256)"
+    )
+
+
+def load_data(
+    name,
+    data_dir=None,
+    tfds_data_dir=None,
+    image_size=224,
+    validation_split=0,
+    train_subset=None,
+    seed=0,
+):
+    """Loads a dataset, chooses its preprocessing and computes its training mean.
+
+    Args:
+        name: dataset name: a TFDS name, `"digits"` or `"synthetic"`. With
+            `data_dir`, the name labels the local copy.
+        data_dir: optional local copy (class folders, CIFAR batches or IDX files).
+        tfds_data_dir: optional TFDS data directory.
+        image_size: crop size for streamed (ImageNet-style) datasets.
+        validation_split: training examples held out for validation: a count
+            (5000 gives the paper's 45k/5k CIFAR split) or a fraction in (0, 1).
+            0 for none.
+        train_subset: optional int, keep N training examples: the first N of a
+            fixed random permutation (class-sorted sources stay balanced).
+        seed: seed of the validation hold-out (and of synthetic images).
+
+    Returns:
+        A `Data`.
+
+    Raises:
+        DataError: for a missing, empty, corrupt or inconsistent source.
+    """
+    train, test, class_names, source = read_source(name, data_dir, tfds_data_dir, seed)
+    if train_subset is not None:
+        if train_subset < 1:
+            raise DataError(f"train_subset must be a positive int, received {train_subset!r}.")
+        train = _take(train, min(train_subset, train.num_examples))
+    train, validation = _hold_out(train, validation_split, seed)
+    in_memory = train.images is not None
+    preprocessing = Preprocessing.for_dataset(name, in_memory, image_size)
+    image_shape = tuple(train.images.shape[1:]) if in_memory else (image_size, image_size, 3)
+    return Data(
+        name,
+        source,
+        list(class_names),
+        image_shape,
+        train,
+        validation,
+        test,
+        preprocessing,
+        preprocessing.training_mean(train),
+    )
+
+
+def _take(split, n):
+    """The first n of a fixed permutation (a stream's first n after a seeded shuffle)."""
+    if split.images is not None:
+        keep = np.sort(np.random.RandomState(0).permutation(split.num_examples)[:n])
+        return Split(n, split.images[keep], split.labels[keep])
+    stream = split.stream
+    return Split(
+        n, stream=lambda: stream().shuffle(10_000, seed=0, reshuffle_each_iteration=False).take(n)
+    )
+
+
+def _hold_out(train, validation_split, seed):
+    """(training split, validation split or None): a seeded hold-out of the training split."""
+    if 0 < validation_split < 1:
+        validation_split = max(1, round(validation_split * train.num_examples))
+    validation_split = int(validation_split)
+    if not validation_split:
+        return train, None
+    if not 0 < validation_split < train.num_examples:
+        raise DataError(
+            f"validation_split={validation_split} must be between 1 and the "
+            f"{train.num_examples - 1} training examples less one."
+        )
+    if train.images is None:
+        raise DataError("validation_split needs an in-memory dataset; this one streams.")
+    order = np.random.RandomState(seed).permutation(train.num_examples)
+    held, kept = np.sort(order[:validation_split]), np.sort(order[validation_split:])
+    return (
+        Split(len(kept), train.images[kept], train.labels[kept]),
+        Split(len(held), train.images[held], train.labels[held]),
+    )
+
+
+def _options(multi_worker):
+    options = tf.data.Options()
+    if multi_worker:
+        # In-memory sources have no files to shard: every worker takes its share of examples.
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA
+        )
+    return options
+
+
+def train_dataset(data, batch_size, seed, multi_worker=False):
+    """Shuffled, augmented, batched training pipeline of (uint8 images, labels).
+
+    Augmentation draws stateless random numbers from `seed`, a fresh stream per
+    pass, so runs with the same seed see the same crops and flips. The stream
+    repeats forever: the trainer's `steps_per_epoch` says where an epoch ends,
+    so an epoch need not be one pass over the data.
+    """
+    dataset = data.train.dataset()
+    in_memory = data.train.images is not None
+    buffer = data.train.num_examples if in_memory else 10_000
+    dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    dataset = tf.data.Dataset.zip((dataset, randoms))
+
+    def augment(example, random):
+        return data.preprocessing.augment(example[0], random), example[1]
+
+    dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size, drop_remainder=True).repeat()
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(_options(multi_worker))
+
+
+def eval_dataset(data, split, batch_size, multi_worker=False):
+    """Batched evaluation pipeline of `split` with the test-time preprocessing."""
+    dataset = split.dataset()
+    if data.preprocessing.kind != "cifar":  # the CIFAR test map is the identity: no map at all
+        dataset = dataset.map(
+            lambda image, label: (data.preprocessing.evaluation_image(image), label),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    dataset = dataset.batch(batch_size)
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(_options(multi_worker))
+
+
+def ten_crop_dataset(data, split, batch_size):
+    """Batches of the paper's 10 crops of each image: (batch, 10, h, w, c), labels."""
+    dataset = split.dataset().map(
+        lambda image, label: (data.preprocessing.ten_crops(image), label),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return dataset.batch(max(1, batch_size // 10)).prefetch(tf.data.AUTOTUNE)

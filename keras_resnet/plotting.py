@@ -1,0 +1,184 @@
+"""Every figure keras_resnet draws, written whole or not at all (PNG).
+
+matplotlib is imported when a figure is drawn, with its file-only backend, so
+that importing keras_resnet neither needs a display nor pays for matplotlib.
+"""
+
+import numpy as np
+
+from keras_resnet import rundir
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path, dpi=100):
+    """Writes `fig` to `path` atomically and closes it."""
+    with rundir.atomic_path(path) as temporary:
+        fig.savefig(temporary, dpi=dpi)
+    _pyplot().close(fig)
+
+
+def plot_history(history, path):
+    """Training curves of a run (error and loss against steps)."""
+    plt = _pyplot()
+    steps = [row["step"] for row in history]
+    fig, (err, loss) = plt.subplots(1, 2, figsize=(10, 4))
+    err.plot(steps, [100 * row["top1_error"] for row in history], "--", label="train")
+    if history[0]["val_top1_error"] is not None:
+        err.plot(
+            steps, [100 * row["val_top1_error"] for row in history], "-", lw=2, label="validation"
+        )
+    err.set(xlabel="iterations", ylabel="top-1 error (%)", title="error")
+    loss.plot(steps, [row["loss"] for row in history], "--", label="train")
+    if history[0]["val_loss"] is not None:
+        loss.plot(steps, [row["val_loss"] for row in history], "-", lw=2, label="validation")
+    loss.set(xlabel="iterations", ylabel="loss", title="loss")
+    for axis in (err, loss):
+        axis.legend()
+        axis.grid(alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_confusion(report, class_names, path, title=""):
+    """The confusion matrix of an evaluation report (counts, row-normalised colours)."""
+    plt = _pyplot()
+    counts = np.asarray(report["confusion_matrix"])
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = max(5, 0.5 * len(class_names) + 2)
+    fig, axis = plt.subplots(figsize=(size, size))
+    axis.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ticks = np.arange(len(class_names))
+    axis.set_xticks(ticks, class_names, rotation=90)
+    axis.set_yticks(ticks, class_names)
+    axis.set(
+        xlabel="predicted class",
+        ylabel="true class",
+        title=f"{title} top-1 error {100 * report['top1_error']:.2f}%".strip(),
+    )
+    if len(class_names) <= 20:
+        for (row, column), count in np.ndenumerate(counts):
+            axis.text(
+                column,
+                row,
+                str(count),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if rates[row, column] > 0.5 else "black",
+            )
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_degradation(rows, path, test_label="test"):
+    """Fig. 6's layout: plain nets left, residual nets right, a colour per depth.
+
+    Args:
+        rows: dicts with `model` (its label), `depth`, `plain`, `step`,
+            `train_top1_error` and `test_top1_error`.
+    """
+    plt = _pyplot()
+    depths = sorted({row["depth"] for row in rows})
+    colours = dict(zip(depths, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for axis, plain in zip(axes, (True, False)):
+        for depth in depths:
+            mine = [row for row in rows if row["plain"] == plain and row["depth"] == depth]
+            if not mine:
+                continue
+            steps = [row["step"] for row in mine]
+            label = mine[0]["model"]
+            axis.plot(
+                steps,
+                [100 * row["train_top1_error"] for row in mine],
+                "--",
+                lw=1,
+                color=colours[depth],
+                label=f"{label} train",
+            )
+            if mine[0]["test_top1_error"] is not None:
+                axis.plot(
+                    steps,
+                    [100 * row["test_top1_error"] for row in mine],
+                    "-",
+                    lw=2.2,
+                    color=colours[depth],
+                    label=f"{label} {test_label}",
+                )
+        axis.set(
+            title="plain networks" if plain else "residual networks (option A)",
+            xlabel="iterations",
+            ylabel="error (%)",
+        )
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
+
+
+def plot_layer_responses(responses, path):
+    """Fig. 7's layout: std by layer index (top) and sorted by magnitude (bottom).
+
+    Args:
+        responses: {label: [(layer name, std), ...]}; labels starting with
+            "plain" are drawn dashed.
+    """
+    plt = _pyplot()
+    fig, (ordered, ranked) = plt.subplots(2, 1, figsize=(8, 6.5))
+    for label, values in responses.items():
+        stds = [std for _, std in values]
+        style = "--" if label.startswith("plain") else "-"
+        index = np.arange(1, len(stds) + 1)
+        ordered.plot(index, stds, style, marker=".", lw=1.2, label=label)
+        ranked.plot(index, sorted(stds, reverse=True), style, marker=".", lw=1.2, label=label)
+    ordered.set(xlabel="layer index (original)", ylabel="std")
+    ranked.set(xlabel="layer index (sorted by magnitude)", ylabel="std")
+    for axis in (ordered, ranked):
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    fig.suptitle(
+        "Standard deviation of the 3x3 layers' responses (after BN, before ReLU/addition)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
+
+
+def plot_depth_table(rows, path):
+    """Table 6 as a figure: test error against depth, ours and the paper's."""
+    plt = _pyplot()
+    fig, axis = plt.subplots(figsize=(6, 4))
+    layers = [row["layers"] for row in rows]
+    axis.plot(
+        layers,
+        [100 * row["test_top1_error"] for row in rows],
+        "o-",
+        lw=2,
+        label=f"this run ({rows[0]['steps']:,} iterations)",
+    )
+    paper = [
+        (row["layers"], 100 * row["paper_test_error"])
+        for row in rows
+        if row["paper_test_error"] is not None
+    ]
+    if paper:
+        axis.plot(*zip(*paper), "s--", label="paper, Table 6 (64k iterations)")
+    axis.set(
+        xscale="log",
+        xlabel="layers",
+        ylabel="test error (%)",
+        title="CIFAR-10 residual nets: test error against depth",
+    )
+    axis.set_xticks(layers, [str(d) for d in layers])
+    axis.grid(alpha=0.3)
+    axis.legend()
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)

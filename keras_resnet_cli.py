@@ -1,0 +1,66 @@
+"""The commands of keras_resnet: the console scripts and `python -m keras_resnet_cli`.
+
+    keras-resnet-train --dataset digits --depth 20 --epochs 1
+    python -m keras_resnet_cli train --dataset digits --depth 20 --epochs 1   # the same
+
+Each runs `keras_resnet.<command>.main`. This module sits outside the
+`keras_resnet` package on purpose: importing anything from the package loads
+TensorFlow, which reads TF_ENABLE_ONEDNN_OPTS once, as it loads. The commands
+set it first, as a default: TensorFlow leaves its oneDNN CPU kernels off on
+some CPUs, where they train much faster (benchmarks/README.md);
+TF_ENABLE_ONEDNN_OPTS=0 in the environment still turns them off.
+"""
+
+import importlib
+import os
+import sys
+
+COMMANDS = ("train", "evaluate", "tune", "export", "analysis")
+
+
+def run(command, argv=None):
+    """Runs `keras_resnet.<command>.main(argv)`; returns its exit status."""
+    if command not in COMMANDS:
+        raise ValueError(f"Unknown command {command!r}. Allowed: {', '.join(COMMANDS)}.")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    return importlib.import_module(f"keras_resnet.{command}").main(argv)
+
+
+def train():
+    sys.exit(run("train"))
+
+
+def evaluate():
+    sys.exit(run("evaluate"))
+
+
+def tune():
+    sys.exit(run("tune"))
+
+
+def export():
+    sys.exit(run("export"))
+
+
+def analysis():
+    sys.exit(run("analysis"))
+
+
+def main(argv=None):
+    """`python -m keras_resnet_cli COMMAND [flags]`."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in COMMANDS:
+        given = repr(argv[0]) if argv else "none"
+        print(
+            f"usage: python -m keras_resnet_cli {{{','.join(COMMANDS)}}} [flags]\n"
+            f"keras_resnet_cli: error: a command is needed (received {given}); "
+            f"allowed: {', '.join(COMMANDS)}",
+            file=sys.stderr,
+        )
+        return 2
+    sys.argv[0] = f"keras_resnet_cli {argv[0]}"
+    return run(argv[0], argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
