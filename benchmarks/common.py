@@ -39,7 +39,7 @@ def versions():
         found.append(f"PyTorch {torch.__version__} ({torch.get_num_threads()} threads)")
     except ImportError:
         pass
-    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset: keras_resnet sets 1")
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset: the commands set 1")
     return ", ".join(found) + f"; TF_ENABLE_ONEDNN_OPTS={onednn}"
 
 
@@ -65,8 +65,10 @@ def report(title, command, lines, output=None):
 
 def snippet_env(extra=None):
     """Environment of a fresh benchmark process: the repository and this folder
-    importable, TensorFlow's info logs off, plus the variables in `extra`."""
+    importable, TensorFlow's info logs off, oneDNN on unless the environment says
+    otherwise (as the commands set it), plus the variables in `extra`."""
     return {
+        "TF_ENABLE_ONEDNN_OPTS": "1",
         **os.environ,
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "PYTHONPATH": os.pathsep.join([REPO, os.path.join(REPO, "benchmarks")]),

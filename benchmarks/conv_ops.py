@@ -29,7 +29,6 @@ KINDS = ["forward", "input gradient", "filter gradient"]
 
 TENSORFLOW = """
 import json, sys, time
-import keras_resnet  # first: it turns on oneDNN
 import tensorflow as tf
 batch, repeats, side, channels = map(int, sys.argv[1:5])
 dtype = getattr(tf, sys.argv[5])

@@ -24,8 +24,7 @@ import common
 STEP = """
 import json, sys
 settings = json.loads(sys.argv[1])
-import keras_resnet  # first: it turns on oneDNN unless TF_ENABLE_ONEDNN_OPTS says otherwise
-import numpy as np, keras, tensorflow as tf
+import keras_resnet, numpy as np, keras, tensorflow as tf
 import common
 tf.config.threading.set_intra_op_parallelism_threads(settings["intra"])
 tf.config.threading.set_inter_op_parallelism_threads(settings["inter"])

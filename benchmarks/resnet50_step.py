@@ -17,8 +17,7 @@ import common
 
 STEP = """
 import sys
-import keras_resnet  # first: it turns on TensorFlow's oneDNN kernels
-import numpy as np, keras, tensorflow as tf
+import keras_resnet, numpy as np, keras, tensorflow as tf
 import common
 which, batch, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 if which == "keras_resnet":

@@ -44,7 +44,10 @@ def main():
     parser.add_argument("--output")
     args = parser.parse_args()
 
-    import keras_resnet  # first: it turns on TensorFlow's oneDNN kernels
+    # oneDNN on unless the environment says otherwise, as the commands set it; TensorFlow
+    # reads the variable once, when it loads.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    import keras_resnet
     import tensorflow as tf
     from keras_resnet import export
 

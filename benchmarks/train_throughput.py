@@ -33,7 +33,8 @@ import time
 import common
 
 
-def ours(depth, steps, batch_size, mixed_precision=False):
+def ours(depth, steps, batch_size, mixed_precision=False, repo=common.REPO):
+    """`examples_per_second` of `python train.py` in the checkout `repo`."""
     with tempfile.TemporaryDirectory() as run_dir:
         command = [
             sys.executable,
@@ -53,7 +54,7 @@ def ours(depth, steps, batch_size, mixed_precision=False):
             "--mixed-precision" if mixed_precision else "--no-mixed-precision",
         ]
         result = subprocess.run(
-            command, cwd=common.REPO, capture_output=True, text=True, env=common.snippet_env()
+            command, cwd=repo, capture_output=True, text=True, env=common.snippet_env()
         )
         if result.returncode:
             raise RuntimeError(result.stderr[-3000:])

@@ -1,9 +1,9 @@
 """The paper's evidence, reproducible: Fig. 6, Fig. 7 and Table 6 of He et al. (2015).
 
-    python -m keras_resnet.analysis degradation --depths 20 56 --dataset cifar10 --data-dir .data
-    python -m keras_resnet.analysis layer-responses --dataset cifar10 --data-dir .data \\
+    keras-resnet-analysis degradation --depths 20 56 --dataset cifar10 --data-dir .data
+    keras-resnet-analysis layer-responses --dataset cifar10 --data-dir .data \\
         --model runs/degradation/plain20 --model runs/degradation/resnet20
-    python -m keras_resnet.analysis depth-table --depths 20 32 44 56 110 --dataset cifar10
+    keras-resnet-analysis depth-table --depths 20 32 44 56 110 --dataset cifar10
 
 - `degradation` (Fig. 6) trains the plain and the residual (option A) CIFAR
   net of each depth with one recipe and plots training error (dashed: the

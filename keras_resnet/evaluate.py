@@ -5,7 +5,7 @@
         --data-dir .data --output-json eval.json
 
 --model takes a run directory, a .keras file, a SavedModel folder or a TF Serving
-base folder. The same as `python -m keras_resnet.evaluate` and, in a checkout,
+base folder. The same as `python -m keras_resnet_cli evaluate` and, in a checkout,
 `python evaluate.py`. The logic lives in `keras_resnet.evaluation`.
 """
 

@@ -21,7 +21,7 @@ half an export; an existing version is never overwritten.
 
 Command line:
 
-    python -m keras_resnet.export --model runs/cifar10-resnet110 --export-base /models/resnet110
+    keras-resnet-export --model runs/cifar10-resnet110 --export-base /models/resnet110
 """
 
 import argparse

@@ -56,8 +56,8 @@ class ZeroPadShortcut(keras.layers.Layer):
     def call(self, inputs):
         s = self.strides
         # A 1x1 average pool with stride s is exactly the slice [:, ::s, ::s, :], and
-        # on TensorFlow's CPU kernels it and its gradient run ~7x faster than the slice
-        # (benchmarks/results.md).
+        # on TensorFlow's CPU kernels it and its gradient run several times faster than
+        # the slice (benchmarks/results.md has the numbers).
         x = inputs
         if s > 1:
             x = ops.average_pool(
@@ -196,8 +196,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         )
 
     def call(self, inputs, training=None, mask=None):
-        # Inference keeps Keras's ops: under oneDNN the fused inference kernel took
-        # 1 s per batch-1 call of ResNet-50 against 79 ms (benchmarks/results.md).
+        # Inference keeps Keras's ops: under oneDNN the fused inference kernel made a
+        # batch-1 call of ResNet-50 an order of magnitude slower (benchmarks/results.md).
         if not (training and self.trainable) or not self._fusable(inputs, mask):
             return super().call(inputs, training=training, mask=mask)
         # FusedBatchNormV3 takes float16/bfloat16/float32 inputs with float32 statistics.

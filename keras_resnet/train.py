@@ -4,7 +4,7 @@
     keras-resnet-train --dataset cifar10 --data-dir .data --depth 20 --epochs 1
     keras-resnet-train --dataset digits --depth 20 --epochs 1     # offline, bundled data
 
-The same as `python -m keras_resnet.train` and, in a checkout, `python train.py`.
+The same as `python -m keras_resnet_cli train` and, in a checkout, `python train.py`.
 `--help` lists every flag. The logic lives in `keras_resnet.training`.
 """
 

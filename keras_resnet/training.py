@@ -159,18 +159,7 @@ def train(config, log=print, data=None, strategy=None):
         raise ValueError(
             f"batch_size={config.batch_size} does not split evenly over {replicas} replicas."
         )
-    record = {
-        **dataclasses.asdict(config),
-        "steps_per_epoch": run.steps_per_epoch,
-        "total_steps": run.total_steps,
-        "epochs_planned": run.epochs,
-        "lr_boundaries_steps": run.lr_boundaries,
-        "warmup_steps": run.warmup,
-        "num_replicas": replicas,
-        "per_replica_batch_size": config.batch_size // replicas,
-        "data": data.describe(),
-        "versions": runtime.versions(),
-    }
+    record = _run_record(run, data, replicas)
     rundir.check_same_run(output_dir, record)
     chief = runtime.is_chief()  # only the chief of a cluster writes the run directory
     state = rundir.load_state(output_dir) if chief else None
@@ -180,7 +169,7 @@ def train(config, log=print, data=None, strategy=None):
         log(f"Run in {output_dir} already finished ({state['epoch']} epochs); nothing to do.")
         return TrainedRun(rundir.read_json(summary_path), output_dir, chief=chief)
 
-    # Build, or restore the last checkpoint.
+    # Build the model, or restore it from the last checkpoint.
     with strategy.scope():
         model = build_and_compile(run, data)
     if chief:
@@ -198,7 +187,7 @@ def train(config, log=print, data=None, strategy=None):
         f"{run.steps_per_epoch}), global batch {config.batch_size} on {replicas} replica(s)."
     )
 
-    # Fit.
+    # Fit, then evaluate on the test split.
     checkpointer = callbacks.Checkpointer(output_dir, state, write=chief)
     guard = callbacks.NanGuard()
     start_step = state["step"] if state else 0
@@ -211,38 +200,15 @@ def train(config, log=print, data=None, strategy=None):
     )
     started = time.perf_counter()
     if not finished:
-        train_ds = data_lib.train_dataset(data, config.batch_size, config.seed, multi_worker)
-        val_ds = data_lib.eval_dataset(
-            data, data.validation or data.test, config.batch_size, multi_worker
-        )
-        # Replicas' batch-norm statistics are averaged before the checkpoint reads them.
-        synchronise = [callbacks.AverageMovingStatistics(strategy)] if replicas > 1 else []
-        workaround = (
-            _compat.multi_worker_fit(model, train_ds, strategy)
-            if multi_worker
-            else contextlib.nullcontext()
-        )
-        with workaround:
-            model.fit(
-                train_ds,
-                validation_data=val_ds,
-                epochs=run.epochs,
-                initial_epoch=checkpointer.state["epoch"],
-                steps_per_epoch=run.steps_per_epoch,
-                callbacks=[
-                    *synchronise,
-                    guard,
-                    checkpointer,
-                    callbacks.StopAtStep(run.total_steps, run.steps_per_epoch),
-                    logger,
-                ],
-                shuffle=False,
-                verbose=1 if sys.stdout.isatty() else 2,
-            )
-        # Training is over: free its graphs (gigabytes for ResNet-1202) before the
-        # evaluation and export trace theirs. Keras builds them again if needed.
-        model.train_function = model.test_function = None
-        gc.collect()
+        fit_callbacks = [
+            guard,
+            checkpointer,
+            callbacks.StopAtStep(run.total_steps, run.steps_per_epoch),
+            logger,
+        ]
+        if replicas > 1:  # the replicas' batch-norm statistics, averaged before a checkpoint
+            fit_callbacks.insert(0, callbacks.AverageMovingStatistics(strategy))
+        _fit(model, run, data, strategy, fit_callbacks, checkpointer.state["epoch"])
     if guard.diverged_epoch is not None:
         raise TrainingDiverged(
             f"The loss became NaN or infinite in epoch {guard.diverged_epoch}; training "
@@ -250,30 +216,9 @@ def train(config, log=print, data=None, strategy=None):
             f"in {os.path.join(output_dir, 'checkpoints')}. Try a lower --lr or --warmup."
         )
 
-    # Evaluate: the numbers the evaluation command reports (loss without the decay term).
-    test = evaluation.evaluate(
-        evaluation.classifier_from_model(model, data.class_names), data, config.batch_size
-    )
-    history = checkpointer.state["history"]
-    last = history[-1] if history else {}
-    summary = {
-        "model": model.name,
-        "dataset": config.dataset,
-        "epochs": checkpointer.state["epoch"],
-        "steps": checkpointer.state["step"],
-        "test_loss": test["loss"],
-        "test_top1_error": test["top1_error"],
-        "test_top5_error": test["top5_error"],
-        "num_test_examples": test["num_examples"],
-        "final_train_loss": last.get("loss"),
-        "final_train_top1_error": last.get("top1_error"),
-        "final_val_top1_error": last.get("val_top1_error"),
-        "num_replicas": replicas,
-        "global_batch_size": config.batch_size,
-        "examples_per_second": logger.examples_per_second,
-        "train_seconds_this_session": round(time.perf_counter() - started, 1),
-        "trainable_parameters": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
-    }
+    summary = _summarize(model, run, data, checkpointer.state, replicas)
+    summary["examples_per_second"] = logger.examples_per_second
+    summary["train_seconds_this_session"] = round(time.perf_counter() - started, 1)
     rate = summary["examples_per_second"]
     log(
         f"{model.name} on {config.dataset}: test top-1 error {summary['test_top1_error']:.2%} "
@@ -282,6 +227,77 @@ def train(config, log=print, data=None, strategy=None):
         + f"; outputs in {output_dir}"
     )
     return TrainedRun(summary, output_dir, model, data, chief)
+
+
+def _run_record(run, data, replicas):
+    """The run's `config.json`: the resolved config and the facts derived from it."""
+    return {
+        **dataclasses.asdict(run.config),
+        "steps_per_epoch": run.steps_per_epoch,
+        "total_steps": run.total_steps,
+        "epochs_planned": run.epochs,
+        "lr_boundaries_steps": run.lr_boundaries,
+        "warmup_steps": run.warmup,
+        "num_replicas": replicas,
+        "per_replica_batch_size": run.config.batch_size // replicas,
+        "data": data.describe(),
+        "versions": runtime.versions(),
+    }
+
+
+def _fit(model, run, data, strategy, fit_callbacks, initial_epoch):
+    """`model.fit` from `initial_epoch` to the run's end; frees the training graphs after."""
+    config = run.config
+    multi_worker = runtime.is_multi_worker(strategy)
+    train_ds = data_lib.train_dataset(data, config.batch_size, config.seed, multi_worker)
+    val_ds = data_lib.eval_dataset(
+        data, data.validation or data.test, config.batch_size, multi_worker
+    )
+    workaround = (
+        _compat.multi_worker_fit(model, train_ds, strategy)
+        if multi_worker
+        else contextlib.nullcontext()
+    )
+    with workaround:
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=run.epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=run.steps_per_epoch,
+            callbacks=fit_callbacks,
+            shuffle=False,
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+    # Training is over: free its graphs (gigabytes for ResNet-1202) before the
+    # evaluation and export trace theirs. Keras builds them again if needed.
+    model.train_function = model.test_function = None
+    gc.collect()
+
+
+def _summarize(model, run, data, state, replicas):
+    """The run's results: the test metrics and the last epoch's history row."""
+    # The numbers the evaluation command reports (cross-entropy without the decay term).
+    test = evaluation.evaluate(
+        evaluation.classifier_from_model(model, data.class_names), data, run.config.batch_size
+    )
+    last = state["history"][-1] if state["history"] else {}
+    return {
+        "model": model.name,
+        "dataset": run.config.dataset,
+        "epochs": state["epoch"],
+        "steps": state["step"],
+        "test_loss": test["loss"],
+        "test_top1_error": test["top1_error"],
+        "test_top5_error": test["top5_error"],
+        "num_test_examples": test["num_examples"],
+        "final_train_loss": last.get("loss"),
+        "final_train_top1_error": last.get("top1_error"),
+        "final_val_top1_error": last.get("val_top1_error"),
+        "num_replicas": replicas,
+        "global_batch_size": run.config.batch_size,
+        "trainable_parameters": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+    }
 
 
 def finish(trained):

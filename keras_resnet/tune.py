@@ -8,7 +8,7 @@ Takes every flag of keras-resnet-train (the base of each trial) plus the search'
 own. Trials run the training command's code path; results land in --output-dir
 (default tuning/<dataset>-<oracle>): keras-tuner's trial folders,
 best_hyperparameters.json, results.md and TensorBoard HParams logs. Run the same
-command again to resume. The same as `python -m keras_resnet.tune` and, in a
+command again to resume. The same as `python -m keras_resnet_cli tune` and, in a
 checkout, `python tune.py`. The logic lives in `keras_resnet.tuning`.
 """
 

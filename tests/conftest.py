@@ -6,6 +6,9 @@ import sys
 import tarfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# In-process tests run the library as the commands do (keras_resnet_cli), with TensorFlow's
+# oneDNN kernels on unless the environment says otherwise; TensorFlow reads this once, as it loads.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 import keras
 import pytest

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_resnet import data, training
-from keras_resnet import config as config_lib
+from keras_resnet import data
 
 from conftest import REPO, run_train
 
@@ -35,84 +34,6 @@ def read_json(path):
 @pytest.fixture(scope="module")
 def cifar(cifar_dir):
     return data.load_data("cifar10", data_dir=str(cifar_dir))
-
-
-@pytest.fixture(scope="module")
-def synthetic():
-    return data.load_data("synthetic")  # 10,000 training examples: 78 steps of 128
-
-
-def test_paper_cifar_recipe(synthetic):
-    run = config_lib.resolve(config_lib.TrainConfig(depth=110), synthetic)
-    config = run.config
-    assert (config.batch_size, config.lr, config.momentum, config.weight_decay) == (
-        128,
-        0.1,
-        0.9,
-        1e-4,
-    )
-    assert (run.total_steps, run.lr_boundaries, run.warmup) == (64_000, [32_000, 48_000], 400)
-    assert config.stem == "cifar" and config.recipe == "paper-cifar" and run.steps_per_epoch == 78
-    assert run.epochs == 821  # ceil(64000 / 78); training stops at step 64,000
-    assert config_lib.resolve(config_lib.TrainConfig(depth=56), synthetic).warmup == 0
-    assert config_lib.resolve(config_lib.TrainConfig(depth=56, warmup=100), synthetic).warmup == 100
-    schedule = training.make_schedule(run)
-    assert [float(schedule(s)) for s in (0, 400, 32_000, 48_000)] == pytest.approx(
-        [0.01, 0.1, 0.01, 0.001]
-    )
-
-
-def test_length_overrides_scale_the_boundaries(synthetic):
-    run = config_lib.resolve(config_lib.TrainConfig(epochs=2), synthetic)
-    assert (run.total_steps, run.lr_boundaries) == (156, [78, 117])
-    run = config_lib.resolve(
-        config_lib.TrainConfig(steps=1000, lr_boundaries=[600, 300]), synthetic
-    )
-    assert (run.total_steps, run.lr_boundaries) == (1000, [300, 600])
-    # --steps-per-epoch sets how often to validate and checkpoint, not the length.
-    run = config_lib.resolve(config_lib.TrainConfig(steps=100, steps_per_epoch=30), synthetic)
-    assert (run.steps_per_epoch, run.epochs, run.total_steps, run.lr_boundaries) == (
-        30,
-        4,
-        100,
-        [50, 75],
-    )
-    run = config_lib.resolve(config_lib.TrainConfig(epochs=3, steps_per_epoch=200), synthetic)
-    assert (run.steps_per_epoch, run.total_steps) == (200, 600)  # an epoch may exceed one pass
-    imagenet = config_lib.resolve(config_lib.TrainConfig(recipe="paper-imagenet"), synthetic)
-    assert imagenet.total_steps == 600_000 and imagenet.lr_boundaries == [150_000, 300_000, 450_000]
-    assert imagenet.config.batch_size == 256
-
-
-@pytest.mark.parametrize(
-    "changes, message",
-    [
-        ({"epochs": 1, "steps": 10}, "Give --epochs or --steps, not both"),
-        ({"batch_size": 20_000}, "exceeds the 10000 training examples"),
-        ({"batch_size": 0}, "batch_size must be positive"),
-        ({"steps_per_epoch": 0}, "steps_per_epoch must be positive"),
-        ({"lr": -0.1}, "lr must be positive"),
-        ({"weight_decay": -1.0}, "weight_decay must be >= 0"),
-    ],
-)
-def test_bad_recipe_values(synthetic, changes, message):
-    with pytest.raises(ValueError, match=message):
-        config_lib.resolve(config_lib.TrainConfig(**changes), synthetic)
-
-
-def test_every_config_field_is_a_flag_and_config_files_merge(tmp_path):
-    parser = config_lib.build_parser()
-    flags = {a.dest for a in parser._actions}
-    assert {f.name for f in config_lib.dataclasses.fields(config_lib.TrainConfig)} <= flags
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps({"depth": 32, "lr": 0.05, "plain": True}))
-    config = config_lib.config_from_args(
-        ["--config", str(path), "--lr", "0.02", "--lr-boundaries", "5", "9"]
-    )
-    assert (config.depth, config.lr, config.plain, config.lr_boundaries) == (32, 0.02, True, [5, 9])
-    path.write_text(json.dumps({"depht": 32}))
-    with pytest.raises(SystemExit):
-        config_lib.config_from_args(["--config", str(path)])
 
 
 @pytest.mark.slow

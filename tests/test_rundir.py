@@ -1,0 +1,84 @@
+"""The run directory: atomic writes, resume checks, and loading a model from any format."""
+
+import json
+import os
+
+import keras
+import pytest
+
+import keras_resnet
+from keras_resnet import data, export, rundir
+
+
+def test_an_interrupted_write_leaves_the_old_content_and_no_temporary_file(tmp_path):
+    path = tmp_path / "summary.json"
+    rundir.write_json(str(path), {"epochs": 1})
+    with pytest.raises(RuntimeError, match="killed"):
+        with rundir.atomic_path(str(path)) as temporary:
+            with open(temporary, "w") as f:
+                f.write('{"epo')
+            raise RuntimeError("killed halfway")
+    assert json.loads(path.read_text()) == {"epochs": 1}
+    assert os.listdir(tmp_path) == ["summary.json"]
+
+
+def test_atomic_path_keeps_the_extension_and_creates_the_folder(tmp_path):
+    path = tmp_path / "new" / "figure.png"
+    with rundir.atomic_path(str(path)) as temporary:
+        assert temporary.endswith(".png") and temporary != str(path)
+        open(temporary, "w").close()
+    assert os.listdir(tmp_path / "new") == ["figure.png"]
+
+
+def test_resuming_another_configuration_is_refused(tmp_path):
+    config = {field: None for field in rundir.RESUME_FIELDS}
+    rundir.write_json(str(tmp_path / "config.json"), {**config, "depth": 20})
+    rundir.check_same_run(str(tmp_path), {**config, "depth": 56})  # no checkpoint: nothing to keep
+    os.makedirs(tmp_path / "checkpoints")
+    rundir.write_json(str(tmp_path / "checkpoints" / "state.json"), {"epoch": 1})
+    rundir.check_same_run(str(tmp_path), {**config, "depth": 20})
+    with pytest.raises(ValueError, match="depth: 20 -> 56"):
+        rundir.check_same_run(str(tmp_path), {**config, "depth": 56})
+
+
+def test_load_model_finds_every_format_and_names_what_it_cannot(tmp_path):
+    model = keras_resnet.ResNet(8, stem="cifar", input_shape=(8, 8, 3), classes=3)
+    run_dir = tmp_path / "run"
+    os.makedirs(run_dir)
+    model.save(run_dir / "model.keras")
+    described = {"class_names": ["a", "b", "c"], "preprocessing": {"kind": "cifar"}}
+    rundir.write_json(str(run_dir / "config.json"), {"data": described})
+    loaded = rundir.load_model(str(run_dir))
+    assert (loaded.kind, loaded.data, loaded.path) == (
+        "keras",
+        described,
+        str(run_dir / "model.keras"),
+    )
+    assert isinstance(loaded.model, keras.Model)
+    export.export_saved_model(model, str(tmp_path / "serving"), class_names=["a", "b", "c"])
+    for path in (tmp_path / "serving", tmp_path / "serving" / "1"):
+        loaded = rundir.load_model(str(path))
+        assert loaded.kind == "saved_model" and loaded.data == {"class_names": ["a", "b", "c"]}
+    with pytest.raises(ValueError, match="neither a run directory with model.keras nor a .keras"):
+        rundir.load_model(str(tmp_path / "serving"), saved_model=False)
+    with pytest.raises(ValueError, match="does not exist"):
+        rundir.load_model(str(tmp_path / "missing"))
+    (tmp_path / "broken.keras").write_text("not a zip file")
+    with pytest.raises(ValueError, match="Cannot load"):
+        rundir.load_model(str(tmp_path / "broken.keras"))
+
+
+def test_preprocessing_of_runs_written_before_it_was_recorded():
+    old_imagenet = {"augmentation": "scale", "flip": True, "image_shape": [160, 160, 3]}
+    assert data.Preprocessing.from_description(old_imagenet) == data.Preprocessing(
+        "imagenet", True, 160
+    )
+    old_digits = {"augmentation": "pad_crop", "flip": False, "image_shape": [8, 8, 1]}
+    assert data.Preprocessing.from_description(old_digits) == data.Preprocessing("cifar", False)
+    assert data.Preprocessing.from_description({}) is None
+    new = data.Preprocessing("imagenet", False, 224)
+    assert data.Preprocessing.from_description({"preprocessing": new.describe()}) == new
+    with pytest.raises(ValueError, match="Unknown preprocessing 'tiny'"):
+        data.Preprocessing("tiny")
+    with pytest.raises(ValueError, match="needs a positive image_size"):
+        data.Preprocessing("imagenet")
