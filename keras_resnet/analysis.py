@@ -97,7 +97,7 @@ def train_sweep(config, nets, output_dir, log=print):
             output_dir=os.path.join(output_dir, run_name(depth, plain)),
         )
         resolved = config_lib.resolve(net, data)  # validates the recipe for this net
-        specs.make_spec(depth, resolved.stem, plain=plain)
+        specs.make_spec(depth, resolved.config.stem, plain=plain)
         configs[run_name(depth, plain)] = net
     summaries = {}
     for name, net in configs.items():

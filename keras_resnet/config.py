@@ -214,10 +214,6 @@ class ResolvedRun:
     lr_boundaries: list
     warmup: int
 
-    @property
-    def stem(self):
-        return self.config.stem
-
 
 def resolve(config, data):
     """Fills the recipe's values into a copy of `config` for `data`; validates the result.

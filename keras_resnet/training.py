@@ -208,7 +208,7 @@ def train(config, log=print, data=None, strategy=None):
         ]
         if replicas > 1:  # the replicas' batch-norm statistics, averaged before a checkpoint
             fit_callbacks.insert(0, callbacks.AverageMovingStatistics(strategy))
-        _fit(model, run, data, strategy, fit_callbacks, checkpointer.state["epoch"])
+        _fit(model, run, data, strategy, multi_worker, fit_callbacks, checkpointer.state["epoch"])
     if guard.diverged_epoch is not None:
         raise TrainingDiverged(
             f"The loss became NaN or infinite in epoch {guard.diverged_epoch}; training "
@@ -245,10 +245,9 @@ def _run_record(run, data, replicas):
     }
 
 
-def _fit(model, run, data, strategy, fit_callbacks, initial_epoch):
+def _fit(model, run, data, strategy, multi_worker, fit_callbacks, initial_epoch):
     """`model.fit` from `initial_epoch` to the run's end; frees the training graphs after."""
     config = run.config
-    multi_worker = runtime.is_multi_worker(strategy)
     train_ds = data_lib.train_dataset(data, config.batch_size, config.seed, multi_worker)
     val_ds = data_lib.eval_dataset(
         data, data.validation or data.test, config.batch_size, multi_worker
