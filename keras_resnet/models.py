@@ -39,6 +39,7 @@ paper's Table 1 (`conv2` .. `conv5`; `conv2` .. `conv4` for CIFAR).
 import keras
 
 from keras_resnet import _compat, specs
+from keras_resnet import weights as weights_lib
 from keras_resnet.blocks import DATA_FORMAT, LayerDefaults, conv_bn, residual_stages
 from keras_resnet.layers import InputNormalization
 
@@ -95,8 +96,17 @@ def ResNet(
             stage. Default None: 16 for CIFAR, 64 for ImageNet.
         include_top: bool, end with global average pooling and the dense
             classifier. Default True.
-        weights: None (random initialisation, default) or the path to a
-            `.weights.h5` file saved from a model of the same architecture.
+        weights: None (random initialisation, default), `"imagenet"` (the
+            paper's MSRA ResNet-50/101/152, the files keras.applications
+            downloads), `"cifar10"` (ResNet-20/32/44/56 trained on CIFAR-10,
+            shipped with the package), or a path: a keras.applications
+            ResNet `.h5`/`.weights.h5`, a PyTorch checkpoint (`.pth`, `.th`,
+            `.pt`, `.safetensors`; torchvision or akamaster CIFAR layout), or a
+            `.weights.h5` saved from a keras_resnet model of the same
+            architecture. Pretrained weights must fit the requested network
+            (the error names both) and bring their own input normalization;
+            with `include_top=False` everything but the classifier is loaded.
+            `keras_resnet.weights` has the details.
         input_tensor: optional Keras tensor (output of `keras.Input()`) to use
             as the model's input.
         input_shape: optional `(height, width, channels)`. Default: the shape
@@ -111,9 +121,11 @@ def ResNet(
             (default), None for logits, or any Keras activation.
         input_mean: optional array subtracted from the input by a first
             `input_normalization` layer, e.g. the paper's per-pixel training
-            mean of shape `input_shape`, or a per-channel mean. Default None.
+            mean of shape `input_shape`, or a per-channel mean. Default None;
+            pretrained weights set their own.
         input_std: optional array the centred input is divided by (e.g. 255.0
-            to scale pixels to about [-1, 1]). Default None.
+            to scale pixels to about [-1, 1]). Default None; pretrained
+            weights set their own.
         weight_decay: float, the paper's L2 decay coefficient, applied to every
             weight as a loss of `0.5 * weight_decay * sum(w**2)` (gradient
             `weight_decay * w`). Default 1e-4, the paper's. 0 disables it.
@@ -138,9 +150,18 @@ def ResNet(
     """
     spec = specs.make_spec(depth, stem, block, base_width, shortcut, plain, bottleneck_stride)
     defaults = specs.STEM_DEFAULTS[spec.stem]
+    specs.check_head(include_top, pooling, defaults["classes"] if classes is None else classes)
+    pretrained = None
+    if weights is not None and not weights_lib.is_keras_resnet_file(weights):
+        pretrained = weights_lib.read(weights, spec, include_top, classes)
+        classes = weights_lib.check_head(pretrained, include_top, classes, weights)
+        if input_mean is not None or input_std is not None:
+            raise ValueError(
+                f"weights={weights!r} come with their own input normalization; input_mean "
+                "and input_std must be None with them."
+            )
+        input_mean, input_std = pretrained.input_mean, pretrained.input_std
     classes = defaults["classes"] if classes is None else classes
-    specs.check_head(include_top, pooling, classes)
-    specs.check_weights(weights)
     if input_shape is None:
         if input_tensor is not None and input_tensor.shape is not None:
             input_shape = tuple(input_tensor.shape[1:])
@@ -170,7 +191,9 @@ def ResNet(
 
     model_inputs = inputs if input_tensor is None else keras.utils.get_source_inputs(input_tensor)
     model = ResNetModel(model_inputs, x, name=name)
-    if weights is not None:
+    if pretrained is not None:
+        weights_lib.assign(model, pretrained)
+    elif weights is not None:
         model.load_weights(weights)
     return model
 

@@ -9,7 +9,6 @@ user's architecture arguments lives here, so that a bad argument fails with a
 """
 
 import dataclasses
-import os
 
 STEMS = ("cifar", "imagenet")
 SHORTCUTS = ("A", "B", "C")
@@ -265,22 +264,6 @@ def check_head(include_top, pooling, classes):
             )
         if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
             raise ValueError(f"classes must be a positive int, received {classes!r}.")
-
-
-def check_weights(weights):
-    """Validates `weights`: None or an existing `.weights.h5` file."""
-    if weights is None:
-        return
-    if not isinstance(weights, (str, os.PathLike)):
-        raise ValueError(f"weights must be None or a path, received {weights!r}.")
-    path = os.fspath(weights)
-    if not path.endswith(".weights.h5"):
-        raise ValueError(
-            f"weights must be None or the path to a '.weights.h5' file, received {path!r}. "
-            "No pretrained weights are downloaded by keras_resnet."
-        )
-    if not os.path.isfile(path):
-        raise ValueError(f"weights file {path!r} does not exist.")
 
 
 def check_non_negative(name, value):

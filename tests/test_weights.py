@@ -1,0 +1,364 @@
+"""Pretrained weights: keras.applications files, PyTorch checkpoints, the packaged CIFAR-10 nets.
+
+Every conversion is checked against the original framework's forward pass on the
+same pixels: keras.applications' model after its `preprocess_input`, and PyTorch
+networks in the torchvision and akamaster layouts (tests/torch_reference.py).
+"""
+
+import hashlib
+import socket
+
+import keras
+import numpy as np
+import pytest
+from conftest import REPO
+
+import keras_resnet
+from keras_resnet import data as data_lib
+from keras_resnet import evaluation, specs
+from keras_resnet import weights as weights_lib
+
+PRETRAINED = REPO.parent / "shared" / "data" / "pretrained"
+# PyTorch's top-1 error of akamaster's checkpoints on the JPEG test images
+# (../shared/data/README.md: PIL decoding, their normalization).
+PYTORCH_JPEG_ERROR = {20: 0.1897, 32: 0.1744, 44: 0.1733, 56: 0.1680}
+
+
+def close(ours, reference, tolerance=1e-4):
+    """Largest difference relative to the reference's largest magnitude."""
+    ours, reference = np.asarray(ours), np.asarray(reference)
+    assert ours.shape == reference.shape
+    return np.max(np.abs(ours - reference)) <= tolerance * np.max(np.abs(reference))
+
+
+# --- keras.applications ---------------------------------------------------------------
+
+
+def randomize_keras(model, seed=0):
+    """Random conv biases, batch-norm statistics, scales and offsets; He-scaled kernels."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            shape = layer.gamma.shape
+            values = [
+                rng.uniform(0.5, 1.5, shape),
+                rng.normal(0, 0.1, shape),
+                rng.normal(0, 0.1, shape),
+                rng.uniform(0.5, 1.5, shape),
+            ]
+        elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+            kernel = layer.kernel
+            scale = np.sqrt(1.0 / np.prod(kernel.shape[:-1]))
+            values = [rng.normal(0, scale, kernel.shape), rng.normal(0, 0.1, layer.bias.shape)]
+        else:
+            continue
+        layer.set_weights([v.astype("float32") for v in values])
+    return model
+
+
+def save_legacy_h5(model, path):
+    """The legacy format keras.applications downloads (Keras 2's HDF5 weights)."""
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, model)
+    return str(path)
+
+
+def keras_applications_model(depth, include_top, **kwargs):
+    return getattr(keras.applications, f"ResNet{depth}")(
+        weights=None, include_top=include_top, **kwargs
+    )
+
+
+def reference_outputs(model, pixels):
+    return model.predict(keras.applications.resnet.preprocess_input(pixels.copy()), verbose=0)
+
+
+def test_keras_applications_urls_and_hashes_are_keras_own():
+    from keras.src.applications import resnet
+
+    assert weights_lib.KERAS_APPLICATIONS_URL == resnet.BASE_WEIGHTS_PATH
+    for depth, hashes in weights_lib.KERAS_APPLICATIONS_HASHES.items():
+        assert hashes == resnet.WEIGHTS_HASHES[f"resnet{depth}"]
+
+
+def check_keras_applications(depth, tmp_path):
+    source = randomize_keras(keras_applications_model(depth, True, classifier_activation=None))
+    pixels = np.random.default_rng(1).uniform(0, 255, (2, 224, 224, 3)).astype("float32")
+    reference = reference_outputs(source, pixels)
+    legacy = save_legacy_h5(source, tmp_path / "legacy.h5")
+    keras3 = str(tmp_path / "resnet.weights.h5")
+    source.save_weights(keras3)
+    for path in (legacy, keras3):
+        ours = keras_resnet.build_model(f"resnet{depth}", weights=path, classifier_activation=None)
+        assert close(ours.predict(pixels, verbose=0), reference), path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("depth", [50, 101, 152])
+def test_keras_applications_files_in_both_formats_give_its_outputs(depth, tmp_path):
+    check_keras_applications(depth, tmp_path)
+
+
+def test_keras_applications_without_top_any_pooling_and_size(tmp_path):
+    source = randomize_keras(keras_applications_model(50, False, input_shape=(None, None, 3)))
+    path = str(tmp_path / "notop.weights.h5")
+    source.save_weights(path)
+    pixels = np.random.default_rng(2).uniform(0, 255, (1, 97, 131, 3)).astype("float32")
+    features = reference_outputs(source, pixels)
+    pooled = {None: features, "avg": features.mean(axis=(1, 2)), "max": features.max(axis=(1, 2))}
+    for pooling, reference in pooled.items():
+        ours = keras_resnet.ResNet50(
+            weights=path, include_top=False, pooling=pooling, input_shape=(None, None, 3)
+        )
+        assert close(ours.predict(pixels, verbose=0), reference)
+    with pytest.raises(ValueError, match="no classifier.*include_top=False"):
+        keras_resnet.ResNet50(weights=path)
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any connection attempt fails the test's call instead of reaching a network."""
+
+    def refuse(*args, **kwargs):
+        raise OSError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_imagenet_weights_come_from_the_keras_cache_without_network(
+    tmp_path, monkeypatch, no_network
+):
+    # Keras reads $KERAS_HOME once, as it loads: point its cache here instead.
+    monkeypatch.setattr("keras.src.backend.config._KERAS_DIR", str(tmp_path / "keras"))
+    source = randomize_keras(keras_applications_model(50, False, input_shape=(None, None, 3)))
+    name = weights_lib.keras_applications_file_name(50, include_top=False)
+    assert name == "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    (tmp_path / "keras" / "models").mkdir(parents=True)
+    cached = save_legacy_h5(source, tmp_path / "keras" / "models" / name)
+    digest = hashlib.md5(open(cached, "rb").read()).hexdigest()
+    # A file whose hash is keras.applications' own is reused; this one has its own hash.
+    monkeypatch.setitem(weights_lib.KERAS_APPLICATIONS_HASHES, 50, ("unused", digest))
+    pixels = np.random.default_rng(3).uniform(0, 255, (1, 64, 64, 3)).astype("float32")
+    ours = keras_resnet.ResNet50(weights="imagenet", include_top=False, input_shape=(64, 64, 3))
+    assert close(ours.predict(pixels, verbose=0), reference_outputs(source, pixels))
+
+    # Without the file, the error says where it was looked for and what to do.
+    with pytest.raises(ValueError, match="resnet50_weights_tf_dim_ordering_tf_kernels.h5.*cache"):
+        keras_resnet.ResNet50(weights="imagenet")
+
+
+def test_imagenet_weights_errors_name_the_model_and_the_alternative():
+    with pytest.raises(ValueError, match="ResNet-50, 101 and 152.*ResNet-18/34.*torchvision"):
+        keras_resnet.ResNet18(weights="imagenet")
+    with pytest.raises(ValueError, match="1000-class classifier, but classes=10"):
+        keras_resnet.ResNet50(weights="imagenet", classes=10)
+    with pytest.raises(ValueError, match="requested model is a ResNet-50 .*stride on the 3x3"):
+        keras_resnet.ResNet50(weights="imagenet", bottleneck_stride="3x3")
+    with pytest.raises(ValueError, match="hold a ResNet-50 .*requested model is a Plain-50"):
+        keras_resnet.Plain50(weights="imagenet")
+
+
+# --- PyTorch ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def torch_reference():
+    pytest.importorskip("torch", reason="PyTorch checkpoints need torch (the [pytorch] extra)")
+    import torch_reference
+
+    return torch_reference
+
+
+def save_checkpoint(net, path, wrapped=True):
+    """As training scripts save: {'state_dict': ...} with DataParallel's `module.` prefix."""
+    import torch
+
+    state = net.state_dict()
+    if wrapped:
+        state = {"state_dict": {f"module.{k}": v for k, v in state.items()}, "best_prec1": 0.0}
+    torch.save(state, path)
+    return str(path)
+
+
+def torch_outputs(net, pixels, torch_reference):
+    import torch
+
+    with torch.no_grad():
+        return net(torch_reference.normalize(pixels)).numpy()
+
+
+TORCH_NETS = {
+    "resnet18": ("TorchvisionResNet", ("BasicBlock", [2, 2, 2, 2]), {}),
+    "resnet34": ("TorchvisionResNet", ("BasicBlock", [3, 4, 6, 3]), {}),
+    "resnet50": ("TorchvisionResNet", ("Bottleneck", [3, 4, 6, 3]), {"bottleneck_stride": "3x3"}),
+    "resnet101": ("TorchvisionResNet", ("Bottleneck", [3, 4, 23, 3]), {"bottleneck_stride": "3x3"}),
+    "resnet152": ("TorchvisionResNet", ("Bottleneck", [3, 8, 36, 3]), {"bottleneck_stride": "3x3"}),
+    "resnet20": ("AkamasterResNet", (3,), {}),
+    "resnet56": ("AkamasterResNet", (9,), {}),
+}
+
+
+def make_torch_net(name, torch_reference):
+    cls, args, kwargs = TORCH_NETS[name]
+    if cls == "TorchvisionResNet":
+        args = (getattr(torch_reference, args[0]), args[1])
+    return torch_reference.randomize(getattr(torch_reference, cls)(*args)), kwargs
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "resnet18",
+        "resnet50",
+        "resnet20",
+        pytest.param("resnet34", marks=pytest.mark.slow),
+        pytest.param("resnet101", marks=pytest.mark.slow),
+        pytest.param("resnet152", marks=pytest.mark.slow),
+        pytest.param("resnet56", marks=pytest.mark.slow),
+    ],
+)
+def test_pytorch_checkpoint_gives_pytorch_outputs(name, tmp_path, torch_reference):
+    net, kwargs = make_torch_net(name, torch_reference)
+    cifar = name in ("resnet20", "resnet56")
+    shape = (4, 32, 32, 3) if cifar else (2, 64, 80, 3)
+    pixels = np.random.default_rng(4).uniform(0, 255, shape).astype("float32")
+    reference = torch_outputs(net, pixels, torch_reference)
+    path = save_checkpoint(net, tmp_path / f"{name}.pth")
+    size = {} if cifar else {"input_shape": (None, None, 3)}
+    ours = keras_resnet.build_model(
+        name, weights=path, classifier_activation=None, **size, **kwargs
+    )
+    assert close(ours.predict(pixels, verbose=0), reference)
+
+
+def test_safetensors_and_headless_pytorch_weights(tmp_path, torch_reference):
+    pytest.importorskip("safetensors", reason="the [pytorch] extra installs safetensors")
+    from safetensors.torch import save_file
+
+    net, kwargs = make_torch_net("resnet18", torch_reference)
+    path = str(tmp_path / "resnet18.safetensors")
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, path)
+    pixels = np.random.default_rng(5).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    ours = keras_resnet.ResNet18(weights=path, classifier_activation=None, input_shape=(64, 64, 3))
+    assert close(ours.predict(pixels, verbose=0), torch_outputs(net, pixels, torch_reference))
+
+    features = keras_resnet.ResNet18(
+        weights=path, include_top=False, pooling="avg", input_shape=(64, 64, 3)
+    )
+    import torch
+
+    with torch.no_grad():
+        x = torch_reference.normalize(pixels)
+        x = torch.nn.functional.max_pool2d(torch.relu(net.bn1(net.conv1(x))), 3, 2, 1)
+        for stage in range(1, 5):
+            x = getattr(net, f"layer{stage}")(x)
+        reference = x.mean((2, 3)).numpy()
+    assert close(features.predict(pixels, verbose=0), reference)
+
+
+def test_pytorch_checkpoint_that_does_not_fit_is_an_error_naming_both(tmp_path, torch_reference):
+    net, _ = make_torch_net("resnet50", torch_reference)
+    path = save_checkpoint(net, tmp_path / "resnet50.pth", wrapped=False)
+    with pytest.raises(ValueError, match="stride on the 3x3.*stride on the 1x1.*'3x3'"):
+        keras_resnet.ResNet50(weights=path)
+    with pytest.raises(ValueError, match="hold a ResNet-50 .*requested model is a ResNet-101"):
+        keras_resnet.ResNet101(weights=path, bottleneck_stride="3x3")
+    with pytest.raises(ValueError, match="1000-class classifier, but classes=10"):
+        keras_resnet.ResNet50(weights=path, bottleneck_stride="3x3", classes=10)
+    cifar, _ = make_torch_net("resnet20", torch_reference)
+    path = save_checkpoint(cifar, tmp_path / "resnet20.th")
+    with pytest.raises(ValueError, match="hold a ResNet-20 .*requested model is a ResNet-56"):
+        keras_resnet.ResNet56(weights=path)
+    with pytest.raises(ValueError, match="own input normalization"):
+        keras_resnet.ResNet20(weights=path, input_mean=[0.0, 0.0, 0.0])
+
+
+def test_bad_weights_arguments_say_what_is_allowed(tmp_path):
+    with pytest.raises(ValueError, match="does not exist.*'imagenet', 'cifar10'"):
+        keras_resnet.ResNet20(weights=str(tmp_path / "missing.pth"))
+    with pytest.raises(ValueError, match="'imagenet' or 'cifar10'"):
+        keras_resnet.ResNet20(weights=3)
+    text = tmp_path / "weights.txt"
+    text.write_text("not weights")
+    with pytest.raises(ValueError, match="unknown format.*\\.h5.*\\.pth"):
+        keras_resnet.ResNet20(weights=str(text))
+    not_torch = tmp_path / "garbage.pth"
+    not_torch.write_bytes(b"\x00not a checkpoint")
+    pytest.importorskip("torch")
+    with pytest.raises(ValueError, match="weights_only=True"):
+        keras_resnet.ResNet20(weights=str(not_torch))
+
+
+# --- the packaged CIFAR-10 weights ------------------------------------------------------
+
+
+def test_packaged_cifar10_weights_are_small_and_licensed():
+    files = [weights_lib.cifar10_file(d) for d in weights_lib.CIFAR10_DEPTHS]
+    total = sum(
+        (REPO / "keras_resnet" / "pretrained" / f.rsplit("/", 1)[1]).stat().st_size for f in files
+    )
+    assert total < 10e6
+    notice = (REPO / "keras_resnet" / "pretrained" / "LICENSE-akamaster").read_text()
+    assert "Redistribution" in notice
+
+
+def test_cifar10_weights_score_on_real_test_images_offline(cifar_dir, no_network):
+    """ResNet-20 on the fixture's 500 real CIFAR-10 test images (PyTorch: 18.97% on all 10,000)."""
+    data = data_lib.load_data("cifar10", str(cifar_dir))
+    model = keras_resnet.ResNet20(weights="cifar10")
+    report = evaluation.evaluate(
+        evaluation.classifier_from_model(model, data.class_names), data, 250
+    )
+    assert report["num_examples"] == 500
+    assert report["top1_error"] < 0.25
+    with pytest.raises(ValueError, match="ResNet-20/32/44/56.*requested model is a ResNet-110"):
+        keras_resnet.ResNet110(weights="cifar10")
+    with pytest.raises(ValueError, match="10-class classifier, but classes=100"):
+        keras_resnet.ResNet20(weights="cifar10", classes=100)
+
+
+def test_npz_round_trip_is_exact(tmp_path):
+    pretrained = weights_lib.read("cifar10", specs.make_spec(20, "cifar"))
+    path = tmp_path / "copy.npz"
+    weights_lib.save_npz(pretrained, path)
+    again = weights_lib.read_file(path)
+    assert (again.spec, again.classes, again.source) == (
+        pretrained.spec,
+        pretrained.classes,
+        pretrained.source,
+    )
+    assert again.layers.keys() == pretrained.layers.keys()
+    for name, arrays in pretrained.layers.items():
+        for a, b in zip(arrays, again.layers[name]):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize("depth", weights_lib.CIFAR10_DEPTHS)
+def test_cifar10_weights_match_pytorch_on_the_real_test_set(depth, full_cifar_dir, torch_reference):
+    """Within 0.5 points of PyTorch's figure on the same 10,000 JPEGs; same logits as PyTorch."""
+    checkpoints = sorted(PRETRAINED.glob(f"resnet{depth}-*.th"))
+    assert checkpoints, f"no resnet{depth}-*.th in {PRETRAINED}"
+    data = data_lib.load_data("cifar10", str(full_cifar_dir))
+    model = keras_resnet.build_model(f"resnet{depth}", weights="cifar10")
+    report = evaluation.evaluate(
+        evaluation.classifier_from_model(model, data.class_names), data, 500
+    )
+    assert report["num_examples"] == 10_000
+    assert report["top1_error"] <= PYTORCH_JPEG_ERROR[depth] + 0.005
+
+    # The packaged weights are the checkpoint's, exactly: same logits on the same pixels.
+    import torch
+
+    net = torch_reference.AkamasterResNet((depth - 2) // 6)
+    state = torch.load(checkpoints[0], map_location="cpu", weights_only=True)["state_dict"]
+    net.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
+    pixels = data.test.images[:64].astype("float32")
+    ours = keras_resnet.build_model(f"resnet{depth}", weights="cifar10", classifier_activation=None)
+    assert close(
+        ours.predict(pixels, verbose=0), torch_outputs(net.eval(), pixels, torch_reference)
+    )
