@@ -62,6 +62,8 @@ PREPROCESSING_DEFAULTS = {
 SCHEDULES = ("piecewise", "onecycle", "cosine")
 STRATEGIES = ("auto", "mirrored", "multiworker", "onedevice")
 JIT_CHOICES = ("auto", "true", "false")
+# The stages a network's layers are named after (conv2..conv4 for CIFAR, ..conv5 for ImageNet).
+STAGES = ("conv2", "conv3", "conv4", "conv5")
 
 
 def _field(default, help, **kwargs):
@@ -96,6 +98,20 @@ class TrainConfig:
     plain: bool = _field(False, "train the plain counterpart (no shortcuts)")
     bottleneck_stride: str = _field(
         None, "'1x1' (paper) or '3x3' (v1.5) for bottleneck nets", choices=specs.BOTTLENECK_STRIDES
+    )
+    weights: str = _field(
+        None,
+        "start from pretrained weights: 'cifar10', 'imagenet' or a file (keras.applications "
+        ".h5, PyTorch .pth/.safetensors, .npz); architecture flags left out follow them, the "
+        "input normalization is theirs, and the classifier is new when the classes differ",
+    )
+    freeze_backbone: bool = _field(
+        False, "train only the classifier (frozen batch norm runs in inference mode)"
+    )
+    unfreeze_from: str = _field(
+        None,
+        "with --freeze-backbone: also train this stage and the later ones",
+        choices=STAGES,
     )
     # Recipe
     recipe: str = _field(
@@ -287,3 +303,13 @@ def _check_values(config):
             raise ValueError(f"{name} must be >= 0, received {getattr(config, name)!r}.")
     if config.warmup is not None and config.warmup < 0:
         raise ValueError(f"warmup must be >= 0 steps, received {config.warmup!r}.")
+    if config.freeze_backbone and not config.weights:
+        raise ValueError("--freeze-backbone needs pretrained --weights to freeze.")
+    if config.unfreeze_from and not config.freeze_backbone:
+        raise ValueError("--unfreeze-from applies with --freeze-backbone only.")
+    stages = STAGES[: 3 if config.stem == "cifar" else 4]
+    if config.unfreeze_from and config.unfreeze_from not in stages:
+        raise ValueError(
+            f"--unfreeze-from {config.unfreeze_from!r}: a {config.stem} network's stages are "
+            f"{', '.join(stages)}."
+        )

@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import gc
 import os
+import re
 import sys
 import time
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from keras_resnet import _compat, callbacks, evaluation, export, models, plotting, rundir
 from keras_resnet import runtime, schedules, specs
+from keras_resnet import weights as weights_lib
 from keras_resnet import config as config_lib
 from keras_resnet import data as data_lib
 
@@ -80,8 +82,43 @@ def make_schedule(run):
     )
 
 
-def build_and_compile(run, data):
-    """The model for a resolved run, compiled with its optimizer and metrics."""
+def follow_weights(config):
+    """A copy of `config` whose architecture flags left open follow its `weights`."""
+    if not config.weights:
+        return config
+    implied = weights_lib.implied_architecture(config.weights)
+    if config.plain:
+        implied.pop("shortcut", None)
+    return dataclasses.replace(
+        config, **{k: v for k, v in implied.items() if getattr(config, k) is None}
+    )
+
+
+def read_pretrained(config):
+    """The resolved config's pretrained weights (a `keras_resnet.weights.Pretrained`), or None.
+
+    Raises:
+        ValueError: when they do not fit the config's network (the message names both).
+    """
+    if not config.weights:
+        return None
+    spec = specs.make_spec(
+        config.depth,
+        config.stem,
+        shortcut=config.shortcut,
+        plain=config.plain,
+        bottleneck_stride=config.bottleneck_stride,
+    )
+    return weights_lib.read(config.weights, spec)
+
+
+def build_and_compile(run, data, pretrained=None):
+    """The model for a resolved run, compiled with its optimizer and metrics.
+
+    With `pretrained` weights the model starts from them, keeps their input
+    normalization, gets a new classifier when the classes differ, and is
+    frozen as `--freeze-backbone` / `--unfreeze-from` say.
+    """
     config = run.config
     model = models.ResNet(
         config.depth,
@@ -91,10 +128,20 @@ def build_and_compile(run, data):
         bottleneck_stride=config.bottleneck_stride,
         input_shape=data.image_shape,
         classes=data.num_classes,
-        input_mean=data.mean,
-        input_std=data_lib.PIXEL_SCALE,
+        input_mean=data.mean if pretrained is None else pretrained.input_mean,
+        input_std=data_lib.PIXEL_SCALE if pretrained is None else pretrained.input_std,
         weight_decay=config.weight_decay,
     )
+    if pretrained is not None:
+        new_classifier = pretrained.classes != data.num_classes
+        weights_lib.assign(model, pretrained, new_classifier=new_classifier)
+    if config.freeze_backbone:
+        first = int(config.unfreeze_from[len("conv") :]) if config.unfreeze_from else None
+        for layer in model.layers:
+            stage = re.match(r"conv(\d+)_", layer.name)
+            layer.trainable = layer.name == "predictions" or bool(
+                first and stage and int(stage.group(1)) >= first
+            )
     schedule = make_schedule(run)
     optimizer = schedules.SGD(
         learning_rate=schedule,
@@ -148,8 +195,9 @@ def train(config, log=print, data=None, strategy=None):
     if config.output_dir:
         rundir.check_writable(config.output_dir)
     data = data or load_config_data(config)
-    run = config_lib.resolve(config, data)
+    run = config_lib.resolve(follow_weights(config), data)
     config = run.config
+    pretrained = read_pretrained(config)
     output_dir = config.output_dir = config.output_dir or os.path.join(
         "runs", f"{config.dataset}-{specs.model_name(config.depth, config.plain)}"
     )
@@ -171,7 +219,7 @@ def train(config, log=print, data=None, strategy=None):
 
     # Build the model, or restore it from the last checkpoint.
     with strategy.scope():
-        model = build_and_compile(run, data)
+        model = build_and_compile(run, data, pretrained)
     if chief:
         rundir.write_json(os.path.join(output_dir, "config.json"), record)
     if state:
@@ -181,6 +229,9 @@ def train(config, log=print, data=None, strategy=None):
             f"Resuming {output_dir} from epoch {state['epoch']} (step {state['step']}), its "
             "last checkpoint."
         )
+    if pretrained is not None and not state:
+        trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+        log(f"Starting from {pretrained.source}; {trainable:,} trainable parameters.")
     log(
         f"{model.name}: {model.count_params():,} parameters, {data.train.num_examples} "
         f"training examples, {run.total_steps} steps ({run.epochs} epochs of "

@@ -216,18 +216,38 @@ def _classes_message(weights, theirs, classes):
     )
 
 
-def assign(model, pretrained):
+def implied_architecture(weights):
+    """The `ResNet` arguments that weights fix: all of them for a file, the stem for a name.
+
+    The training and evaluation commands fill the architecture flags a user
+    left out from these, so that `--weights resnet50.pth` needs no `--depth`.
+    """
+    if weights == "imagenet":
+        return {"stem": "imagenet"}
+    if weights == "cifar10":
+        return {"stem": "cifar"}
+    spec = read_file(weights).spec
+    return {
+        "depth": spec.depth,
+        "stem": spec.stem,
+        "shortcut": spec.shortcut,
+        "bottleneck_stride": spec.bottleneck_stride,
+    }
+
+
+def assign(model, pretrained, new_classifier=False):
     """Sets every weight of `model` from `pretrained`, checking names and shapes.
 
     A model without `predictions` (include_top=False) takes everything else;
-    a model with it needs the weights' classifier. The input normalization is
-    the weights' own.
+    a model with it needs the weights' classifier unless `new_classifier`,
+    which keeps the model's freshly initialised one (fine-tuning on other
+    classes). The input normalization is the weights' own.
     """
     import keras
 
     assigned = set()
     for layer in model.layers:
-        if not layer.weights:
+        if not layer.weights or (new_classifier and layer.name == "predictions"):
             continue
         if layer.name == "input_normalization":
             arrays = [pretrained.input_mean, pretrained.input_std]

@@ -243,6 +243,17 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path):
         (["--depth", "21", "--output-dir", "{tmp}/run"], "Invalid depth 21 for the CIFAR stem"),
         (["--data-dir", "{tmp}/nowhere", "--output-dir", "{tmp}/run"], "is not a directory"),
         (["--batch-size", "0", "--output-dir", "{tmp}/run"], "batch_size must be positive"),
+        (["--freeze-backbone", "--output-dir", "{tmp}/run"], "needs pretrained --weights"),
+        (
+            ["--weights", "cifar10", "--depth", "110", "--output-dir", "{tmp}/run"],
+            "exist for the paper's CIFAR ResNet-20/32/44/56",
+        ),
+        (
+            ["--weights", "cifar10", "--freeze-backbone", "--unfreeze-from", "conv5"]
+            + ["--depth", "20", "--output-dir", "{tmp}/run"],
+            "stages are conv2, conv3, conv4",
+        ),
+        (["--weights", "{tmp}/none.pth", "--output-dir", "{tmp}/run"], "none.pth' does not exist"),
     ],
 )
 def test_bad_arguments_fail_before_writing_anything(tmp_path, args, message, run_main):
@@ -358,3 +369,85 @@ def test_imagenet_style_training_streams_large_images(cifar, tmp_path):
     signature = tf.saved_model.load(str(run_dir / "saved_model" / "1")).signatures["serving_bytes"]
     encoded = tf.io.read_file(str(tmp_path / "images" / "test" / names[0] / "0.png"))
     assert signature(image_bytes=tf.stack([encoded]))["probabilities"].shape == (1, 4)
+
+
+def two_class_folders(source, destination, classes=("cat", "dog")):
+    """Class folders of `classes` only, linked from a CIFAR-10 folder tree."""
+    for split in ("train", "test"):
+        for name in classes:
+            (destination / split).mkdir(parents=True, exist_ok=True)
+            (destination / split / name).symlink_to(source / split / name)
+    return destination
+
+
+def test_fine_tuning_keeps_frozen_stages_and_the_pretrained_normalization(cifar_dir, tmp_path):
+    from keras_resnet import config as config_lib
+    from keras_resnet import specs, training
+    from keras_resnet import weights as weights_lib
+
+    pretrained = weights_lib.read("cifar10", specs.make_spec(20, "cifar"))
+    folders = two_class_folders(cifar_dir, tmp_path / "catdog")
+    config = config_lib.TrainConfig(
+        dataset="catdog",
+        data_dir=str(folders),
+        weights="cifar10",
+        freeze_backbone=True,
+        unfreeze_from="conv4",
+        epochs=1,
+        batch_size=50,
+        lr=0.01,
+        output_dir=str(tmp_path / "run"),
+    )
+    trained = training.train(config, log=lambda line: None)
+    model = trained.model
+    assert trained.summary["test_top1_error"] < 0.5  # 100 test images of 2 classes
+    normalization = model.get_layer("input_normalization").get_weights()
+    np.testing.assert_array_equal(normalization[0], pretrained.input_mean)
+    np.testing.assert_array_equal(normalization[1], pretrained.input_std)
+    assert model.get_layer("predictions").kernel.shape == (64, 2)
+    for name in ("conv1_conv", "conv1_bn", "conv3_block3_2_conv", "conv3_block3_2_bn"):
+        # Frozen: kernels, scales and (inference-mode batch norm) moving statistics unchanged.
+        for ours, theirs in zip(model.get_layer(name).get_weights(), pretrained.layers[name]):
+            np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
+    for name in ("conv4_block1_1_conv", "conv4_block3_2_bn"):
+        changed = [
+            not np.allclose(ours, theirs)
+            for ours, theirs in zip(model.get_layer(name).get_weights(), pretrained.layers[name])
+        ]
+        assert all(changed), name
+    trainable = {w.path.split("/")[0] for w in model.trainable_weights}
+    assert trainable and all(n.startswith(("conv4", "predictions")) for n in trainable)
+    assert read_json(tmp_path / "run" / "config.json")["weights"] == "cifar10"
+
+
+def test_same_classes_keep_the_pretrained_classifier(cifar):
+    from keras_resnet import config as config_lib
+    from keras_resnet import specs, training
+    from keras_resnet import weights as weights_lib
+
+    config = config_lib.TrainConfig(dataset="cifar10", weights="cifar10", depth=32, epochs=1)
+    run = config_lib.resolve(training.follow_weights(config), cifar)
+    pretrained = training.read_pretrained(run.config)
+    model = training.build_and_compile(run, cifar, pretrained)
+    expected = weights_lib.read("cifar10", specs.make_spec(32, "cifar")).layers["predictions"]
+    for ours, theirs in zip(model.get_layer("predictions").get_weights(), expected):
+        np.testing.assert_array_equal(ours, theirs)
+    assert all(layer.trainable for layer in model.layers)
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_fine_tuning_from_cifar10_beats_training_from_scratch(full_cifar_dir, tmp_path):
+    """The README's recipe on cat against dog: 2 epochs from weights=cifar10 and from scratch."""
+    folders = two_class_folders(full_cifar_dir, tmp_path / "catdog")
+    errors = {}
+    for start in ("cifar10", None):
+        run_dir = tmp_path / f"run-{start}"
+        weights = ["--weights", start] if start else []
+        result = run_train(
+            ["--data-dir", str(folders), "--epochs", "2", "--output-dir", str(run_dir), *weights],
+            timeout=900,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        errors[start] = read_json(run_dir / "summary.json")["test_top1_error"]
+    assert errors["cifar10"] < errors[None], errors
