@@ -5,6 +5,7 @@ Example:
 
 >>> import keras_resnet
 >>> model = keras_resnet.ResNet56()          # CIFAR-10 ResNet-56, option A
+>>> model = keras_resnet.ResNet56(weights="cifar10")   # trained, shipped with the package
 >>> model = keras_resnet.ResNet50(classes=10, input_shape=(64, 64, 3))
 >>> model = keras_resnet.build_model("plain20")
 

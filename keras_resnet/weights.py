@@ -40,6 +40,8 @@ import dataclasses
 import json
 import os
 
+import h5py
+import keras
 import numpy as np
 
 from keras_resnet import specs
@@ -88,11 +90,6 @@ class Pretrained:
     input_std: np.ndarray
     bn_epsilon: float
     layers: dict
-
-    def without_classifier(self):
-        """The same weights without `predictions`: a new head is trained."""
-        layers = {k: v for k, v in self.layers.items() if k != "predictions"}
-        return dataclasses.replace(self, classes=None, layers=layers)
 
 
 def describe(spec):
@@ -243,8 +240,6 @@ def assign(model, pretrained, new_classifier=False):
     which keeps the model's freshly initialised one (fine-tuning on other
     classes). The input normalization is the weights' own.
     """
-    import keras
-
     assigned = set()
     for layer in model.layers:
         if not layer.weights or (new_classifier and layer.name == "predictions"):
@@ -347,7 +342,6 @@ def _read_imagenet(spec, include_top):
             "bottleneck nets)."
         )
     check_fits(specs.make_spec(spec.depth, "imagenet"), spec, "imagenet")  # before fetching
-    import keras
 
     file_name = keras_applications_file_name(spec.depth, include_top)
     url = KERAS_APPLICATIONS_URL + file_name
@@ -369,7 +363,6 @@ def _read_imagenet(spec, include_top):
 
 def _keras_h5_layout(path):
     """What a Keras `.h5` weights file holds: its kind, conv count and classes."""
-    import h5py
 
     def text(value):
         return value.decode() if isinstance(value, bytes) else str(value)
@@ -403,8 +396,6 @@ def _keras_h5_layout(path):
 
 
 def _read_keras_applications(path):
-    import keras
-
     layout = _keras_h5_layout(path)
     # ResNet-d has d - 1 convs in its stages and stem, plus 4 projections.
     depth = layout["convs"] - 3
