@@ -15,7 +15,7 @@ import importlib
 import os
 import sys
 
-COMMANDS = ("train", "evaluate", "tune", "export", "analysis")
+COMMANDS = ("train", "evaluate", "tune", "export", "analysis", "lr_find")
 
 
 def run(command, argv=None):
@@ -44,6 +44,10 @@ def export():
 
 def analysis():
     sys.exit(run("analysis"))
+
+
+def lr_find():
+    sys.exit(run("lr_find"))
 
 
 def main(argv=None):

@@ -47,6 +47,25 @@ def plot_history(history, path):
     save_figure(fig, path)
 
 
+def plot_lr_find(rows, suggested_lr, path):
+    """The range test: loss against the learning rate on a log axis, the suggestion marked."""
+    plt = _pyplot()
+    rates = [row["learning_rate"] for row in rows]
+    fig, axis = plt.subplots(figsize=(7, 4.5))
+    axis.plot(rates, [row["loss"] for row in rows], color="0.75", lw=1, label="loss per step")
+    axis.plot(rates, [row["smoothed_loss"] for row in rows], lw=2, label="smoothed loss")
+    if suggested_lr is not None:
+        axis.axvline(suggested_lr, color="C3", ls="--", label=f"suggested {suggested_lr:.3g}")
+    finite = [row["smoothed_loss"] for row in rows if np.isfinite(row["smoothed_loss"])]
+    if finite:  # the divergence at the end would hide the part that matters
+        axis.set_ylim(0.9 * min(finite), 1.2 * max(finite[0], min(finite) * 2))
+    axis.set(xscale="log", xlabel="learning rate", ylabel="training loss", title="range test")
+    axis.legend()
+    axis.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
 def plot_confusion(report, class_names, path, title=""):
     """The confusion matrix of an evaluation report (counts, row-normalised colours)."""
     plt = _pyplot()

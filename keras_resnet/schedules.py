@@ -13,6 +13,7 @@ same curve: nothing edits the optimizer's rate by hand.
   `max_lr / final_div_factor`; momentum moves the opposite way
   (`max_momentum` -> `min_momentum` -> `max_momentum`).
 - `Cosine`: cosine decay to zero after an optional linear warm-up.
+- `Exponential`: the learning-rate range test's rise from `min_lr` to `max_lr`.
 """
 
 import math
@@ -175,6 +176,35 @@ class Cosine(keras.optimizers.schedules.LearningRateSchedule):
             "total_steps": self.total_steps,
             "warmup_steps": self.warmup_steps,
         }
+
+
+@keras.saving.register_keras_serializable(package="keras_resnet")
+class Exponential(keras.optimizers.schedules.LearningRateSchedule):
+    """`min_lr * (max_lr / min_lr) ** (step / (steps - 1))`: the range test's rate.
+
+    Example:
+
+    >>> schedule = Exponential(1e-4, 1.0, 5)
+    >>> [round(float(schedule(s)), 4) for s in range(5)]
+    [0.0001, 0.001, 0.01, 0.1, 1.0]
+    """
+
+    def __init__(self, min_lr, max_lr, steps):
+        if not 0 < min_lr < max_lr or steps < 2:
+            raise ValueError(
+                f"Exponential needs 0 < min_lr < max_lr and steps >= 2; received {min_lr}, "
+                f"{max_lr}, {steps}."
+            )
+        self.min_lr = float(min_lr)
+        self.max_lr = float(max_lr)
+        self.steps = int(steps)
+
+    def __call__(self, step):
+        progress = _as_float(step) / (self.steps - 1)
+        return self.min_lr * ops.power(self.max_lr / self.min_lr, progress)
+
+    def get_config(self):
+        return {"min_lr": self.min_lr, "max_lr": self.max_lr, "steps": self.steps}
 
 
 @keras.saving.register_keras_serializable(package="keras_resnet")

@@ -112,12 +112,13 @@ def read_pretrained(config):
     return weights_lib.read(config.weights, spec)
 
 
-def build_and_compile(run, data, pretrained=None):
+def build_and_compile(run, data, pretrained=None, schedule=None):
     """The model for a resolved run, compiled with its optimizer and metrics.
 
     With `pretrained` weights the model starts from them, keeps their input
     normalization, gets a new classifier when the classes differ, and is
-    frozen as `--freeze-backbone` / `--unfreeze-from` say.
+    frozen as `--freeze-backbone` / `--unfreeze-from` say. `schedule`
+    replaces the run's learning-rate schedule (the range test's rising rate).
     """
     config = run.config
     model = models.ResNet(
@@ -142,11 +143,12 @@ def build_and_compile(run, data, pretrained=None):
             layer.trainable = layer.name == "predictions" or bool(
                 first and stage and int(stage.group(1)) >= first
             )
-    schedule = make_schedule(run)
+    if schedule is None:
+        schedule = make_schedule(run)
     optimizer = schedules.SGD(
         learning_rate=schedule,
         momentum=config.momentum,
-        momentum_schedule=schedule if config.schedule == "onecycle" else None,
+        momentum_schedule=schedule if isinstance(schedule, schedules.OneCycle) else None,
     )
     metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
     if data.num_classes > 5:

@@ -15,8 +15,8 @@ from keras_resnet import data
 
 from conftest import REPO
 
-NAMES = ("train", "evaluate", "tune", "export", "analysis")
-COMMANDS = {f"keras-resnet-{name}": f"keras_resnet_cli:{name}" for name in NAMES}
+NAMES = ("train", "evaluate", "tune", "export", "analysis", "lr_find")
+COMMANDS = {f"keras-resnet-{name.replace('_', '-')}": f"keras_resnet_cli:{name}" for name in NAMES}
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
