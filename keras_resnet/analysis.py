@@ -403,7 +403,7 @@ def main(argv=None):
         if args.command == "layer-responses":
             if args.batch_size < 1:
                 raise ValueError(f"--batch-size must be positive, received {args.batch_size}.")
-            data = data_lib.load_data(
+            data = data_lib.load_test_data(
                 args.dataset, args.data_dir, args.tfds_data_dir, args.image_size
             )
             layer_response_analysis(args.model, data, args.output_dir, args.batch_size)

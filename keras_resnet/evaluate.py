@@ -55,7 +55,9 @@ def main(argv=None):
             raise ValueError(f"--batch-size must be positive, received {args.batch_size}.")
         if args.model and (args.depth or args.bottleneck_stride):
             raise ValueError("--depth and --bottleneck-stride go with --weights, not --model.")
-        data = data_lib.load_data(args.dataset, args.data_dir, args.tfds_data_dir, args.image_size)
+        data = data_lib.load_test_data(
+            args.dataset, args.data_dir, args.tfds_data_dir, args.image_size
+        )
         if args.model:
             classifier, label = evaluation.load_classifier(args.model), args.model
         else:

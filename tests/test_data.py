@@ -234,3 +234,44 @@ def test_large_images_stream_with_scale_augmentation(cifar, tmp_path):
     assert batch.shape == (8, 48, 48, 3) and batch.dtype == tf.uint8
     test_batch = next(iter(data.eval_dataset(d, d.test, 8)))[0]
     assert test_batch.shape == (8, 48, 48, 3)
+
+
+def test_test_data_alone_reads_no_training_images(cifar_dir, tmp_path, monkeypatch):
+    """A folder with only test/ loads; CIFAR batches without training files load."""
+    only_test = tmp_path / "only_test"
+    only_test.mkdir()
+    (only_test / "test").symlink_to(cifar_dir / "test")
+    test_data = data.load_test_data("cifar10", str(only_test))
+    assert test_data.train is None and test_data.mean is None
+    assert test_data.test.num_examples == 500 and test_data.image_shape == (32, 32, 3)
+    full = data.load_data("cifar10", str(cifar_dir))
+    np.testing.assert_array_equal(test_data.test.images, full.test.images)
+    assert test_data.class_names == full.class_names
+    assert test_data.preprocessing == full.preprocessing
+    with pytest.raises(data.DataError, match="Missing directory .*train"):
+        data.load_data("cifar10", str(only_test))
+
+    batches = tmp_path / "cifar-10-batches-bin"
+    batches.mkdir()
+    records = np.concatenate(
+        [full.test.labels[:, None].astype(np.uint8),
+         full.test.images.transpose(0, 3, 1, 2).reshape(-1, 3072)], axis=1
+    )  # fmt: skip
+    records.tofile(batches / "test_batch.bin")
+    (batches / "batches.meta.txt").write_text("\n".join(full.class_names))
+    from_batches = data.load_test_data("cifar10", str(tmp_path))
+    np.testing.assert_array_equal(from_batches.test.images, full.test.images)
+    with pytest.raises(data.DataError, match="Missing CIFAR batch file .*data_batch_1.bin"):
+        data.load_data("cifar10", str(tmp_path))
+
+
+def test_evaluate_command_on_a_test_only_folder(cifar_dir, tmp_path, run_main):
+    only_test = tmp_path / "only_test"
+    only_test.mkdir()
+    (only_test / "test").symlink_to(cifar_dir / "test")
+    result = run_main(
+        "evaluate", "--weights", "cifar10", "--depth", "20", "--data-dir", only_test,
+        "--confusion-png", tmp_path / "confusion.png",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "500 examples" in result.stdout

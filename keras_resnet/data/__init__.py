@@ -11,6 +11,7 @@ from keras_resnet.data.datasets import (
     add_evaluation_data_flags,
     eval_dataset,
     load_data,
+    load_test_data,
     ten_crop_dataset,
     train_dataset,
 )

@@ -19,7 +19,8 @@ class Data:
         class_names: list of class names in label order.
         image_shape: (height, width, channels) the model takes.
         train, validation, test: `Split`s; `validation` is None without
-            `validation_split`.
+            `validation_split`, `train` is None for test data alone
+            (`load_test_data`).
         preprocessing: the `Preprocessing` of this dataset.
         mean: array the model subtracts from the pixels: per-pixel
             (H, W, C) for `"cifar"` preprocessing, per-channel (C,) for `"imagenet"`.
@@ -104,9 +105,7 @@ def load_data(
             raise DataError(f"train_subset must be a positive int, received {train_subset!r}.")
         train = _take(train, min(train_subset, train.num_examples))
     train, validation = _hold_out(train, validation_split, seed)
-    in_memory = train.images is not None
-    preprocessing = Preprocessing.for_dataset(name, in_memory, image_size)
-    image_shape = tuple(train.images.shape[1:]) if in_memory else (image_size, image_size, 3)
+    preprocessing, image_shape = _preprocessing(name, train, image_size)
     return Data(
         name,
         source,
@@ -118,6 +117,25 @@ def load_data(
         preprocessing,
         preprocessing.training_mean(train),
     )
+
+
+def load_test_data(name, data_dir=None, tfds_data_dir=None, image_size=224):
+    """The test split alone, for evaluation: `Data` with no training split and no mean.
+
+    A folder with only `test/<class>/` works, and the training images are
+    neither read nor decoded. Arguments as `load_data`'s.
+    """
+    _, test, class_names, source = read_source(name, data_dir, tfds_data_dir, test_only=True)
+    preprocessing, image_shape = _preprocessing(name, test, image_size)
+    return Data(name, source, list(class_names), image_shape, None, None, test, preprocessing)
+
+
+def _preprocessing(name, split, image_size):
+    """The dataset's `Preprocessing` and the image shape the model takes, from one split."""
+    in_memory = split.images is not None
+    preprocessing = Preprocessing.for_dataset(name, in_memory, image_size)
+    image_shape = tuple(split.images.shape[1:]) if in_memory else (image_size, image_size, 3)
+    return preprocessing, image_shape
 
 
 def _take(split, n):

@@ -66,7 +66,7 @@ class Split:
         return self.stream()
 
 
-def read_source(name, data_dir=None, tfds_data_dir=None, seed=0):
+def read_source(name, data_dir=None, tfds_data_dir=None, seed=0, test_only=False):
     """Reads a dataset's training and test splits and class names.
 
     Args:
@@ -75,6 +75,8 @@ def read_source(name, data_dir=None, tfds_data_dir=None, seed=0):
         data_dir: optional local copy (class folders, CIFAR batches or IDX files).
         tfds_data_dir: optional TFDS data directory.
         seed: seed of the synthetic images.
+        test_only: read the test split only (train is then None): evaluation
+            neither decodes the training images nor needs them on disk.
 
     Returns:
         (train `Split`, test `Split`, class names, a description of the source).
@@ -83,20 +85,22 @@ def read_source(name, data_dir=None, tfds_data_dir=None, seed=0):
         DataError: for a missing, empty, corrupt or inconsistent source.
     """
     if data_dir is not None:
-        return _load_local(data_dir)
+        return _load_local(data_dir, test_only)
     if name == "digits":
-        return _load_digits()
-    if name == "synthetic":
-        return _load_synthetic(seed)
-    return _load_tfds(name, tfds_data_dir)
+        train, *rest = _load_digits()
+    elif name == "synthetic":
+        train, *rest = _load_synthetic(seed)
+    else:
+        return _load_tfds(name, tfds_data_dir, test_only)
+    return (None if test_only else train, *rest)
 
 
-def _load_local(data_dir):
+def _load_local(data_dir, test_only):
     if not os.path.isdir(data_dir):
         raise DataError(f"data_dir {data_dir!r} is not a directory.")
     train_dir, test_dir = os.path.join(data_dir, "train"), os.path.join(data_dir, "test")
     if os.path.isdir(train_dir) or os.path.isdir(test_dir):
-        return _load_folders(train_dir, test_dir)
+        return _load_folders(train_dir, test_dir, test_only)
     for folder, binary in (
         ("cifar-10-batches-bin", True),
         ("cifar-100-binary", True),
@@ -105,9 +109,11 @@ def _load_local(data_dir):
     ):
         for candidate in (os.path.join(data_dir, folder), data_dir):
             if os.path.basename(os.path.normpath(candidate)) == folder and os.path.isdir(candidate):
-                return _load_cifar(candidate, binary)
-    if _idx_path(data_dir, "train-images-idx3-ubyte"):
-        return _load_idx(data_dir)
+                return _load_cifar(candidate, binary, test_only)
+    if _idx_path(data_dir, "train-images-idx3-ubyte") or _idx_path(
+        data_dir, "t10k-images-idx3-ubyte"
+    ):
+        return _load_idx(data_dir, test_only)
     raise DataError(
         f"Unrecognised layout in data_dir {data_dir!r}. Expected one of: train/<class>/<image> "
         "and test/<class>/<image> folders; cifar-10-batches-bin, cifar-100-binary, "
@@ -139,9 +145,12 @@ def _list_class_folders(split_dir):
     return classes, paths, np.asarray(labels, np.int32)
 
 
-def _load_folders(train_dir, test_dir):
-    train_classes, train_paths, train_labels = _list_class_folders(train_dir)
+def _load_folders(train_dir, test_dir, test_only=False):
     test_classes, test_paths, test_labels = _list_class_folders(test_dir)
+    if test_only:
+        train_classes, train_paths, train_labels = test_classes, [], None
+    else:
+        train_classes, train_paths, train_labels = _list_class_folders(train_dir)
     if train_classes != test_classes:
         only_train = sorted(set(train_classes) - set(test_classes))
         only_test = sorted(set(test_classes) - set(train_classes))
@@ -149,17 +158,18 @@ def _load_folders(train_dir, test_dir):
             f"Class folders of {train_dir!r} and {test_dir!r} differ: only in train: "
             f"{only_train}, only in test: {only_test}."
         )
-    first = _decode_file(train_paths[0])
+    first = _decode_file((train_paths or test_paths)[0])
     decoded_bytes = first.nbytes * (len(train_paths) + len(test_paths))
-    source = f"folder {os.path.dirname(os.path.abspath(train_dir))}"
+    source = f"folder {os.path.dirname(os.path.abspath(test_dir))}"
     if decoded_bytes <= IN_MEMORY_LIMIT_BYTES and first.shape[0] <= IN_MEMORY_MAX_SIDE:
-        channels = first.shape[-1]
-        train = _decode_all(train_paths, train_labels, channels, first.shape)
-        test = _decode_all(test_paths, test_labels, channels, first.shape)
+
+        def read(paths, labels):
+            return _decode_all(paths, labels, first.shape[-1], first.shape)
+
     else:
-        train = _file_stream(train_paths, train_labels)
-        test = _file_stream(test_paths, test_labels)
-    return train, test, train_classes, source
+        read = _file_stream
+    train = read(train_paths, train_labels) if train_paths else None
+    return train, read(test_paths, test_labels), test_classes, source
 
 
 def _decode_file(path):
@@ -207,7 +217,7 @@ def _file_stream(paths, labels):
     return Split(len(paths), stream=stream)
 
 
-def _load_cifar(folder, binary):
+def _load_cifar(folder, binary, test_only=False):
     hundred = "100" in os.path.basename(os.path.normpath(folder))
     if binary:
         names = ["train.bin"] if hundred else [f"data_batch_{i}.bin" for i in range(1, 6)]
@@ -262,7 +272,8 @@ def _load_cifar(folder, binary):
             len(images), np.ascontiguousarray(images), np.concatenate([p[1] for p in parts])
         )
 
-    return split(names), split(test_names), class_names, f"cifar batches {folder}"
+    train = None if test_only else split(names)
+    return train, split(test_names), class_names, f"cifar batches {folder}"
 
 
 def _read_lines(path):
@@ -294,7 +305,7 @@ def _read_idx(path):
         raise DataError(f"Cannot read IDX file {path!r}: {error}") from None
 
 
-def _load_idx(folder):
+def _load_idx(folder, test_only=False):
     def split(prefix):
         images_path = _idx_path(folder, f"{prefix}-images-idx3-ubyte")
         labels_path = _idx_path(folder, f"{prefix}-labels-idx1-ubyte")
@@ -308,8 +319,8 @@ def _load_idx(folder):
             )
         return Split(len(images), images[..., None], labels)
 
-    train, test = split("train"), split("t10k")
-    num_classes = int(max(train.labels.max(), test.labels.max())) + 1
+    train, test = None if test_only else split("train"), split("t10k")
+    num_classes = int(max(test.labels.max(), -1 if test_only else train.labels.max())) + 1
     return train, test, [str(i) for i in range(num_classes)], f"idx {folder}"
 
 
@@ -344,7 +355,7 @@ def _load_synthetic(seed):
     return train, test, [f"class_{i}" for i in range(SYNTHETIC_CLASSES)], "synthetic"
 
 
-def _load_tfds(name, tfds_data_dir):
+def _load_tfds(name, tfds_data_dir, test_only=False):
     import tensorflow_datasets as tfds
 
     try:
@@ -373,7 +384,9 @@ def _load_tfds(name, tfds_data_dir):
                 split=split_name, as_supervised=True, shuffle_files=False
             )
 
-        train = Split(splits["train"].num_examples, stream=stream_of("train"))
+        train = (
+            None if test_only else Split(splits["train"].num_examples, stream=stream_of("train"))
+        )
         test = Split(splits[test_name].num_examples, stream=stream_of(test_name))
     else:
 
@@ -384,5 +397,5 @@ def _load_tfds(name, tfds_data_dir):
             labels = np.concatenate([b[1] for b in batches]).astype(np.int32)
             return Split(len(labels), images, labels)
 
-        train, test = arrays("train"), arrays(test_name)
+        train, test = None if test_only else arrays("train"), arrays(test_name)
     return train, test, list(label.names), f"tfds {name}"
