@@ -135,12 +135,14 @@ class NanGuard(keras.callbacks.Callback):
 class StepLogger(keras.callbacks.Callback):
     """TensorBoard step summaries and a throughput measure that skips warm-up.
 
-    Every `log_every` steps it writes loss, top-1 error, learning rate and
-    images/second to `logs/train`, and puts `images_per_second` into the
-    progress bar's logs; each epoch's loss and error go to `logs/train` and
-    `logs/validation`. `examples_per_second` counts only steps after the
-    first `warmup_steps` of the run and never the first step of an epoch (the
-    iterator restart) or validation.
+    Every `log_every` steps it writes loss, top-1 and top-5 error, learning
+    rate and images/second to `logs/train`, and puts `images_per_second` into
+    the progress bar's logs; each epoch's top-1 and top-5 error go to
+    `logs/train` and `logs/validation` (Keras's TensorBoard callback writes the
+    epoch's loss and accuracies there, and the profile; `write_graph` the graph).
+    `examples_per_second` counts only steps after the first `warmup_steps` of
+    the run and never the first step of an epoch (the iterator restart) or
+    validation.
 
     Args:
         log_dir: the TensorBoard folder, or None to measure without writing.
@@ -194,8 +196,9 @@ class StepLogger(keras.callbacks.Callback):
             return
         with self.summary.as_default(step=step):
             tf.summary.scalar("loss", float(logs["loss"]))
-            if "accuracy" in logs:
-                tf.summary.scalar("top1_error", 1.0 - float(logs["accuracy"]))
+            for metric, tag in (("accuracy", "top1_error"), ("top5_accuracy", "top5_error")):
+                if metric in logs:
+                    tf.summary.scalar(tag, 1.0 - float(logs[metric]))
             tf.summary.scalar("learning_rate", _learning_rate(self.model))
             if "images_per_second" in logs:
                 tf.summary.scalar("images_per_second", float(logs["images_per_second"]))
@@ -206,10 +209,10 @@ class StepLogger(keras.callbacks.Callback):
         step = int(self.model.optimizer.iterations.numpy())
         for writer, prefix in ((self.summary, ""), (self.validation, "val_")):
             with writer.as_default(step=step):
-                if f"{prefix}loss" in logs:
-                    tf.summary.scalar("epoch_loss", float(logs[f"{prefix}loss"]))
-                if f"{prefix}accuracy" in logs:
-                    tf.summary.scalar("epoch_top1_error", 1.0 - float(logs[f"{prefix}accuracy"]))
+                for metric, tag in (("accuracy", "top1_error"), ("top5_accuracy", "top5_error")):
+                    if f"{prefix}{metric}" in logs:
+                        value = 1.0 - float(logs[f"{prefix}{metric}"])
+                        tf.summary.scalar(f"epoch_{tag}", value)
             writer.flush()
 
 
@@ -253,3 +256,46 @@ class AverageMovingStatistics(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._average()
+
+
+def write_hparams(log_dir, record):
+    """Writes a run's resolved configuration for TensorBoard's HParams tab.
+
+    `record` is the run's `config.json` content; its scalar fields become
+    hyperparameters (None as "none", lists as text). The metrics the tab
+    shows are the scalars the run writes: `write_test_metrics`, and the
+    epoch metrics under `train` and `validation`.
+    """
+    from tensorboard.plugins.hparams import api as hparams_api
+
+    hparams = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            continue
+        if value is None or isinstance(value, (list, tuple)):
+            value = "none" if value is None else " ".join(map(str, value))
+        hparams[key] = value
+    with tf.summary.create_file_writer(log_dir).as_default():
+        hparams_api.hparams(hparams, trial_id=record.get("output_dir"))
+
+
+def write_test_metrics(log_dir, summary):
+    """Writes a finished run's test loss and errors as scalars at its last step."""
+    with tf.summary.create_file_writer(log_dir).as_default(step=summary["steps"]):
+        for key in ("test_loss", "test_top1_error", "test_top5_error"):
+            if summary.get(key) is not None:
+                tf.summary.scalar(key, summary[key])
+
+
+def write_graph(log_dir, model):
+    """Writes the model's forward graph to `log_dir/train` for TensorBoard's Graphs tab.
+
+    Keras's TensorBoard callback writes no graph for Keras 3 train functions
+    (nor its conceptual graph for a `keras.Model` subclass such as `ResNetModel`).
+    """
+    forward = tf.function(lambda images: model(images, training=False))
+    graph = forward.get_concrete_function(
+        tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+    ).graph
+    with tf.summary.create_file_writer(os.path.join(log_dir, "train")).as_default():
+        tf.summary.graph(graph)

@@ -160,6 +160,13 @@ class TrainConfig:
     deterministic: bool = _field(False, "deterministic ops: same seed, same weights")
     output_dir: str = _field(None, "run directory (default runs/<dataset>-<model>)")
     log_every: int = _field(50, "steps between TensorBoard step summaries")
+    profile_steps: list = _field(
+        None,
+        "profile steps START to END of the fit for TensorBoard's Profile tab",
+        nargs=2,
+        type=int,
+        metavar=("START", "END"),
+    )
 
 
 def build_parser(description=None):
@@ -303,6 +310,10 @@ def _check_values(config):
             raise ValueError(f"{name} must be >= 0, received {getattr(config, name)!r}.")
     if config.warmup is not None and config.warmup < 0:
         raise ValueError(f"warmup must be >= 0 steps, received {config.warmup!r}.")
+    if config.profile_steps is not None:
+        start, end = config.profile_steps
+        if not 1 <= start <= end:
+            raise ValueError(f"--profile-steps needs 1 <= START <= END, received {start} {end}.")
     if config.freeze_backbone and not config.weights:
         raise ValueError("--freeze-backbone needs pretrained --weights to freeze.")
     if config.unfreeze_from and not config.freeze_backbone:

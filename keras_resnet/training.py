@@ -252,6 +252,7 @@ def train(config, log=print, data=None, strategy=None):
         warmup_steps=start_step + min(20, run.steps_per_epoch // 2),
     )
     started = time.perf_counter()
+    log_dir = os.path.join(output_dir, "logs")
     if not finished:
         fit_callbacks = [
             guard,
@@ -259,6 +260,15 @@ def train(config, log=print, data=None, strategy=None):
             callbacks.StopAtStep(run.total_steps, run.steps_per_epoch),
             logger,
         ]
+        if chief:
+            callbacks.write_hparams(log_dir, record)
+            callbacks.write_graph(log_dir, model)
+            # Keras's own callback: the epoch's loss and accuracies, and the profile.
+            fit_callbacks.append(
+                keras.callbacks.TensorBoard(
+                    log_dir, write_graph=False, profile_batch=config.profile_steps or 0
+                )
+            )
         if replicas > 1:  # the replicas' batch-norm statistics, averaged before a checkpoint
             fit_callbacks.insert(0, callbacks.AverageMovingStatistics(strategy))
         _fit(model, run, data, strategy, multi_worker, fit_callbacks, checkpointer.state["epoch"])
@@ -270,6 +280,8 @@ def train(config, log=print, data=None, strategy=None):
         )
 
     summary = _summarize(model, run, data, checkpointer.state, replicas)
+    if chief:
+        callbacks.write_test_metrics(log_dir, summary)
     summary["examples_per_second"] = logger.examples_per_second
     summary["train_seconds_this_session"] = round(time.perf_counter() - started, 1)
     rate = summary["examples_per_second"]

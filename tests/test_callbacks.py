@@ -13,11 +13,14 @@ from keras_resnet import callbacks, rundir
 
 
 def tiny_model():
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(6, activation="softmax")])
     model.compile(
         keras.optimizers.SGD(0.1),
         "sparse_categorical_crossentropy",
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        metrics=[
+            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+            keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5_accuracy"),
+        ],
     )
     return model
 
@@ -123,7 +126,7 @@ def test_step_logger_alone_measures_throughput_and_writes_summaries(tmp_path, lo
     for path in glob.glob(str(tmp_path / "logs" / "train" / "events.*")):
         for event in tf.compat.v1.train.summary_iterator(path):
             tags |= {value.tag for value in event.summary.value}
-    assert {"loss", "top1_error", "learning_rate", "epoch_loss"} <= tags
+    assert {"loss", "top1_error", "top5_error", "learning_rate", "epoch_top1_error"} <= tags
 
 
 def test_run_directory_state_is_plain_json(tmp_path):

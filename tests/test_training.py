@@ -451,3 +451,47 @@ def test_fine_tuning_from_cifar10_beats_training_from_scratch(full_cifar_dir, tm
         assert result.returncode == 0, result.stderr[-3000:]
         errors[start] = read_json(run_dir / "summary.json")["test_top1_error"]
     assert errors["cifar10"] < errors[None], errors
+
+
+def event_contents(folder):
+    """Scalar tags, plugin names and whether a graph is in a TensorBoard run folder."""
+    tags, plugins, graph = set(), set(), False
+    for path in folder.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            graph = graph or bool(event.graph_def)
+            for value in event.summary.value:
+                tags.add(value.tag)
+                plugins.add(value.metadata.plugin_data.plugin_name)
+    return tags, plugins, graph
+
+
+def test_tensorboard_logs_hparams_top5_graph_and_profile(tmp_path, run_main):
+    run_dir = tmp_path / "run"
+    result = run_main(
+        "train",
+        *TINY,
+        "--epochs",
+        "1",
+        "--log-every",
+        "5",
+        "--profile-steps",
+        "3",
+        "5",
+        "--output-dir",
+        run_dir,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    logs = run_dir / "logs"
+    tags, plugins, _ = event_contents(logs)
+    assert "hparams" in plugins  # the HParams tab: the resolved config
+    assert {"test_loss", "test_top1_error", "test_top5_error"} <= tags
+    train_tags, _, graph = event_contents(logs / "train")
+    assert graph  # the Graphs tab
+    assert {"top1_error", "top5_error", "epoch_top1_error", "epoch_top5_error"} <= train_tags
+    assert {"epoch_loss", "epoch_top5_accuracy"} <= train_tags  # Keras's own callback
+    validation_tags, _, _ = event_contents(logs / "validation")
+    assert {"epoch_top1_error", "epoch_top5_error", "epoch_loss"} <= validation_tags
+    assert list((logs / "train" / "plugins" / "profile").glob("*/*.xplane.pb"))  # Profile tab
+
+    result = run_main("train", *TINY, "--profile-steps", "5", "3", "--output-dir", tmp_path / "x")
+    assert result.returncode == 1 and "--profile-steps needs 1 <= START <= END" in result.stderr
