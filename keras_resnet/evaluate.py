@@ -100,7 +100,8 @@ def main(argv=None):
 
 def _pretrained_model(args, data):
     """The network `--weights` fit, built for the data's images."""
-    architecture = weights_lib.implied_architecture(args.weights)
+    weights = weights_lib.prepare(args.weights)
+    architecture = weights_lib.implied_architecture(weights)
     depth = args.depth or architecture.get("depth")
     if depth is None:
         raise ValueError(f"--weights {args.weights} needs --depth (the network to load them into).")
@@ -109,7 +110,7 @@ def _pretrained_model(args, data):
         stem=architecture["stem"],
         shortcut=architecture.get("shortcut"),
         bottleneck_stride=args.bottleneck_stride or architecture.get("bottleneck_stride"),
-        weights=args.weights,
+        weights=weights,
         input_shape=data.image_shape,
     )
 

@@ -131,12 +131,13 @@ def range_test(config, min_lr=1e-5, max_lr=10.0, steps=300, log=print):
         raise ValueError(f"--steps must be at least 10, received {steps}.")
     strategy = runtime.setup_devices(config)
     data = training.load_config_data(config)
-    run = config_lib.resolve(training.follow_weights(config), data)
+    config, weights = training.follow_weights(config)
+    run = config_lib.resolve(config, data)
     run = dataclasses.replace(run, steps_per_epoch=steps, total_steps=steps, epochs=1)
     schedule = schedules.Exponential(min_lr, max_lr, steps)
     with strategy.scope():
         model = training.build_and_compile(
-            run, data, training.read_pretrained(run.config), schedule=schedule
+            run, data, training.read_pretrained(run.config, weights), schedule=schedule
         )
     log(
         f"{model.name}: rate from {min_lr:g} to {max_lr:g} over at most {steps} steps of "

@@ -103,7 +103,9 @@ def ResNet(
             ResNet `.h5`/`.weights.h5`, a PyTorch checkpoint (`.pth`, `.th`,
             `.pt`, `.safetensors`; torchvision or akamaster CIFAR layout), or a
             `.weights.h5` saved from a keras_resnet model of the same
-            architecture. Pretrained weights must fit the requested network
+            architecture; or a `keras_resnet.weights.Pretrained` that
+            `keras_resnet.weights.prepare` read from such a file (read once,
+            build many). Pretrained weights must fit the requested network
             (the error names both) and bring their own input normalization;
             with `include_top=False` everything but the classifier is loaded.
             `keras_resnet.weights` has the details.
@@ -157,8 +159,8 @@ def ResNet(
         classes = weights_lib.check_head(pretrained, include_top, classes, weights)
         if input_mean is not None or input_std is not None:
             raise ValueError(
-                f"weights={weights!r} come with their own input normalization; input_mean "
-                "and input_std must be None with them."
+                f"weights from {pretrained.source} come with their own input normalization; "
+                "input_mean and input_std must be None with them."
             )
         input_mean, input_std = pretrained.input_mean, pretrained.input_std
     classes = defaults["classes"] if classes is None else classes

@@ -83,24 +83,36 @@ def make_schedule(run):
 
 
 def follow_weights(config):
-    """A copy of `config` whose architecture flags left open follow its `weights`."""
-    if not config.weights:
-        return config
-    implied = weights_lib.implied_architecture(config.weights)
+    """`config` with the architecture flags left open following its weights, and the weights.
+
+    Returns:
+        `(config, weights)`: a copy of `config`, and its `weights` as
+        `keras_resnet.weights.prepare` returns them (a file read once), to
+        pass to `read_pretrained` after `config_lib.resolve`.
+    """
+    weights = weights_lib.prepare(config.weights)
+    if not weights:
+        return config, weights
+    implied = weights_lib.implied_architecture(weights)
     if config.plain:
         implied.pop("shortcut", None)
-    return dataclasses.replace(
+    config = dataclasses.replace(
         config, **{k: v for k, v in implied.items() if getattr(config, k) is None}
     )
+    return config, weights
 
 
-def read_pretrained(config):
+def read_pretrained(config, weights):
     """The resolved config's pretrained weights (a `keras_resnet.weights.Pretrained`), or None.
+
+    Args:
+        config: the resolved `TrainConfig`.
+        weights: its weights as `follow_weights` returned them.
 
     Raises:
         ValueError: when they do not fit the config's network (the message names both).
     """
-    if not config.weights:
+    if not weights:
         return None
     spec = specs.make_spec(
         config.depth,
@@ -109,7 +121,7 @@ def read_pretrained(config):
         plain=config.plain,
         bottleneck_stride=config.bottleneck_stride,
     )
-    return weights_lib.read(config.weights, spec)
+    return weights_lib.read(weights, spec)
 
 
 def build_and_compile(run, data, pretrained=None, schedule=None):
@@ -197,9 +209,10 @@ def train(config, log=print, data=None, strategy=None):
     if config.output_dir:
         rundir.check_writable(config.output_dir)
     data = data or load_config_data(config)
-    run = config_lib.resolve(follow_weights(config), data)
+    config, weights = follow_weights(config)
+    run = config_lib.resolve(config, data)
     config = run.config
-    pretrained = read_pretrained(config)
+    pretrained = read_pretrained(config, weights)
     output_dir = config.output_dir = config.output_dir or os.path.join(
         "runs", f"{config.dataset}-{specs.model_name(config.depth, config.plain)}"
     )

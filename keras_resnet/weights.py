@@ -120,7 +120,8 @@ def read(weights, spec, include_top=True, classes=None):
     """Reads pretrained weights for a network of `spec` and checks that they fit it.
 
     Args:
-        weights: `"imagenet"`, `"cifar10"` or a path (see the module docstring).
+        weights: `"imagenet"`, `"cifar10"`, a path (see the module docstring),
+            or a `Pretrained` that `prepare` read already.
         spec: the requested network's `keras_resnet.specs.Spec`.
         include_top: whether the model has the classifier: chooses the
             keras.applications file with or without it for `"imagenet"`.
@@ -138,7 +139,9 @@ def read(weights, spec, include_top=True, classes=None):
     named_classes = NAMED_WEIGHTS.get(weights) if isinstance(weights, str) else None
     if include_top and None not in (classes, named_classes) and classes != named_classes:
         raise ValueError(_classes_message(weights, named_classes, classes))
-    if weights == "imagenet":
+    if isinstance(weights, Pretrained):
+        pretrained = weights
+    elif weights == "imagenet":
         pretrained = _read_imagenet(spec, include_top)
     elif weights == "cifar10":
         pretrained = _read_cifar10(spec)
@@ -213,17 +216,34 @@ def _classes_message(weights, theirs, classes):
     )
 
 
+def prepare(weights):
+    """`weights` ready to pass on: a file read into a `Pretrained`, once.
+
+    Names (`"imagenet"`, `"cifar10"`, which need the network to choose a
+    file), None, a `Pretrained` and a keras_resnet `.weights.h5` (which Keras
+    loads itself) come back as they are. The commands read `--weights` once
+    with this, then take the architecture from it (`implied_architecture`)
+    and build the model from it (`ResNet(weights=...)`, `read`).
+    """
+    if weights is None or isinstance(weights, Pretrained) or weights in ("imagenet", "cifar10"):
+        return weights
+    if is_keras_resnet_file(weights):
+        return weights
+    return read_file(weights)
+
+
 def implied_architecture(weights):
     """The `ResNet` arguments that weights fix: all of them for a file, the stem for a name.
 
     The training and evaluation commands fill the architecture flags a user
     left out from these, so that `--weights resnet50.pth` needs no `--depth`.
+    `weights` is a name, a path or a `Pretrained` (see `prepare`).
     """
     if weights == "imagenet":
         return {"stem": "imagenet"}
     if weights == "cifar10":
         return {"stem": "cifar"}
-    spec = read_file(weights).spec
+    spec = (weights if isinstance(weights, Pretrained) else read_file(weights)).spec
     return {
         "depth": spec.depth,
         "stem": spec.stem,
@@ -320,6 +340,8 @@ def read_npz(path):
 
 
 def _label(weights):
+    if isinstance(weights, Pretrained):
+        return repr(weights.source)
     return repr(os.fspath(weights)) if isinstance(weights, os.PathLike) else repr(weights)
 
 

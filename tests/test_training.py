@@ -426,13 +426,35 @@ def test_same_classes_keep_the_pretrained_classifier(cifar):
     from keras_resnet import weights as weights_lib
 
     config = config_lib.TrainConfig(dataset="cifar10", weights="cifar10", depth=32, epochs=1)
-    run = config_lib.resolve(training.follow_weights(config), cifar)
-    pretrained = training.read_pretrained(run.config)
+    config, weights = training.follow_weights(config)
+    run = config_lib.resolve(config, cifar)
+    pretrained = training.read_pretrained(run.config, weights)
     model = training.build_and_compile(run, cifar, pretrained)
     expected = weights_lib.read("cifar10", specs.make_spec(32, "cifar")).layers["predictions"]
     for ours, theirs in zip(model.get_layer("predictions").get_weights(), expected):
         np.testing.assert_array_equal(ours, theirs)
     assert all(layer.trainable for layer in model.layers)
+
+
+def test_a_weights_file_sets_the_architecture_and_is_read_once(cifar, tmp_path, monkeypatch):
+    from keras_resnet import config as config_lib
+    from keras_resnet import specs, training
+    from keras_resnet import weights as weights_lib
+
+    path = tmp_path / "resnet32.npz"
+    weights_lib.save_npz(weights_lib.read("cifar10", specs.make_spec(32, "cifar")), path)
+    reads = []
+    read_file = weights_lib.read_file
+    monkeypatch.setattr(weights_lib, "read_file", lambda p: reads.append(p) or read_file(p))
+    config, weights = training.follow_weights(config_lib.TrainConfig(weights=str(path)))
+    assert (config.depth, config.stem, config.shortcut) == (32, "cifar", "A")
+    run = config_lib.resolve(config, cifar)
+    model = training.build_and_compile(run, cifar, training.read_pretrained(run.config, weights))
+    assert reads == [str(path)]
+    expected = read_file(path).layers["conv4_block5_2_conv"]
+    np.testing.assert_array_equal(
+        model.get_layer("conv4_block5_2_conv").get_weights()[0], expected[0]
+    )
 
 
 @pytest.mark.slow
