@@ -59,9 +59,11 @@ class Checkpointer(keras.callbacks.Callback):
             "learning_rate": _learning_rate(self.model),
             "loss": logs.get("loss"),
             "top1_error": _error(logs.get("accuracy")),
+            "top3_error": _error(logs.get("top3_accuracy")),
             "top5_error": _error(logs.get("top5_accuracy")),
             "val_loss": logs.get("val_loss"),
             "val_top1_error": _error(logs.get("val_accuracy")),
+            "val_top3_error": _error(logs.get("val_top3_accuracy")),
             "val_top5_error": _error(logs.get("val_top5_accuracy")),
             # wall time of the epoch, validation included
             "seconds": round(time.perf_counter() - self._epoch_start, 3),

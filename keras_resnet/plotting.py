@@ -47,6 +47,42 @@ def plot_history(history, path):
     save_figure(fig, path)
 
 
+def plot_comparison(runs, path):
+    """Runs side by side, epoch by epoch: validation top-1/3/5 accuracy and the losses.
+
+    Args:
+        runs: list of `(label, history)`, a history being the rows of a run's
+            `history.csv` (`rundir.HISTORY_FIELDS`). A metric a run lacks
+            (top-3 with three classes or fewer) is left out of its panel.
+        path: the PNG to write.
+    """
+    plt = _pyplot()
+    panels = (
+        ("val_top1_error", "validation top-1 accuracy (%)"),
+        ("val_top3_error", "validation top-3 accuracy (%)"),
+        ("val_top5_error", "validation top-5 accuracy (%)"),
+        ("top1_error", "training top-1 accuracy (%)"),
+        ("loss", "training loss"),
+        ("val_loss", "validation loss"),
+    )
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    for axis, (key, title) in zip(axes.flat, panels):
+        for label, history in runs:
+            rows = [row for row in history if row.get(key) is not None]
+            if not rows:
+                continue
+            values = [row[key] if "loss" in key else 100 * (1 - row[key]) for row in rows]
+            style = {"color": "black", "ls": "--"} if label == "baseline" else {}
+            axis.plot([row["epoch"] for row in rows], values, marker=".", label=label, **style)
+        axis.set(xlabel="epoch", title=title)
+        axis.xaxis.get_major_locator().set_params(integer=True)
+        axis.grid(alpha=0.3)
+        if axis.lines:
+            axis.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
 def plot_lr_find(rows, suggested_lr, path):
     """The range test: loss against the learning rate on a log axis, the suggestion marked."""
     plt = _pyplot()

@@ -23,9 +23,11 @@ HISTORY_FIELDS = (
     "learning_rate",
     "loss",
     "top1_error",
+    "top3_error",
     "top5_error",
     "val_loss",
     "val_top1_error",
+    "val_top3_error",
     "val_top5_error",
     "seconds",
 )

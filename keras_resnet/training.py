@@ -163,8 +163,9 @@ def build_and_compile(run, data, pretrained=None, schedule=None):
         momentum_schedule=schedule if isinstance(schedule, schedules.OneCycle) else None,
     )
     metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-    if data.num_classes > 5:
-        metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5_accuracy"))
+    for k in (3, 5):  # top-k accuracy where it says something
+        if data.num_classes > k:
+            metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(k, name=f"top{k}_accuracy"))
     jit = {"auto": "auto", "true": True, "false": False}[config.jit_compile]
     model.compile(
         optimizer=optimizer,

@@ -6,9 +6,12 @@
 
 Takes every flag of keras-resnet-train (the base of each trial) plus the search's
 own. Trials run the training command's code path; results land in --output-dir
-(default tuning/<dataset>-<oracle>): keras-tuner's trial folders,
-best_hyperparameters.json, results.md and TensorBoard HParams logs. Run the same
-command again to resume. The same as `python -m keras_resnet_cli tune` and, in a
+(default tuning/<dataset>-<oracle>): keras-tuner's trial folders (each a run
+directory with TensorBoard logs and HParams), baseline/ (the same run at the
+recipe's defaults, trained first), best_hyperparameters.json, results.md (every
+trial ranked, and what the best one gains over the baseline) and comparison.png
+(the best trials and the baseline, epoch by epoch). Run the same command again
+to resume. The same as `python -m keras_resnet_cli tune` and, in a
 checkout, `python tune.py`. The logic lives in `keras_resnet.tuning`.
 """
 
@@ -123,13 +126,25 @@ def main(argv=None):
             project_name="search",
             overwrite=search["overwrite"],
         )
+        # keras-tuner's distributed search: the chief serves the oracle while
+        # the workers run the trials, then trains the baseline itself.
+        distributed = "KERASTUNER_ORACLE_IP" in os.environ
+        chief = os.environ.get("KERASTUNER_TUNER_ID", "chief") == "chief"
+        if not distributed:
+            tuner.run_baseline()
         tuner.search()
+        if not chief:
+            return 0
+        if distributed:
+            tuner.run_baseline()
         best, table = tuning.write_results(tuner, config.output_dir)
     except (ValueError, RuntimeError) as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 1
     print(table)
-    print(f"Best: {best}; see {os.path.join(config.output_dir, 'best_hyperparameters.json')}")
+    out = config.output_dir
+    print(f"Best: {best}; see {os.path.join(out, 'best_hyperparameters.json')}")
+    print(f"Curves of the best trials and the baseline: {os.path.join(out, 'comparison.png')}")
     return 0
 
 

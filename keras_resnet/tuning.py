@@ -22,7 +22,7 @@ import keras_tuner as kt
 import numpy as np
 
 from keras_resnet import config as config_lib
-from keras_resnet import rundir, training
+from keras_resnet import plotting, rundir, training
 
 ORACLES = ("random", "bayesian", "hyperband", "genetic")
 OBJECTIVE = kt.Objective("val_accuracy", direction="max")
@@ -291,15 +291,18 @@ class ResNetTuner(kt.Tuner):
 
     Each trial trains `base_config` with the trial's values through
     `training.train` in `<directory>/<project>/trial_<id>/run` (its config,
-    history and TensorBoard logs, with HParams) and reports the last epoch's
-    validation accuracy. Hyperband's `tuner/epochs` sets a trial's epochs.
+    history, summary and TensorBoard logs, with HParams) and reports the last
+    epoch's validation accuracy. Hyperband's `tuner/epochs` sets a trial's
+    epochs. `run_baseline` trains `base_config` itself, the yardstick of the
+    search.
     """
 
-    def __init__(self, oracle, base_config, data, strategy, **kwargs):
+    def __init__(self, oracle, base_config, data, strategy, log=print, **kwargs):
         super().__init__(oracle=oracle, hypermodel=None, **kwargs)
         self.base_config = base_config
         self.data = data
         self.strategy = strategy
+        self.log = log
 
     def run_trial(self, trial, *args, **kwargs):
         values = trial.hyperparameters.values
@@ -307,36 +310,62 @@ class ResNetTuner(kt.Tuner):
         if "tuner/epochs" in values:
             changes.update(epochs=int(values["tuner/epochs"]), steps=None)
         run_dir = os.path.join(self.get_trial_dir(trial.trial_id), "run")
-        config = dataclasses.replace(self.base_config, output_dir=run_dir, **changes)
-        # Every trial starts from the same initial weights and data order, whatever
-        # trials ran before it in this process: only its hyperparameters differ.
+        return {
+            "val_accuracy": self._train(
+                dataclasses.replace(self.base_config, output_dir=run_dir, **changes)
+            )
+        }
+
+    def run_baseline(self):
+        """Trains `base_config` unchanged in `<directory>/baseline`: the recipe's defaults.
+
+        The same data, seed, length and validation split as every trial, so
+        that `write_results` can say what the search gained. A finished
+        baseline is not trained again.
+
+        Returns:
+            The baseline's validation accuracy.
+        """
+        run_dir = baseline_dir(self.directory)
+        self.log(f"Baseline (the recipe's defaults) in {run_dir}.")
+        accuracy = self._train(dataclasses.replace(self.base_config, output_dir=run_dir))
+        self.log(f"Baseline: validation accuracy {accuracy:.4f}.")
+        return accuracy
+
+    def _train(self, config):
+        """Trains one run; its validation accuracy (0 for a run that diverged)."""
+        # Every run starts from the same initial weights and data order, whatever
+        # ran before it in this process: only its hyperparameters differ.
         keras.utils.set_random_seed(config.seed)
         try:
             trained = training.train(
                 config, log=lambda line: None, data=self.data, strategy=self.strategy
             )
         except training.TrainingDiverged:
-            return {"val_accuracy": 0.0}  # a diverged trial is the least fit, not a crash
-        # A trial keeps its summary, not its model: a search's trials add up.
+            return 0.0  # a diverged run is the least fit, not a crash
+        # A run keeps its summary, not its model: a search's trials add up.
         summary = trained.summary
         if trained.chief:
-            rundir.write_json(os.path.join(run_dir, "summary.json"), summary)
-        _write_hparams(run_dir, values, 1.0 - summary["final_val_top1_error"])
-        return {"val_accuracy": 1.0 - summary["final_val_top1_error"]}
+            rundir.write_json(os.path.join(config.output_dir, "summary.json"), summary)
+        return 1.0 - summary["final_val_top1_error"]
 
 
-def _write_hparams(run_dir, values, accuracy):
-    """TensorBoard HParams record of one trial."""
-    import tensorflow as tf
-    from tensorboard.plugins.hparams import api as hparams_api
-
-    with tf.summary.create_file_writer(os.path.join(run_dir, "logs", "hparams")).as_default():
-        hparams_api.hparams({k: v for k, v in values.items() if not k.startswith("tuner/")})
-        tf.summary.scalar("val_accuracy", accuracy, step=0)
+def baseline_dir(output_dir):
+    """The baseline run's directory in a search's `output_dir`."""
+    return os.path.join(output_dir, "baseline")
 
 
-def write_results(tuner, output_dir):
-    """`best_hyperparameters.json` and `results.md` (every trial, best first)."""
+def write_results(tuner, output_dir, best_runs=3):
+    """`best_hyperparameters.json`, `results.md` and `comparison.png` of a search.
+
+    `results.md` ranks every finished trial by validation accuracy and, when
+    the baseline has run, says by how much the best trial beats it on
+    validation and on the test split. `comparison.png` draws the `best_runs`
+    best trials and the baseline epoch by epoch.
+
+    Returns:
+        `(best, text)`: the best trial's values and the text of `results.md`.
+    """
     trials = [t for t in tuner.oracle.trials.values() if t.score is not None]
     trials.sort(key=lambda t: -t.score)
     if not trials:
@@ -356,8 +385,59 @@ def write_results(tuner, output_dir):
         lines.append(
             f"| {rank} | {trial.trial_id} | {trial.score:.4f} | " + " | ".join(cells) + " |"
         )
-    rundir.write_atomic(os.path.join(output_dir, "results.md"), "\n".join(lines) + "\n")
-    return best, "\n".join(lines)
+    runs = [
+        (f"trial {t.trial_id}", os.path.join(tuner.get_trial_dir(t.trial_id), "run"))
+        for t in trials[:best_runs]
+    ]
+    baseline = _read_run(baseline_dir(output_dir))
+    if baseline:
+        config, summary = baseline
+        cells = [_format(config.get(CONFIG_FIELDS.get(n, n))) for n in names]
+        lines.append(
+            f"| - | baseline | {1 - summary['final_val_top1_error']:.4f} | "
+            + " | ".join(cells)
+            + " |"
+        )
+        lines += ["", _gain(trials[0], _read_run(runs[0][1]), summary)]
+        runs.append(("baseline", baseline_dir(output_dir)))
+    text = "\n".join(lines)
+    rundir.write_atomic(os.path.join(output_dir, "results.md"), text + "\n")
+    histories = [(label, rundir.load_state(run_dir)) for label, run_dir in runs]
+    plotting.plot_comparison(
+        [(label, state["history"]) for label, state in histories if state],
+        os.path.join(output_dir, "comparison.png"),
+    )
+    return best, text
+
+
+def _read_run(run_dir):
+    """A finished run's (config.json, summary.json), or None."""
+    paths = [os.path.join(run_dir, name) for name in ("config.json", "summary.json")]
+    if not all(os.path.exists(p) for p in paths):
+        return None
+    return tuple(rundir.read_json(p) for p in paths)
+
+
+def _gain(best_trial, best_run, baseline):
+    """The sentence of results.md that compares the best trial with the baseline."""
+    theirs = 1 - baseline["final_val_top1_error"]
+    text = (
+        f"Best trial {best_trial.trial_id} against the baseline (the recipe's defaults): "
+        f"validation accuracy {best_trial.score:.4f} vs {theirs:.4f}, "
+        f"{_points(best_trial.score - theirs)}"
+    )
+    if best_run and best_run[1].get("test_top1_error") is not None:
+        ours, theirs = best_run[1]["test_top1_error"], baseline["test_top1_error"]
+        text += (
+            f"; test top-1 error {100 * ours:.2f}% vs {100 * theirs:.2f}%, "
+            f"{_points(theirs - ours)} (the test split chose nothing)"
+        )
+    return text + "."
+
+
+def _points(gain):
+    """`1.39 points better` for a gain of 0.0139 (`worse` when negative)."""
+    return f"{100 * abs(gain):.2f} points {'better' if gain >= 0 else 'worse'}"
 
 
 def _format(value):

@@ -1,3 +1,4 @@
+import csv
 import json
 import math
 import os
@@ -11,6 +12,7 @@ import keras
 import keras_tuner as kt
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_resnet import tuning
 
@@ -184,6 +186,50 @@ def test_search_space_narrowing_and_errors():
         tuning.GeneticOracle(objective=tuning.OBJECTIVE, population_size=1)
 
 
+def test_a_search_reports_its_gain_over_the_baseline(tmp_path, run_main):
+    """Two random trials and the baseline on digits: results.md, comparison.png, top-3."""
+    out = tmp_path / "tuning"
+    result = run_main(
+        "tune",
+        *("--dataset", "digits", "--depth", "8", "--batch-size", "64", "--epochs", "2"),
+        *("--oracle", "random", "--max-trials", "2", "--lr-range", "0.01", "0.05"),
+        *("--output-dir", out),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    baseline = json.loads((out / "baseline" / "summary.json").read_text())
+    config = json.loads((out / "baseline" / "config.json").read_text())
+    assert (config["lr"], config["momentum"], config["weight_decay"]) == (0.1, 0.9, 1e-4)
+    lines = (out / "results.md").read_text().splitlines()
+    trial_rows = [line for line in lines if line.startswith("| 1 |") or line.startswith("| 2 |")]
+    assert len(trial_rows) == 2
+    baseline_row = next(line for line in lines if "| baseline |" in line)
+    cells = [cell.strip() for cell in baseline_row.split("|")[1:-1]]
+    assert float(cells[2]) == pytest.approx(1 - baseline["final_val_top1_error"], abs=1e-4)
+    assert cells[3:] == ["0.1", "0.9", "0.0001"]  # learning_rate, momentum, weight_decay
+    best = json.loads((out / "best_hyperparameters.json").read_text())
+    best_summary = json.loads(
+        (out / "search" / f"trial_{best['trial_id']}" / "run" / "summary.json").read_text()
+    )
+    gain = next(line for line in lines if line.startswith("Best trial"))
+    val_points = 100 * (best["val_accuracy"] - 1 + baseline["final_val_top1_error"])
+    test_points = 100 * (baseline["test_top1_error"] - best_summary["test_top1_error"])
+    for points in (val_points, test_points):
+        assert f"{abs(points):.2f} points {'better' if points >= 0 else 'worse'}" in gain
+    assert (out / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with open(out / "baseline" / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and all(
+        0
+        <= float(row["val_top1_error"])
+        >= float(row["val_top3_error"])
+        >= float(row["val_top5_error"])
+        for row in rows
+    )
+    # Run again: everything finished, so nothing trains and the report is the same.
+    again = run_main("tune", *result.args)
+    assert again.returncode == 0 and (out / "results.md").read_text().splitlines() == lines
+
+
 @pytest.mark.slow
 def test_tune_command_on_real_cifar10(cifar_dir, tmp_path):
     out = tmp_path / "tuning"
@@ -219,20 +265,26 @@ def test_tune_command_on_real_cifar10(cifar_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     best = json.loads((out / "best_hyperparameters.json").read_text())
     assert {"learning_rate", "momentum", "weight_decay", "val_accuracy"} <= set(best)
-    rows = (out / "results.md").read_text().splitlines()[2:]
-    assert len(rows) == 4  # four trials, best first
+    rows = [r for r in (out / "results.md").read_text().splitlines()[2:] if r.startswith("| ")]
+    assert len(rows) == 5 and "| baseline |" in rows.pop()  # four trials, best first
     scores = [float(r.split("|")[3]) for r in rows]
     assert scores == sorted(scores, reverse=True) and best["val_accuracy"] == pytest.approx(
         scores[0], abs=1e-4
     )
-    # Each trial is a train.py run directory with its own config and an HParams log.
+    # Each trial is a train.py run directory with its own config and HParams record.
     trial = out / "search" / f"trial_{best['trial_id']}" / "run"
     config = json.loads((trial / "config.json").read_text())
     assert (
         config["lr"] == pytest.approx(best["learning_rate"])
         and config["data"]["num_validation"] == 100
     )
-    assert os.listdir(trial / "logs" / "hparams")
+    plugins = {
+        value.metadata.plugin_data.plugin_name
+        for path in (trial / "logs").glob("events.out.tfevents.*")
+        for event in tf.compat.v1.train.summary_iterator(str(path))
+        for value in event.summary.value
+    }
+    assert "hparams" in plugins and not (trial / "logs" / "hparams").exists()
 
 
 DISTRIBUTED_TUNER = r"""
