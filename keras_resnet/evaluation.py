@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from keras_resnet import data as data_lib
 from keras_resnet import rundir
+from keras_resnet.progress import Progress
 
 
 @dataclasses.dataclass
@@ -144,15 +145,19 @@ def evaluate(classifier, data, batch_size=256, ten_crop=False):
         dataset = data_lib.eval_dataset(data, data.test, batch_size)
 
     probabilities, labels = [], []
-    for images, batch_labels in dataset:
-        images = tf.cast(images, tf.float32)
-        if ten_crop:
-            crops = tf.reshape(images, [-1, *data.image_shape])
-            predicted = classifier.predict(crops).reshape(images.shape[0], 10, -1).mean(axis=1)
-        else:
-            predicted = classifier.predict(images)
-        probabilities.append(predicted)
-        labels.append(batch_labels.numpy())
+    what = "Evaluating 10 crops of each test image" if ten_crop else "Evaluating the test images"
+    with Progress(what, data.test.num_examples) as progress:
+        for images, batch_labels in dataset:
+            images = tf.cast(images, tf.float32)
+            if ten_crop:
+                crops = tf.reshape(images, [-1, *data.image_shape])
+                predicted = classifier.predict(crops).reshape(images.shape[0], 10, -1)
+                predicted = predicted.mean(axis=1)
+            else:
+                predicted = classifier.predict(images)
+            probabilities.append(predicted)
+            labels.append(batch_labels.numpy())
+            progress.add(len(labels[-1]))
     probabilities, labels = np.concatenate(probabilities), np.concatenate(labels).astype(np.int64)
     return metrics(probabilities, labels, data.class_names)
 

@@ -16,6 +16,7 @@
 import dataclasses
 import os
 import random
+import time
 
 import keras
 import keras_tuner as kt
@@ -310,11 +311,19 @@ class ResNetTuner(kt.Tuner):
         if "tuner/epochs" in values:
             changes.update(epochs=int(values["tuner/epochs"]), steps=None)
         run_dir = os.path.join(self.get_trial_dir(trial.trial_id), "run")
-        return {
-            "val_accuracy": self._train(
-                dataclasses.replace(self.base_config, output_dir=run_dir, **changes)
-            )
-        }
+        number = int(trial.trial_id) + 1  # keras-tuner numbers trials from 0
+        of = f" of {self.oracle.max_trials}" if self.oracle.max_trials else ""
+        shown = ", ".join(f"{k} {_format(v)}" for k, v in values.items() if k in CONFIG_FIELDS)
+        self.log(f"Trial {number}{of} ({trial.trial_id}): {shown}.")
+        started = time.perf_counter()
+        accuracy = self._train(dataclasses.replace(self.base_config, output_dir=run_dir, **changes))
+        scores = [t.score for t in self.oracle.get_best_trials(1) if t.score is not None]
+        best = max([accuracy, *scores])
+        self.log(
+            f"Trial {number}{of} ({trial.trial_id}): validation accuracy {accuracy:.4f} in "
+            f"{time.perf_counter() - started:.0f} s; best so far {best:.4f}."
+        )
+        return {"val_accuracy": accuracy}
 
     def run_baseline(self):
         """Trains `base_config` unchanged in `<directory>/baseline`: the recipe's defaults.

@@ -28,6 +28,8 @@ import struct
 import numpy as np
 import tensorflow as tf
 
+from keras_resnet.progress import Progress
+
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -163,13 +165,16 @@ def _load_folders(train_dir, test_dir, test_only=False):
     source = f"folder {os.path.dirname(os.path.abspath(test_dir))}"
     if decoded_bytes <= IN_MEMORY_LIMIT_BYTES and first.shape[0] <= IN_MEMORY_MAX_SIDE:
 
-        def read(paths, labels):
-            return _decode_all(paths, labels, first.shape[-1], first.shape)
+        def read(paths, labels, split_dir):
+            return _decode_all(paths, labels, first.shape[-1], first.shape, split_dir)
 
     else:
-        read = _file_stream
-    train = read(train_paths, train_labels) if train_paths else None
-    return train, read(test_paths, test_labels), test_classes, source
+
+        def read(paths, labels, split_dir):
+            return _file_stream(paths, labels)
+
+    train = read(train_paths, train_labels, train_dir) if train_paths else None
+    return train, read(test_paths, test_labels, test_dir), test_classes, source
 
 
 def _decode_file(path):
@@ -179,7 +184,7 @@ def _decode_file(path):
         raise DataError(f"Cannot decode image file {path!r}: {error.message}") from None
 
 
-def _decode_all(paths, labels, channels, shape):
+def _decode_all(paths, labels, channels, shape, split_dir):
     """Decodes image files in parallel into one uint8 array; names a bad file."""
 
     def decode(path):
@@ -191,8 +196,13 @@ def _decode_all(paths, labels, channels, shape):
     dataset = tf.data.Dataset.from_tensor_slices(paths).map(
         decode, num_parallel_calls=tf.data.AUTOTUNE
     )
+    batches = []
     try:
-        images = np.concatenate(list(dataset.batch(4096).as_numpy_iterator()))
+        with Progress(f"Decoding {split_dir}", len(paths)) as progress:
+            for batch in dataset.batch(1024).as_numpy_iterator():
+                batches.append(batch)
+                progress.add(len(batch))
+        images = np.concatenate(batches)
     except tf.errors.OpError:
         # Find and name the file at fault (rare path: decode one by one).
         for path in paths:
@@ -265,7 +275,11 @@ def _load_cifar(folder, binary, test_only=False):
         class_names = [n.decode() for n in meta[key]]
 
     def split(file_names):
-        parts = [read(n) for n in file_names]
+        parts = []
+        with Progress(f"Reading CIFAR batches in {folder}", len(file_names), "files") as progress:
+            for name in file_names:
+                parts.append(read(name))
+                progress.add(1)
         pixels = np.concatenate([p[0] for p in parts])
         images = pixels.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # stored channels-first
         return Split(
@@ -392,7 +406,12 @@ def _load_tfds(name, tfds_data_dir, test_only=False):
 
         def arrays(split_name):
             dataset = builder.as_dataset(split=split_name, as_supervised=True, shuffle_files=False)
-            batches = list(dataset.batch(4096).as_numpy_iterator())
+            batches = []
+            total = splits[split_name].num_examples if split_name in splits else None
+            with Progress(f"Reading TFDS {name} {split_name}", total) as progress:
+                for batch in dataset.batch(1024).as_numpy_iterator():
+                    batches.append(batch)
+                    progress.add(len(batch[1]))
             images = np.concatenate([b[0] for b in batches]).astype(np.uint8)
             labels = np.concatenate([b[1] for b in batches]).astype(np.int32)
             return Split(len(labels), images, labels)
