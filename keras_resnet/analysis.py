@@ -24,9 +24,7 @@ retrained. Outputs (CSV, PNG, Markdown) are written whole or not at all.
 """
 
 import argparse
-import csv
 import dataclasses
-import io
 import os
 import re
 import sys
@@ -142,7 +140,7 @@ def degradation(config, depths=DEGRADATION_DEPTHS, output_dir="runs/degradation"
     rows = degradation_rows(output_dir, names)
     csv_path = os.path.join(output_dir, "degradation.csv")
     png_path = os.path.join(output_dir, "degradation.png")
-    _write_csv(csv_path, rows)
+    rundir.write_csv(csv_path, rows)
     plotting.plot_degradation(rows, png_path, "validation" if data.validation else "test")
     final = {
         display_name(name): {
@@ -277,7 +275,7 @@ def layer_response_analysis(
     ]
     csv_path = os.path.join(output_dir, "layer_responses.csv")
     png_path = os.path.join(output_dir, "layer_responses.png")
-    _write_csv(csv_path, rows)
+    rundir.write_csv(csv_path, rows)
     plotting.plot_layer_responses(responses, png_path)
     log(f"Wrote {csv_path} and {png_path}")
     return {"responses": responses, "csv": csv_path, "png": png_path}
@@ -305,7 +303,7 @@ def depth_table(config, depths=TABLE_DEPTHS, output_dir="runs/depth-table", log=
     csv_path = os.path.join(output_dir, "depth_table.csv")
     md_path = os.path.join(output_dir, "depth_table.md")
     png_path = os.path.join(output_dir, "depth_table.png")
-    _write_csv(csv_path, rows)
+    rundir.write_csv(csv_path, rows)
     rundir.write_atomic(md_path, depth_table_markdown(rows))
     plotting.plot_depth_table(rows, png_path)
     log(depth_table_markdown(rows))
@@ -336,14 +334,6 @@ def depth_table_markdown(rows):
 
 
 # ---------------------------------------------------------------- output
-def _write_csv(path, rows):
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["model"])
-    writer.writeheader()
-    writer.writerows(rows)
-    rundir.write_atomic(path, buffer.getvalue())
-
-
 # ---------------------------------------------------------------- command line
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

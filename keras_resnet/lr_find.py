@@ -196,14 +196,7 @@ def write_results(result, output_dir, args):
     rows, suggested, config = result["rows"], result["suggested_lr"], result["config"]
     os.makedirs(output_dir, exist_ok=True)
     csv_path = os.path.join(output_dir, "lr_find.csv")
-    with rundir.atomic_path(csv_path) as temporary:
-        with open(temporary, "w") as f:
-            f.write("step,learning_rate,loss,smoothed_loss\n")
-            for row in rows:
-                f.write(
-                    f"{row['step']},{row['learning_rate']:.6g},{row['loss']:.6g},"
-                    f"{row['smoothed_loss']:.6g}\n"
-                )
+    rundir.write_csv(csv_path, rows, ("step", "learning_rate", "loss", "smoothed_loss"))
     plotting.plot_lr_find(rows, suggested, os.path.join(output_dir, "lr_find.png"))
     losses = np.array([row["smoothed_loss"] for row in rows])
     summary = {

@@ -12,8 +12,10 @@ a consistent pair.
 """
 
 import contextlib
+import csv
 import dataclasses
 import glob
+import io
 import json
 import os
 
@@ -133,10 +135,24 @@ def restore_checkpoint(model, run_dir, state):
 
 
 def write_history(path, rows):
-    lines = [",".join(HISTORY_FIELDS)]
-    for row in rows:
-        lines.append(",".join("" if row.get(k) is None else str(row[k]) for k in HISTORY_FIELDS))
-    write_atomic(path, "\n".join(lines) + "\n")
+    """`history.csv`: a row per epoch, the columns of `HISTORY_FIELDS`."""
+    write_csv(path, rows, HISTORY_FIELDS)
+
+
+def write_csv(path, rows, fields=None):
+    """Writes dict `rows` as CSV atomically; None and missing values as empty cells.
+
+    Args:
+        path: the file to write.
+        rows: list of dicts.
+        fields: the columns, in order. Default: the first row's keys.
+    """
+    buffer = io.StringIO()
+    fields = list(fields or (rows[0] if rows else []))
+    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(path, buffer.getvalue())
 
 
 def check_same_run(run_dir, config):
