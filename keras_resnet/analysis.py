@@ -106,8 +106,12 @@ def train_sweep(config, nets, output_dir, log=print):
 
 
 # ---------------------------------------------------------------- Fig. 6
-def degradation_rows(output_dir, names):
-    """One row per finished epoch of each run: its step, training and test error."""
+def degradation_rows(output_dir, names, evaluated_on="test"):
+    """One row per finished epoch of each run: its step, training and held-out error.
+
+    `heldout_top1_error` is the error on the split the run validated on:
+    `evaluated_on` says which ("validation" or "test").
+    """
     rows = []
     for name in names:
         state = rundir.load_state(os.path.join(output_dir, name)) or {"history": []}
@@ -120,43 +124,127 @@ def degradation_rows(output_dir, names):
                     "plain": plain,
                     "step": entry["step"],
                     "train_top1_error": entry["top1_error"],
-                    "test_top1_error": entry["val_top1_error"],
+                    "heldout_top1_error": entry["val_top1_error"],
+                    "evaluated_on": evaluated_on,
                 }
             )
     return rows
 
 
-def degradation(config, depths=DEGRADATION_DEPTHS, output_dir="runs/degradation", log=print):
-    """Fig. 6: trains plain and residual nets of `depths`; writes CSV and PNG.
+def degradation(
+    config, depths=DEGRADATION_DEPTHS, output_dir="runs/degradation", results_dir=None, log=print
+):
+    """Fig. 6: trains plain and residual nets of `depths`; writes CSV, Markdown and PNG.
+
+    Args:
+        config: `TrainConfig` of the shared recipe and data.
+        depths: CIFAR depths 6n+2.
+        output_dir: one run directory per net (weights and all).
+        results_dir: where `degradation.csv`, `degradation.md`,
+            `degradation.png` and each run's small files (`config.json`,
+            `history.csv`, `summary.json`, in `<results_dir>/<run name>/`) go:
+            what is worth committing. Default: `output_dir`.
 
     Returns:
         dict with the rows, the final training/test errors per net, and the
         paths written.
     """
+    results_dir = results_dir or output_dir
     names = [run_name(depth, plain) for plain in (True, False) for depth in depths]
     summaries, data = train_sweep(
         config, [(d, p) for p in (True, False) for d in depths], output_dir, log
     )
-    rows = degradation_rows(output_dir, names)
-    csv_path = os.path.join(output_dir, "degradation.csv")
-    png_path = os.path.join(output_dir, "degradation.png")
-    rundir.write_csv(csv_path, rows)
-    plotting.plot_degradation(rows, png_path, "validation" if data.validation else "test")
-    final = {
-        display_name(name): {
-            "train_top1_error": summaries[name]["final_train_top1_error"],
-            "test_top1_error": summaries[name]["test_top1_error"],
+    evaluated_on = "validation" if data.validation else "test"
+    rows = degradation_rows(output_dir, names, evaluated_on)
+    final = {}
+    for name in names:
+        history = rundir.load_state(os.path.join(output_dir, name))["history"]
+        final[display_name(name)] = {
             "steps": summaries[name]["steps"],
+            "train_top1_error": summaries[name]["final_train_top1_error"],
+            f"{evaluated_on}_top1_error": history[-1]["val_top1_error"],
+            "test_top1_error": summaries[name]["test_top1_error"],
+            "minutes": sum(row["seconds"] for row in history) / 60,
         }
-        for name in names
-    }
+        if os.path.abspath(results_dir) != os.path.abspath(output_dir):
+            copy_run_results(os.path.join(output_dir, name), os.path.join(results_dir, name))
+    csv_path = os.path.join(results_dir, "degradation.csv")
+    md_path = os.path.join(results_dir, "degradation.md")
+    png_path = os.path.join(results_dir, "degradation.png")
+    rundir.write_csv(csv_path, rows)
+    rundir.write_atomic(md_path, degradation_markdown(final, evaluated_on))
+    plotting.plot_degradation(rows, png_path, evaluated_on)
+    log(degradation_markdown(final, evaluated_on))
+    log(f"Wrote {csv_path}, {md_path} and {png_path}")
+    return {"rows": rows, "final": final, "csv": csv_path, "markdown": md_path, "png": png_path}
+
+
+def degradation_markdown(final, evaluated_on):
+    """The final errors and wall time of each net of a Fig. 6 sweep, as a Markdown table."""
+    columns = ["training error"] + (["validation error"] if evaluated_on == "validation" else [])
+    lines = [
+        "| network | iterations | " + " | ".join(columns) + " | test error | wall time |",
+        "|---|---:|" + "---:|" * (len(columns) + 2),
+    ]
     for name, errors in final.items():
-        log(
-            f"{name:>10}: training error {100 * errors['train_top1_error']:.2f}%, test error "
-            f"{100 * errors['test_top1_error']:.2f}% after {errors['steps']} iterations"
+        cells = [errors["train_top1_error"]]
+        if evaluated_on == "validation":
+            cells.append(errors["validation_top1_error"])
+        cells.append(errors["test_top1_error"])
+        lines.append(
+            f"| {name} | {errors['steps']:,} | "
+            + " | ".join(f"{100 * value:.2f}%" for value in cells)
+            + f" | {errors['minutes']:.0f} min |"
         )
-    log(f"Wrote {csv_path} and {png_path}")
-    return {"rows": rows, "final": final, "csv": csv_path, "png": png_path}
+    return "\n".join(lines) + "\n"
+
+
+def copy_run_results(run_dir, target):
+    """Copies a finished run's small files (config, history, summary; no weights) to `target`."""
+    for file_name in ("config.json", "history.csv", "summary.json"):
+        with open(os.path.join(run_dir, file_name)) as f:
+            rundir.write_atomic(os.path.join(target, file_name), f.read())
+
+
+def redraw(results_dir, log=print):
+    """Redraws Fig. 6 and Fig. 7 from the CSVs in `results_dir`, without training anything.
+
+    Returns:
+        The PNG paths written: `degradation.png` from `degradation.csv`,
+        `layer_responses.png` from `layer_responses.csv`, whichever exist.
+
+    Raises:
+        ValueError: when `results_dir` holds neither CSV.
+    """
+    written = []
+    path = os.path.join(results_dir, "degradation.csv")
+    if os.path.exists(path):
+        rows = [
+            {
+                **row,
+                "depth": int(row["depth"]),
+                "plain": row["plain"] == "True",
+                "step": int(row["step"]),
+                "train_top1_error": float(row["train_top1_error"]),
+                "heldout_top1_error": float(row["heldout_top1_error"]),
+            }
+            for row in rundir.read_csv(path)
+        ]
+        written.append(os.path.join(results_dir, "degradation.png"))
+        plotting.plot_degradation(rows, written[-1], rows[0].get("evaluated_on") or "test")
+    path = os.path.join(results_dir, "layer_responses.csv")
+    if os.path.exists(path):
+        responses = {}
+        for row in sorted(rundir.read_csv(path), key=lambda row: int(row["layer_index"])):
+            responses.setdefault(row["model"], []).append((row["layer"], float(row["std"])))
+        written.append(os.path.join(results_dir, "layer_responses.png"))
+        plotting.plot_layer_responses(responses, written[-1])
+    if not written:
+        raise ValueError(
+            f"{results_dir!r} has neither degradation.csv nor layer_responses.csv to draw from."
+        )
+    log(f"Wrote {' and '.join(written)}")
+    return written
 
 
 # ---------------------------------------------------------------- Fig. 7
@@ -364,7 +452,19 @@ def build_parser():
             default=output_dir,
             help=f"one run directory per net, and the results (default: {output_dir})",
         )
+        if name == "degradation":
+            command.add_argument(
+                "--results-dir",
+                help="where the CSV, Markdown, PNG and each run's config, history and "
+                "summary go, to commit (default: --output-dir)",
+            )
         config_lib.add_config_flags(command, skip=("depth", "plain", "output_dir"))
+    command = commands.add_parser(
+        "redraw",
+        help="Fig. 6 and Fig. 7 again from the CSVs of --results-dir, in seconds",
+        description="Redraws degradation.png and layer_responses.png from their CSVs.",
+    )
+    command.add_argument("--results-dir", required=True, help="folder with the CSVs")
     command = commands.add_parser(
         "layer-responses",
         help="Fig. 7: std of each 3x3 layer's response over the test set",
@@ -390,6 +490,9 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "redraw":
+            redraw(args.results_dir)
+            return 0
         if args.command == "layer-responses":
             if args.batch_size < 1:
                 raise ValueError(f"--batch-size must be positive, received {args.batch_size}.")
@@ -404,8 +507,10 @@ def main(argv=None):
         config = config_lib.TrainConfig(
             **{k: v for k, v in vars(args).items() if k in fields and k != "output_dir"}
         )
-        run = degradation if args.command == "degradation" else depth_table
-        run(config, args.depths, args.output_dir)
+        if args.command == "degradation":
+            degradation(config, args.depths, args.output_dir, args.results_dir)
+        else:
+            depth_table(config, args.depths, args.output_dir)
     except (ValueError, RuntimeError) as error:  # DataError and TrainingDiverged included
         print(f"{parser.prog} {args.command}: error: {error}", file=sys.stderr)
         return 1

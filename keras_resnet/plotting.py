@@ -138,7 +138,8 @@ def plot_degradation(rows, path, test_label="test"):
 
     Args:
         rows: dicts with `model` (its label), `depth`, `plain`, `step`,
-            `train_top1_error` and `test_top1_error`.
+            `train_top1_error` and `heldout_top1_error` (None when not measured).
+        test_label: what the held-out error was measured on.
     """
     plt = _pyplot()
     depths = sorted({row["depth"] for row in rows})
@@ -159,10 +160,10 @@ def plot_degradation(rows, path, test_label="test"):
                 color=colours[depth],
                 label=f"{label} train",
             )
-            if mine[0]["test_top1_error"] is not None:
+            if mine[0]["heldout_top1_error"] is not None:
                 axis.plot(
                     steps,
-                    [100 * row["test_top1_error"] for row in mine],
+                    [100 * row["heldout_top1_error"] for row in mine],
                     "-",
                     lw=2.2,
                     color=colours[depth],

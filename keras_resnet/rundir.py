@@ -139,6 +139,12 @@ def write_history(path, rows):
     write_csv(path, rows, HISTORY_FIELDS)
 
 
+def read_csv(path):
+    """The rows of a CSV file as dicts of strings (empty cells as "")."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def write_csv(path, rows, fields=None):
     """Writes dict `rows` as CSV atomically; None and missing values as empty cells.
 

@@ -1,4 +1,5 @@
 import csv
+import json
 import os
 
 import keras
@@ -67,8 +68,11 @@ def test_degradation_depth_table_and_layer_responses_on_real_cifar(cifar_dir, tm
         "--output-dir",
         str(out),
     ]
-    assert analysis.main(["degradation", "--depths", "8", *common]) == 0
-    rows = _read_csv(out / "degradation.csv")
+    results = tmp_path / "results"
+    assert (
+        analysis.main(["degradation", "--depths", "8", *common, "--results-dir", str(results)]) == 0
+    )
+    rows = _read_csv(results / "degradation.csv")
     assert [(r["model"], int(r["step"])) for r in rows] == [
         ("plain-8", 2),
         ("plain-8", 4),
@@ -76,11 +80,18 @@ def test_degradation_depth_table_and_layer_responses_on_real_cifar(cifar_dir, tm
         ("ResNet-8", 4),
     ]
     assert all(
-        0 <= float(r["train_top1_error"]) <= 1 and 0 <= float(r["test_top1_error"]) <= 1
+        0 <= float(r["train_top1_error"]) <= 1 and 0 <= float(r["heldout_top1_error"]) <= 1
         for r in rows
     )
-    assert _is_png(out / "degradation.png")
+    assert {r["evaluated_on"] for r in rows} == {"test"}
+    assert _is_png(results / "degradation.png")
     assert (out / "plain8" / "model.keras").is_file() and (out / "resnet8" / "saved_model").is_dir()
+    # The results folder holds what is worth committing: tables and small files, no weights.
+    for name in ("plain8", "resnet8"):
+        assert sorted(os.listdir(results / name)) == ["config.json", "history.csv", "summary.json"]
+    summary = json.loads((results / "resnet8" / "summary.json").read_text())
+    table = (results / "degradation.md").read_text()
+    assert "| ResNet-8 | 4 | " in table and f"{100 * summary['test_top1_error']:.2f}%" in table
 
     # depth-table collects the finished ResNet-8 run instead of training it again.
     weights = out / "resnet8" / "model.keras"
@@ -117,6 +128,14 @@ def test_degradation_depth_table_and_layer_responses_on_real_cifar(cifar_dir, tm
     assert sorted(int(r["rank"]) for r in rows[:7]) == list(range(1, 8))
     assert all(float(r["std"]) > 0 for r in rows)
     assert _is_png(responses / "layer_responses.png")
+
+    # Both figures again from the CSVs alone.
+    (responses / "layer_responses.csv").rename(results / "layer_responses.csv")
+    (results / "degradation.png").unlink()
+    assert analysis.main(["redraw", "--results-dir", str(results)]) == 0
+    assert _is_png(results / "degradation.png") and _is_png(results / "layer_responses.png")
+    assert analysis.main(["redraw", "--results-dir", str(responses)]) == 1
+    assert "neither degradation.csv nor layer_responses.csv" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
