@@ -314,13 +314,13 @@ class ResNetTuner(kt.Tuner):
         number = int(trial.trial_id) + 1  # keras-tuner numbers trials from 0
         of = f" of {self.oracle.max_trials}" if self.oracle.max_trials else ""
         shown = ", ".join(f"{k} {_format(v)}" for k, v in values.items() if k in CONFIG_FIELDS)
-        self.log(f"Trial {number}{of} ({trial.trial_id}): {shown}.")
+        self.log(f"Trial {number}{of} (trial_{trial.trial_id}): {shown}.")
         started = time.perf_counter()
         accuracy = self._train(dataclasses.replace(self.base_config, output_dir=run_dir, **changes))
         scores = [t.score for t in self.oracle.get_best_trials(1) if t.score is not None]
         best = max([accuracy, *scores])
         self.log(
-            f"Trial {number}{of} ({trial.trial_id}): validation accuracy {accuracy:.4f} in "
+            f"Trial {number}{of} (trial_{trial.trial_id}): validation accuracy {accuracy:.4f} in "
             f"{time.perf_counter() - started:.0f} s; best so far {best:.4f}."
         )
         return {"val_accuracy": accuracy}

@@ -198,7 +198,7 @@ def test_a_search_reports_its_gain_over_the_baseline(tmp_path, run_main):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.index("Baseline: validation accuracy") < result.stdout.index("Trial 1")
     for n in (1, 2):
-        assert f"Trial {n} of 2 ({n - 1:d}): learning_rate " in result.stdout
+        assert f"Trial {n} of 2 (trial_{n - 1}): learning_rate " in result.stdout
     assert result.stdout.count("; best so far ") == 2
     baseline = json.loads((out / "baseline" / "summary.json").read_text())
     config = json.loads((out / "baseline" / "config.json").read_text())
