@@ -295,7 +295,7 @@ def write_graph(log_dir, model):
     Keras's TensorBoard callback writes no graph for Keras 3 train functions
     (nor its conceptual graph for a `keras.Model` subclass such as `ResNetModel`).
     """
-    forward = tf.function(lambda images: model(images, training=False))
+    forward = tf.function(lambda images: model(images, training=False), autograph=False)
     graph = forward.get_concrete_function(
         tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
     ).graph

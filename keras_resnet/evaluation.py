@@ -63,7 +63,9 @@ def classifier_from_model(model, class_names=None, path=None):
     # layer's output until the call returns (gigabytes more at the peak of a
     # ResNet-1202 run) and runs several times slower. Not `predict_on_batch`: under
     # a distribution strategy that gives every replica the whole batch.
-    forward = tf.function(lambda images: model(images, training=False), reduce_retracing=True)
+    forward = tf.function(
+        lambda images: model(images, training=False), reduce_retracing=True, autograph=False
+    )
 
     def predict(images):
         return forward(images).numpy().astype(np.float32)
