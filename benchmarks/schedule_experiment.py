@@ -82,11 +82,11 @@ def collect(work):
     runs = {
         "step": ("resnet20-step", "resnet20-step"),
         "onecycle": ("resnet20-onecycle", "resnet20-onecycle"),
-        "search baseline": (os.path.join(search, "baseline"), "resnet20-genetic/baseline"),
+        "search baseline": ("resnet20-genetic/baseline", "resnet20-genetic/baseline"),
     }
     for trial in sorted(os.listdir(os.path.join(search, "search"))):
         if trial.startswith("trial_"):
-            source = os.path.join(search, "search", trial, "run")
+            source = os.path.join("resnet20-genetic", "search", trial, "run")
             runs[f"search {trial}"] = (source, f"resnet20-genetic/{trial}")
     copied = {}
     for name, (source, target) in runs.items():
