@@ -21,7 +21,6 @@ and the table is written to benchmarks/schedule_experiment/results.md.
 """
 
 import argparse
-import csv
 import json
 import os
 import shutil
@@ -106,11 +105,10 @@ def collect(work):
 
 def read_run(folder):
     """A copied run's (config, history rows, summary)."""
-    with open(os.path.join(folder, "history.csv")) as f:
-        history = [
-            {k: None if v == "" else int(v) if k == "epoch" else float(v) for k, v in row.items()}
-            for row in csv.DictReader(f)
-        ]
+    history = [
+        {k: None if v == "" else int(v) if k == "epoch" else float(v) for k, v in row.items()}
+        for row in rundir.read_csv(os.path.join(folder, "history.csv"))
+    ]
     config, summary = (
         rundir.read_json(os.path.join(folder, name)) for name in ("config.json", "summary.json")
     )
