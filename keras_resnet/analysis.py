@@ -68,7 +68,7 @@ def display_name(name):
     return f"{'plain' if parsed[1] else 'ResNet'}-{parsed[0]}"
 
 
-def train_sweep(config, nets, output_dir, log=print):
+def train_sweep(config, nets, output_dir, log=print, on_finish=None):
     """Trains (or resumes, or collects) one run per net with one recipe.
 
     Args:
@@ -77,6 +77,8 @@ def train_sweep(config, nets, output_dir, log=print):
         nets: list of (depth, plain) pairs.
         output_dir: folder holding one run directory per net.
         log: function taking one line of progress text.
+        on_finish: optional function called as `on_finish(run name, summary,
+            data)` as soon as each run has finished, before the next starts.
 
     Returns:
         ({run name: summary dict}, the `Data` trained on).
@@ -102,6 +104,8 @@ def train_sweep(config, nets, output_dir, log=print):
         log(f"--- {display_name(name)}: {net.output_dir}")
         keras.utils.set_random_seed(net.seed)  # every net starts from the same seed
         summaries[name] = training.finish(training.train(net, log, data=data, strategy=strategy))
+        if on_finish:
+            on_finish(name, summaries[name], data)
     return summaries, data
 
 
@@ -136,6 +140,9 @@ def degradation(
 ):
     """Fig. 6: trains plain and residual nets of `depths`; writes CSV, Markdown and PNG.
 
+    The results are rewritten as each run finishes, so a sweep stopped part
+    way (it resumes when run again) leaves its finished nets tabled and drawn.
+
     Args:
         config: `TrainConfig` of the shared recipe and data.
         depths: CIFAR depths 6n+2.
@@ -150,33 +157,42 @@ def degradation(
         paths written.
     """
     results_dir = results_dir or output_dir
-    names = [run_name(depth, plain) for plain in (True, False) for depth in depths]
-    summaries, data = train_sweep(
-        config, [(d, p) for p in (True, False) for d in depths], output_dir, log
-    )
-    evaluated_on = "validation" if data.validation else "test"
-    rows = degradation_rows(output_dir, names, evaluated_on)
-    final = {}
-    for name in names:
+    nets = [(depth, plain) for plain in (True, False) for depth in depths]
+    csv_path = os.path.join(results_dir, "degradation.csv")
+    md_path = os.path.join(results_dir, "degradation.md")
+    png_path = os.path.join(results_dir, "degradation.png")
+    finished, final, latest = [], {}, {}
+
+    def report(name, summary, data):
+        # Written after every run, so a sweep stopped halfway leaves its finished runs drawn.
+        evaluated_on = "validation" if data.validation else "test"
         history = rundir.load_state(os.path.join(output_dir, name))["history"]
+        finished.append(name)
         final[display_name(name)] = {
-            "steps": summaries[name]["steps"],
-            "train_top1_error": summaries[name]["final_train_top1_error"],
+            "steps": summary["steps"],
+            "train_top1_error": summary["final_train_top1_error"],
             f"{evaluated_on}_top1_error": history[-1]["val_top1_error"],
-            "test_top1_error": summaries[name]["test_top1_error"],
+            "test_top1_error": summary["test_top1_error"],
             "minutes": sum(row["seconds"] for row in history) / 60,
         }
         if os.path.abspath(results_dir) != os.path.abspath(output_dir):
             copy_run_results(os.path.join(output_dir, name), os.path.join(results_dir, name))
-    csv_path = os.path.join(results_dir, "degradation.csv")
-    md_path = os.path.join(results_dir, "degradation.md")
-    png_path = os.path.join(results_dir, "degradation.png")
-    rundir.write_csv(csv_path, rows)
-    rundir.write_atomic(md_path, degradation_markdown(final, evaluated_on))
-    plotting.plot_degradation(rows, png_path, evaluated_on)
-    log(degradation_markdown(final, evaluated_on))
-    log(f"Wrote {csv_path}, {md_path} and {png_path}")
-    return {"rows": rows, "final": final, "csv": csv_path, "markdown": md_path, "png": png_path}
+        rows = latest["rows"] = degradation_rows(output_dir, finished, evaluated_on)
+        rundir.write_csv(csv_path, rows)
+        rundir.write_atomic(md_path, degradation_markdown(final, evaluated_on))
+        plotting.plot_degradation(rows, png_path, evaluated_on)
+        log(f"Wrote {csv_path}, {md_path} and {png_path} ({len(finished)} of {len(nets)} nets)")
+
+    train_sweep(config, nets, output_dir, log, on_finish=report)
+    with open(md_path) as f:
+        log(f.read().rstrip())
+    return {
+        "rows": latest["rows"],
+        "final": final,
+        "csv": csv_path,
+        "markdown": md_path,
+        "png": png_path,
+    }
 
 
 def degradation_markdown(final, evaluated_on):

@@ -175,7 +175,8 @@ def plot_degradation(rows, path, test_label="test"):
             ylabel="error (%)",
         )
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
+        if axis.lines:  # a sweep part way through may have no net of one kind yet
+            axis.legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
 

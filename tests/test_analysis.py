@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import keras_resnet
 from keras_resnet import analysis
+from keras_resnet import config as config_lib
 
 
 def _read_csv(path):
@@ -92,6 +93,23 @@ def test_degradation_depth_table_and_layer_responses_on_real_cifar(cifar_dir, tm
     summary = json.loads((results / "resnet8" / "summary.json").read_text())
     table = (results / "degradation.md").read_text()
     assert "| ResNet-8 | 4 | " in table and f"{100 * summary['test_top1_error']:.2f}%" in table
+
+    # Results are rewritten as each run finishes: when ResNet-8 starts, plain-8 is tabled.
+    partial = tmp_path / "partial"
+    seen = {}
+
+    def log(line):
+        if line.startswith("--- ResNet-8"):
+            seen["models"] = [r["model"] for r in _read_csv(partial / "degradation.csv")]
+            seen["table"] = (partial / "degradation.md").read_text()
+
+    config = config_lib.TrainConfig(
+        dataset="cifar10", data_dir=str(cifar_dir), steps=4, steps_per_epoch=2, batch_size=32
+    )
+    analysis.degradation(config, [8], str(out), str(partial), log=log)
+    assert seen["models"] == ["plain-8", "plain-8"]
+    assert "| plain-8 | 4 |" in seen["table"] and "ResNet-8" not in seen["table"]
+    assert (partial / "degradation.md").read_text() == table
 
     # depth-table collects the finished ResNet-8 run instead of training it again.
     weights = out / "resnet8" / "model.keras"
