@@ -35,8 +35,8 @@ SMOOTHING = 0.95
 # The test stops once the smoothed loss exceeds this multiple of its lowest value.
 DIVERGENCE = 4.0
 SUGGESTION_RULE = (
-    "a tenth of the rate at the lowest smoothed loss: the loss still falls steeply there, "
-    "a decade below where it turns and diverges"
+    "the rate at the lowest smoothed loss: the largest rate at which the loss still falls, "
+    "where Smith puts the peak of one cycle"
 )
 # Flags of the training command that the range test sets itself or has no use for.
 SKIPPED_FLAGS = (
@@ -101,7 +101,7 @@ def suggest(rows):
     best = min(finite, key=lambda row: row["smoothed_loss"])
     if best["smoothed_loss"] >= finite[0]["smoothed_loss"]:
         return None
-    return best["learning_rate"] / 10
+    return best["learning_rate"]
 
 
 def range_test(config, min_lr=1e-5, max_lr=10.0, steps=300, log=print):

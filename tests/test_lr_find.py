@@ -17,19 +17,19 @@ def test_exponential_schedule_rises_a_decade_per_equal_step():
         schedules.Exponential(1.0, 0.1, 5)
 
 
-def test_suggestion_is_a_tenth_of_the_rate_at_the_lowest_smoothed_loss():
+def test_suggestion_is_the_rate_at_the_lowest_smoothed_loss():
     rates = np.geomspace(1e-5, 10, 61)
-    # A loss that falls until 0.1, then rises: lowest at 0.1, so the suggestion is 0.01.
+    # A loss that falls until 0.1, then rises: lowest at 0.1, the suggestion.
     losses = 2 + (np.log10(rates) + 1) ** 2 / 10
     rows = [
         {"step": i, "learning_rate": r, "loss": v, "smoothed_loss": v}
         for i, (r, v) in enumerate(zip(rates, losses))
     ]
-    assert lr_find.suggest(rows) == pytest.approx(0.01)
+    assert lr_find.suggest(rows) == pytest.approx(0.1)
     rising = [dict(row, smoothed_loss=float(i)) for i, row in enumerate(rows)]
     assert lr_find.suggest(rising) is None
     rows[-1]["smoothed_loss"] = math.nan  # a diverged last step does not count
-    assert lr_find.suggest(rows) == pytest.approx(0.01)
+    assert lr_find.suggest(rows) == pytest.approx(0.1)
 
 
 def test_range_test_command_on_real_cifar10_images(cifar_dir, tmp_path, run_main):
