@@ -7,7 +7,9 @@ the test images), every step a command of this package run in a subprocess:
 2. `train` with the paper's step schedule (rate 0.1, divided by 10 at 50% and
    75% of the length), `--epochs` epochs;
 3. `train` with one cycle peaking at the range test's suggestion (three
-   significant digits, as the range test prints it), the same epochs;
+   significant digits, as the range test prints it), the same epochs, and
+   again at a tenth of it (fast.ai's finder's rule, which this package used
+   before: the evidence for the rule);
 4. `tune`: a short genetic search (population 4, 2 generations, `--search-epochs`
    epochs a trial) with its baseline at the recipe's defaults.
 
@@ -53,18 +55,17 @@ def run_experiment(args):
     lr_find_dir = os.path.join(work, "lr_find")
     if not os.path.exists(os.path.join(lr_find_dir, "lr_find.json")):
         command("lr_find", *data, "--steps", 300, "--output-dir", lr_find_dir)
-    with open(os.path.join(lr_find_dir, "lr_find.json")) as f:
-        peak = float(f"{json.load(f)['suggested_lr']:.3g}")
     length = ("--epochs", args.epochs)
     command("train", *data, *split, *length, "--output-dir", os.path.join(work, "resnet20-step"))
-    command(
-        "train",
-        *data,
-        *split,
-        *length,
-        *("--schedule", "onecycle", "--lr", peak),
-        *("--output-dir", os.path.join(work, "resnet20-onecycle")),
-    )
+    for peak in one_cycle_peaks(work):
+        command(
+            "train",
+            *data,
+            *split,
+            *length,
+            *("--schedule", "onecycle", "--lr", peak),
+            *("--output-dir", os.path.join(work, one_cycle_run(peak))),
+        )
     command(
         "tune",
         *data,
@@ -75,12 +76,25 @@ def run_experiment(args):
     )
 
 
+def one_cycle_peaks(work):
+    """The range test's suggestion and a tenth of it, to three significant digits."""
+    with open(os.path.join(work, "lr_find", "lr_find.json")) as f:
+        suggested = json.load(f)["suggested_lr"]
+    return [float(f"{suggested:.3g}"), float(f"{suggested / 10:.3g}")]
+
+
+def one_cycle_run(peak):
+    return f"resnet20-onecycle-lr{peak:g}"
+
+
 def collect(work):
     """Copies the small results of every run into RESULTS; returns {name: copied folder}."""
     search = os.path.join(work, "resnet20-genetic")
+    suggested, tenth = one_cycle_peaks(work)
     runs = {
         "step": ("resnet20-step", "resnet20-step"),
-        "onecycle": ("resnet20-onecycle", "resnet20-onecycle"),
+        "one cycle": (one_cycle_run(suggested), one_cycle_run(suggested)),
+        "one cycle, a tenth": (one_cycle_run(tenth), one_cycle_run(tenth)),
         "search baseline": ("resnet20-genetic/baseline", "resnet20-genetic/baseline"),
     }
     for trial in sorted(os.listdir(os.path.join(search, "search"))):
@@ -152,7 +166,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", required=True, help="the real CIFAR-10 (class folders)")
     parser.add_argument("--work-dir", default=".data/experiments", help="where the runs live")
-    parser.add_argument("--epochs", type=int, default=20, help="epochs of the two schedules")
+    parser.add_argument(
+        "--epochs", type=int, default=20, help="epochs of each step and one-cycle run"
+    )
     parser.add_argument("--search-epochs", type=int, default=2, help="epochs of a search trial")
     args = parser.parse_args(argv)
     run_experiment(args)
@@ -160,7 +176,7 @@ def main(argv=None):
     curves = [
         (f"{name} ({config['schedule']}, peak {config['lr']:.3g})", history)
         for name, (config, history, _) in (
-            (name, read_run(copied[name])) for name in ("step", "onecycle")
+            (name, read_run(copied[name])) for name in ("step", "one cycle", "one cycle, a tenth")
         )
     ]
     plotting.plot_comparison(curves, FIGURE)
