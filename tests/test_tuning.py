@@ -369,3 +369,53 @@ def test_distributed_tuning_with_a_chief_and_two_workers(tmp_path):
     assert (
         state["generation"] == 2 and len(state["population"]) == 4 and len(state["offspring"]) == 2
     )
+
+
+@pytest.mark.slow
+def test_distributed_tune_command_trains_the_baseline_on_the_chief(tmp_path):
+    """tune.py as keras-tuner's distributed search runs it: the chief serves the oracle,
+    a worker runs every trial, then the chief trains the baseline and writes the report."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "tuning"
+    flags = ["--dataset", "digits", "--depth", "8", "--batch-size", "64", "--epochs", "1"]
+    flags += ["--oracle", "random", "--max-trials", "2", "--output-dir", str(out)]
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "KERASTUNER_ORACLE_IP": "127.0.0.1",
+        "KERASTUNER_ORACLE_PORT": str(port),
+    }
+
+    def start(tuner_id):
+        return subprocess.Popen(
+            [sys.executable, "-m", "keras_resnet_cli", "tune", *flags],
+            cwd=REPO,
+            env={**env, "KERASTUNER_TUNER_ID": tuner_id},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    chief = start("chief")
+    time.sleep(5)  # the chief's oracle server starts first
+    worker = start("tuner0")
+    worker_out, worker_err = worker.communicate(timeout=600)
+    chief_out, chief_err = chief.communicate(timeout=600)
+    assert worker.returncode == 0, worker_err[-3000:]
+    assert chief.returncode == 0, chief_err[-3000:]
+    # The worker ran the trials and wrote no report; the chief trained only the baseline.
+    assert "Trial 1 of 2" in worker_out and "Baseline" not in worker_out
+    assert "Trial 1 of 2" not in chief_out and "Baseline: validation accuracy" in chief_out
+    trials = sorted(p.name for p in (out / "search").iterdir() if p.name.startswith("trial_"))
+    assert len(trials) == 2
+    for trial in trials:
+        assert (out / "search" / trial / "run" / "summary.json").is_file()
+    baseline = json.loads((out / "baseline" / "config.json").read_text())
+    assert (baseline["lr"], baseline["momentum"], baseline["weight_decay"]) == (0.1, 0.9, 1e-4)
+    lines = (out / "results.md").read_text().splitlines()
+    assert sum(line.startswith(("| 1 |", "| 2 |")) for line in lines) == 2
+    assert any("| baseline |" in line for line in lines)
+    assert any(line.startswith("Best trial") for line in lines)
+    assert (out / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
