@@ -138,23 +138,27 @@ def degradation_rows(output_dir, names, evaluated_on="test"):
 def degradation(
     config, depths=DEGRADATION_DEPTHS, output_dir="runs/degradation", results_dir=None, log=print
 ):
-    """Fig. 6: trains plain and residual nets of `depths`; writes CSV, Markdown and PNG.
+    """Fig. 6 and Fig. 7: trains plain and residual nets of `depths`, draws both.
 
-    The results are rewritten as each run finishes, so a sweep stopped part
-    way (it resumes when run again) leaves its finished nets tabled and drawn.
+    Fig. 6's results are rewritten as each run finishes, so a sweep stopped
+    part way (it resumes when run again) leaves its finished nets tabled and
+    drawn. Once every net has trained, Fig. 7 (`layer_response_analysis`) is
+    measured on them and written beside it.
 
     Args:
         config: `TrainConfig` of the shared recipe and data.
         depths: CIFAR depths 6n+2.
         output_dir: one run directory per net (weights and all).
         results_dir: where `degradation.csv`, `degradation.md`,
-            `degradation.png` and each run's small files (`config.json`,
-            `history.csv`, `summary.json`, in `<results_dir>/<run name>/`) go:
-            what is worth committing. Default: `output_dir`.
+            `degradation.png`, `layer_responses.csv`, `layer_responses.png`
+            and each run's small files (`config.json`, `history.csv`,
+            `summary.json`, in `<results_dir>/<run name>/`) go: what is worth
+            committing. Default: `output_dir`.
 
     Returns:
-        dict with the rows, the final training/test errors per net, and the
-        paths written.
+        dict with the rows, the final training/test errors per net, the
+        paths written, and `layer_responses` as `layer_response_analysis`
+        returns it.
     """
     results_dir = results_dir or output_dir
     nets = [(depth, plain) for plain in (True, False) for depth in depths]
@@ -183,15 +187,23 @@ def degradation(
         plotting.plot_degradation(rows, png_path, evaluated_on)
         log(f"Wrote {csv_path}, {md_path} and {png_path} ({len(finished)} of {len(nets)} nets)")
 
-    train_sweep(config, nets, output_dir, log, on_finish=report)
+    _, data = train_sweep(config, nets, output_dir, log, on_finish=report)
     with open(md_path) as f:
         log(f.read().rstrip())
+    # Fig. 7 from the same trained nets, measured on the test images (it chooses nothing).
+    responses = layer_response_analysis(
+        [os.path.join(output_dir, run_name(depth, plain)) for depth, plain in nets],
+        data,
+        results_dir,
+        log=log,
+    )
     return {
         "rows": latest["rows"],
         "final": final,
         "csv": csv_path,
         "markdown": md_path,
         "png": png_path,
+        "layer_responses": responses,
     }
 
 
@@ -444,7 +456,8 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
     sweeps = {
         "degradation": (
-            "Fig. 6: plain and residual nets, training and test error against iterations",
+            "Fig. 6: plain and residual nets, training and test error against iterations; "
+            "then Fig. 7 from the same nets",
             DEGRADATION_DEPTHS,
             "runs/degradation",
         ),
@@ -471,7 +484,7 @@ def build_parser():
         if name == "degradation":
             command.add_argument(
                 "--results-dir",
-                help="where the CSV, Markdown, PNG and each run's config, history and "
+                help="where the CSVs, Markdown, PNGs and each run's config, history and "
                 "summary go, to commit (default: --output-dir)",
             )
         config_lib.add_config_flags(command, skip=("depth", "plain", "output_dir"))

@@ -86,6 +86,10 @@ def test_degradation_depth_table_and_layer_responses_on_real_cifar(cifar_dir, tm
     )
     assert {r["evaluated_on"] for r in rows} == {"test"}
     assert _is_png(results / "degradation.png")
+    # Fig. 7 from the same two nets, in the same folder.
+    responses = _read_csv(results / "layer_responses.csv")
+    assert [r["model"] for r in responses] == ["plain-8"] * 7 + ["ResNet-8"] * 7
+    assert _is_png(results / "layer_responses.png")
     assert (out / "plain8" / "model.keras").is_file() and (out / "resnet8" / "saved_model").is_dir()
     # The results folder holds what is worth committing: tables and small files, no weights.
     for name in ("plain8", "resnet8"):
