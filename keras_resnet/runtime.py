@@ -86,3 +86,15 @@ def versions():
         "numpy": np.__version__,
         "onednn": _compat.onednn_enabled(),
     }
+
+
+def workers_agree(strategy, value):
+    """Whether every worker of a cluster holds the same int `value` (True off a cluster).
+
+    A collective: every worker must call it, at the same point.
+    """
+    if not is_multi_worker(strategy):
+        return True
+    values = strategy.run(lambda: tf.constant(value, tf.int64))
+    total = int(strategy.reduce(tf.distribute.ReduceOp.SUM, values, axis=None))
+    return total == value * strategy.num_replicas_in_sync

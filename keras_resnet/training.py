@@ -226,7 +226,14 @@ def train(config, log=print, data=None, strategy=None):
     record = _run_record(run, data, replicas)
     rundir.check_same_run(output_dir, record)
     chief = runtime.is_chief()  # only the chief of a cluster writes the run directory
-    state = rundir.load_state(output_dir) if chief else None
+    # Every worker resumes from it, or they would run different epochs and weights.
+    state = rundir.load_state(output_dir)
+    if not runtime.workers_agree(strategy, state["step"] if state else 0):
+        raise ValueError(
+            f"The workers of this cluster see different checkpoints in {output_dir!r} (this "
+            f"one: {'step ' + str(state['step']) if state else 'none'}). Resuming a "
+            "multi-worker run needs its run directory on a filesystem every worker reads."
+        )
     finished = bool(state) and (state["epoch"] >= run.epochs or state["step"] >= run.total_steps)
     summary_path = os.path.join(output_dir, "summary.json")
     if finished and os.path.exists(summary_path):

@@ -203,6 +203,66 @@ def test_multi_worker_on_two_local_processes(tmp_path):
     )
 
 
+def start_workers(run_dirs, args):
+    """Starts a two-worker cluster of train.py processes, worker `i` writing to `run_dirs[i]`."""
+    cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
+    processes = []
+    for index in (1, 0):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "train.py", *args, "--output-dir", str(run_dirs[index])],
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "TF_CONFIG": tf_config, "TF_CPP_MIN_LOG_LEVEL": "2"},
+            )
+        )
+    return processes
+
+
+@pytest.mark.slow
+def test_killed_multi_worker_run_resumes_on_every_worker(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [*TINY, "--depth", "14", "--epochs", "8"]
+    processes = start_workers([run_dir, run_dir], args)
+    state = run_dir / "checkpoints" / "state.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and all(p.poll() is None for p in processes):
+        if state.exists() and read_json(state)["epoch"] >= 2:
+            break
+        time.sleep(0.02)
+    assert all(p.poll() is None for p in processes), "the run ended before it could be killed"
+    for process in processes:
+        process.send_signal(signal.SIGKILL)
+        process.communicate()
+    killed_at = read_json(state)["epoch"]
+    assert 2 <= killed_at < 8
+
+    processes = start_workers([run_dir, run_dir], args)
+    outputs = [p.communicate(timeout=300) for p in processes]
+    for process, (out, err) in zip(processes, outputs):
+        assert process.returncode == 0, err[-3000:]
+        # Both workers, not only the chief, start from the checkpoint.
+        assert f"Resuming {run_dir} from epoch {killed_at}" in out
+    history = read_history(run_dir)
+    assert [int(r["epoch"]) for r in history] == list(range(1, 9))
+    assert [int(r["step"]) for r in history] == [22 * e for e in range(1, 9)]
+    finals = [out.splitlines()[-1].split("after")[0] for out, _ in outputs]
+    assert finals[0] == finals[1]
+
+    # A worker that cannot see the checkpoints (another disk) stops the cluster, clearly.
+    longer = [*TINY, "--depth", "14", "--epochs", "9"]
+    processes = start_workers([tmp_path / "elsewhere", run_dir], longer)
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 1
+        assert "The workers of this cluster see different checkpoints" in err
+        assert "a filesystem every worker reads" in err
+    assert not (tmp_path / "elsewhere" / "checkpoints").exists()
+
+
 @pytest.mark.slow
 def test_same_seed_deterministic_runs_give_identical_weights(tmp_path):
     def weights(name, seed):
