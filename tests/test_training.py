@@ -173,36 +173,6 @@ def free_port():
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_multi_worker_on_two_local_processes(tmp_path):
-    run_dir = tmp_path / "run"
-    cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
-    processes = []
-    for index in (1, 0):
-        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, "train.py", *TINY, "--epochs", "2", "--output-dir", str(run_dir)],
-                cwd=REPO,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                env={**os.environ, "TF_CONFIG": tf_config, "TF_CPP_MIN_LOG_LEVEL": "2"},
-            )
-        )
-    outputs = [p.communicate(timeout=300) for p in processes]
-    for process, (out, err) in zip(processes, outputs):
-        assert process.returncode == 0, err[-3000:]
-    summary = read_json(run_dir / "summary.json")
-    assert summary["num_replicas"] == 2 and summary["steps"] == 44
-    assert [int(r["epoch"]) for r in read_history(run_dir)] == [1, 2]
-    # Both workers report the same synchronised model.
-    assert (
-        outputs[0][0].splitlines()[-1].split("after")[0]
-        == outputs[1][0].splitlines()[-1].split("after")[0]
-    )
-
-
 def start_workers(run_dirs, args):
     """Starts a two-worker cluster of train.py processes, worker `i` writing to `run_dirs[i]`."""
     cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
@@ -220,6 +190,23 @@ def start_workers(run_dirs, args):
             )
         )
     return processes
+
+
+@pytest.mark.slow
+def test_multi_worker_on_two_local_processes(tmp_path):
+    run_dir = tmp_path / "run"
+    processes = start_workers([run_dir, run_dir], [*TINY, "--epochs", "2"])
+    outputs = [p.communicate(timeout=300) for p in processes]
+    for process, (out, err) in zip(processes, outputs):
+        assert process.returncode == 0, err[-3000:]
+    summary = read_json(run_dir / "summary.json")
+    assert summary["num_replicas"] == 2 and summary["steps"] == 44
+    assert [int(r["epoch"]) for r in read_history(run_dir)] == [1, 2]
+    # Both workers report the same synchronised model.
+    assert (
+        outputs[0][0].splitlines()[-1].split("after")[0]
+        == outputs[1][0].splitlines()[-1].split("after")[0]
+    )
 
 
 @pytest.mark.slow
