@@ -199,6 +199,7 @@ def plot_layer_responses(responses, path):
     ordered.set(xlabel="layer index (original)", ylabel="std")
     ranked.set(xlabel="layer index (sorted by magnitude)", ylabel="std")
     for axis in (ordered, ranked):
+        axis.xaxis.get_major_locator().set_params(integer=True)  # layer indices
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     fig.suptitle(
