@@ -62,8 +62,11 @@ def ours(depth, steps, batch_size, mixed_precision=False, repo=common.REPO):
             return json.load(f)["examples_per_second"]
 
 
-def pytorch_resnet(depth, classes=10):
+def pytorch_resnet(depth, classes=10, plain=False):
     """The v1 CIFAR ResNet (option A) of `depth` layers in PyTorch, channels_last.
+
+    `plain=True` gives the paper's plain counterpart: the same layers without
+    the shortcuts.
 
     Initialised as keras_resnet's: He normal (fan-out) convolutions, Glorot
     uniform classifier with zero bias, BN weight 1 and bias 0.
@@ -83,6 +86,8 @@ def pytorch_resnet(depth, classes=10):
         def forward(self, x):
             y = torch.relu(self.bn1(self.conv1(x)))
             y = self.bn2(self.conv2(y))
+            if plain:
+                return torch.relu(y)
             shortcut = x[:, :, :: self.stride, :: self.stride] if self.stride > 1 else x
             if self.extra:  # option A: zero channels
                 shortcut = nn.functional.pad(shortcut, (0, 0, 0, 0, 0, self.extra))
