@@ -102,6 +102,60 @@ def follow_weights(config):
     return config, weights
 
 
+def recorded_pretrained(config, data):
+    """The pretrained weights' facts a resumed run recorded, or None when it is no such run.
+
+    The checkpoint of a fine-tuning run holds every weight, so resuming it
+    must not need its `--weights` file (it may be gone, or need a download):
+    only the architecture and the input normalization those weights implied,
+    which the run's `config.json` recorded.
+
+    Returns:
+        `(config, pretrained)`: a copy of `config` with the architecture flags
+        left open set as recorded, and a `keras_resnet.weights.Pretrained`
+        holding the recorded normalization and no layers. None when `config`
+        has no weights, or its run directory holds no checkpoint of a run
+        from the same weights.
+    """
+    output_dir = config.output_dir or (config.depth and default_output_dir(config))
+    if not config.weights or not output_dir or not rundir.load_state(output_dir):
+        return None
+    previous = rundir.read_json(os.path.join(output_dir, "config.json"))
+    recorded = previous.get("pretrained")
+    if previous.get("weights") != config.weights or not recorded:
+        return None
+    config = dataclasses.replace(
+        config,
+        **{k: previous[k] for k in weights_lib.ARCHITECTURE_FLAGS if getattr(config, k) is None},
+    )
+    pretrained = weights_lib.Pretrained(
+        source=recorded["source"],
+        spec=network_spec(config),
+        classes=data.num_classes,
+        input_mean=np.asarray(recorded["input_mean"], "float32"),
+        input_std=np.asarray(recorded["input_std"], "float32"),
+        bn_epsilon=None,
+        layers=None,
+    )
+    return config, pretrained
+
+
+def network_spec(config):
+    """The `keras_resnet.specs.Spec` of a (resolved) `TrainConfig`'s network."""
+    return specs.make_spec(
+        config.depth,
+        config.stem,
+        shortcut=config.shortcut,
+        plain=config.plain,
+        bottleneck_stride=config.bottleneck_stride,
+    )
+
+
+def default_output_dir(config):
+    """`runs/<dataset>-<model>`, the run directory when `--output-dir` is not given."""
+    return os.path.join("runs", f"{config.dataset}-{specs.model_name(config.depth, config.plain)}")
+
+
 def read_pretrained(config, weights):
     """The resolved config's pretrained weights (a `keras_resnet.weights.Pretrained`), or None.
 
@@ -114,14 +168,7 @@ def read_pretrained(config, weights):
     """
     if not weights:
         return None
-    spec = specs.make_spec(
-        config.depth,
-        config.stem,
-        shortcut=config.shortcut,
-        plain=config.plain,
-        bottleneck_stride=config.bottleneck_stride,
-    )
-    return weights_lib.read(weights, spec)
+    return weights_lib.read(weights, network_spec(config))
 
 
 def build_and_compile(run, data, pretrained=None, schedule=None):
@@ -145,7 +192,7 @@ def build_and_compile(run, data, pretrained=None, schedule=None):
         input_std=data_lib.PIXEL_SCALE if pretrained is None else pretrained.input_std,
         weight_decay=config.weight_decay,
     )
-    if pretrained is not None:
+    if pretrained is not None and pretrained.layers is not None:
         new_classifier = pretrained.classes != data.num_classes
         weights_lib.assign(model, pretrained, new_classifier=new_classifier)
     if config.freeze_backbone:
@@ -210,20 +257,23 @@ def train(config, log=print, data=None, strategy=None):
     if config.output_dir:
         rundir.check_writable(config.output_dir)
     data = data or load_config_data(config)
-    config, weights = follow_weights(config)
-    run = config_lib.resolve(config, data)
+    resumed = recorded_pretrained(config, data)
+    if resumed:
+        config, pretrained = resumed
+        run = config_lib.resolve(config, data)
+    else:
+        config, weights = follow_weights(config)
+        run = config_lib.resolve(config, data)
+        pretrained = read_pretrained(run.config, weights)
     config = run.config
-    pretrained = read_pretrained(config, weights)
-    output_dir = config.output_dir = config.output_dir or os.path.join(
-        "runs", f"{config.dataset}-{specs.model_name(config.depth, config.plain)}"
-    )
+    output_dir = config.output_dir = config.output_dir or default_output_dir(config)
     rundir.check_writable(output_dir)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise ValueError(
             f"batch_size={config.batch_size} does not split evenly over {replicas} replicas."
         )
-    record = _run_record(run, data, replicas)
+    record = _run_record(run, data, replicas, pretrained)
     rundir.check_same_run(output_dir, record)
     chief = runtime.is_chief()  # only the chief of a cluster writes the run directory
     # Every worker resumes from it, or they would run different epochs and weights.
@@ -315,9 +365,13 @@ def train(config, log=print, data=None, strategy=None):
     return TrainedRun(summary, output_dir, model, data, chief)
 
 
-def _run_record(run, data, replicas):
-    """The run's `config.json`: the resolved config and the facts derived from it."""
-    return {
+def _run_record(run, data, replicas, pretrained):
+    """The run's `config.json`: the resolved config and the facts derived from it.
+
+    A run from pretrained weights also records what a resume needs of them
+    (see `recorded_pretrained`).
+    """
+    record = {
         **dataclasses.asdict(run.config),
         "steps_per_epoch": run.steps_per_epoch,
         "total_steps": run.total_steps,
@@ -329,6 +383,13 @@ def _run_record(run, data, replicas):
         "data": data.describe(),
         "versions": runtime.versions(),
     }
+    if pretrained:
+        record["pretrained"] = {
+            "source": pretrained.source,
+            "input_mean": np.asarray(pretrained.input_mean).tolist(),
+            "input_std": np.asarray(pretrained.input_std).tolist(),
+        }
+    return record
 
 
 def _fit(model, run, data, strategy, multi_worker, fit_callbacks, initial_epoch):

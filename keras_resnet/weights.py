@@ -63,6 +63,8 @@ TORCH_MEAN_RGB = (0.485, 0.456, 0.406)
 TORCH_STD_RGB = (0.229, 0.224, 0.225)
 TORCH_BN_EPSILON = 1e-5
 TORCH_SUFFIXES = (".pth", ".th", ".pt", ".safetensors")
+# The `ResNet` arguments a weights file fixes (`implied_architecture`).
+ARCHITECTURE_FLAGS = ("depth", "stem", "shortcut", "bottleneck_stride")
 PACKAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
 CIFAR10_DEPTHS = (20, 32, 44, 56)
 INSTALL_PYTORCH = "pip install 'keras-resnet-paper[pytorch]'"
@@ -80,7 +82,9 @@ class Pretrained:
         input_std: per-channel RGB divisor applied after it.
         bn_epsilon: the batch-norm epsilon the statistics were computed for.
         layers: layer name -> list of arrays in the order of the layer's
-            `get_weights()` (batch norm: gamma, beta, moving mean, variance).
+            `get_weights()` (batch norm: gamma, beta, moving mean, variance);
+            None in what a resumed run recorded of its weights (its
+            checkpoint holds the layers).
     """
 
     source: str
@@ -244,12 +248,7 @@ def implied_architecture(weights):
     if weights == "cifar10":
         return {"stem": "cifar"}
     spec = (weights if isinstance(weights, Pretrained) else read_file(weights)).spec
-    return {
-        "depth": spec.depth,
-        "stem": spec.stem,
-        "shortcut": spec.shortcut,
-        "bottleneck_stride": spec.bottleneck_stride,
-    }
+    return {flag: getattr(spec, flag) for flag in ARCHITECTURE_FLAGS}
 
 
 def assign(model, pretrained, new_classifier=False):

@@ -467,6 +467,46 @@ def test_fine_tuning_keeps_frozen_stages_and_the_pretrained_normalization(cifar_
     assert read_json(tmp_path / "run" / "config.json")["weights"] == "cifar10"
 
 
+def test_a_fine_tuning_run_resumes_without_its_weights_file(cifar_dir, tmp_path):
+    """Its checkpoint holds every weight; config.json, the architecture and normalization."""
+    import dataclasses
+
+    from keras_resnet import config as config_lib
+    from keras_resnet import specs, training
+    from keras_resnet import weights as weights_lib
+
+    pretrained = weights_lib.read("cifar10", specs.make_spec(20, "cifar"))
+    path = tmp_path / "resnet20.npz"
+    weights_lib.save_npz(pretrained, path)
+    config = config_lib.TrainConfig(
+        dataset="catdog",
+        data_dir=str(two_class_folders(cifar_dir, tmp_path / "catdog")),
+        weights=str(path),  # fixes depth 20, which the config leaves open
+        epochs=1,
+        batch_size=50,
+        lr=0.01,
+        output_dir=str(tmp_path / "run"),
+    )
+    training.train(config, log=lambda line: None)
+    recorded = read_json(tmp_path / "run" / "config.json")
+    assert recorded["depth"] == 20
+    assert recorded["pretrained"]["input_mean"] == pretrained.input_mean.tolist()
+    path.unlink()
+
+    lines = []
+    trained = training.train(dataclasses.replace(config, epochs=2), log=lines.append)
+    assert any(line.startswith("Resuming") and "epoch 1" in line for line in lines), lines
+    assert trained.summary["epochs"] == 2 and len(read_history(tmp_path / "run")) == 2
+    normalization = trained.model.get_layer("input_normalization").get_weights()
+    np.testing.assert_array_equal(normalization[0], pretrained.input_mean)
+    np.testing.assert_array_equal(normalization[1], pretrained.input_std)
+    assert read_json(tmp_path / "run" / "config.json")["pretrained"] == recorded["pretrained"]
+    # A new run still needs the file, and says so.
+    with pytest.raises(ValueError, match="resnet20.npz"):
+        training.train(dataclasses.replace(config, output_dir=str(tmp_path / "new")))
+    assert not (tmp_path / "new").exists()
+
+
 def test_same_classes_keep_the_pretrained_classifier(cifar):
     from keras_resnet import config as config_lib
     from keras_resnet import specs, training
