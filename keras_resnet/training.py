@@ -258,14 +258,10 @@ def train(config, log=print, data=None, strategy=None):
         rundir.check_writable(config.output_dir)
     data = data or load_config_data(config)
     resumed = recorded_pretrained(config, data)
-    if resumed:
-        config, pretrained = resumed
-        run = config_lib.resolve(config, data)
-    else:
-        config, weights = follow_weights(config)
-        run = config_lib.resolve(config, data)
-        pretrained = read_pretrained(run.config, weights)
+    config, weights = resumed or follow_weights(config)  # resumed: the recorded Pretrained
+    run = config_lib.resolve(config, data)
     config = run.config
+    pretrained = weights if resumed else read_pretrained(config, weights)
     output_dir = config.output_dir = config.output_dir or default_output_dir(config)
     rundir.check_writable(output_dir)
     replicas = strategy.num_replicas_in_sync
