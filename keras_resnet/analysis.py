@@ -20,7 +20,11 @@ Training commands take every train.py flag but --depth, --plain and
 --output-dir; without --steps/--epochs they run the paper's 64k iterations.
 Each net is an ordinary run directory `<output-dir>/<plain|resnet><depth>`, so
 a killed sweep resumes where it stopped and finished runs are collected, not
-retrained. Outputs (CSV, PNG, Markdown) are written whole or not at all.
+retrained. `degradation` also keeps each finished net's small results (history,
+summary, Fig. 7 responses) in `--results-dir`: a net found there is not trained
+again even where its run directory is gone, so a sweep longer than one machine's
+session goes on from the committed results. Outputs (CSV, PNG, Markdown) are
+written whole or not at all.
 """
 
 import argparse
@@ -48,6 +52,23 @@ PAPER_TABLE6 = {
     1202: (19.4e6, 7.93),
 }
 DEGRADATION_DEPTHS = (20, 32, 44, 56)  # Fig. 6
+# A degradation sweep's results, a folder per net, written as the net finishes (summary.json
+# last): small files to commit, from which both figures are drawn without the weights.
+RESULT_FILES = ("layer_responses.csv", "config.json", "history.csv", "summary.json")
+# What a net's results must share with the sweep to be taken for its run.
+RECIPE_FIELDS = rundir.RESUME_FIELDS + (
+    "validation_split",
+    "train_subset",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "warmup_lr",
+    "seed",
+    "mixed_precision",
+    "total_steps",
+    "lr_boundaries_steps",
+    "warmup_steps",
+)
 TABLE_DEPTHS = (20, 32, 44, 56, 110)
 
 
@@ -68,7 +89,7 @@ def display_name(name):
     return f"{'plain' if parsed[1] else 'ResNet'}-{parsed[0]}"
 
 
-def train_sweep(config, nets, output_dir, log=print, on_finish=None):
+def train_sweep(config, nets, output_dir, log=print, on_finish=None, results_dir=None):
     """Trains (or resumes, or collects) one run per net with one recipe.
 
     Args:
@@ -79,132 +100,192 @@ def train_sweep(config, nets, output_dir, log=print, on_finish=None):
         log: function taking one line of progress text.
         on_finish: optional function called as `on_finish(run name, summary,
             data)` as soon as each run has finished, before the next starts.
+        results_dir: optional folder of the sweep's results, a folder per net
+            holding `RESULT_FILES`; a net whose results are complete there is
+            not trained (nor `on_finish` called) again, even when its run
+            directory is gone.
 
     Returns:
         ({run name: summary dict}, the `Data` trained on).
 
     Raises:
-        ValueError: for an invalid depth or config, before any training.
+        ValueError: for an invalid depth or config, or results of another
+            recipe in `results_dir`, before any training.
     """
     strategy = runtime.setup_devices(config)
     data = training.load_config_data(config)
-    configs = {}
+    configs, summaries = {}, {}
     for depth, plain in nets:
+        name = run_name(depth, plain)
         net = dataclasses.replace(
-            config,
-            depth=depth,
-            plain=plain,
-            output_dir=os.path.join(output_dir, run_name(depth, plain)),
+            config, depth=depth, plain=plain, output_dir=os.path.join(output_dir, name)
         )
         resolved = config_lib.resolve(net, data)  # validates the recipe for this net
         specs.make_spec(depth, resolved.config.stem, plain=plain)
-        configs[run_name(depth, plain)] = net
-    summaries = {}
+        folder = results_dir and os.path.join(results_dir, name)
+        if folder and finished_results(folder, resolved):
+            summaries[name] = rundir.read_json(os.path.join(folder, "summary.json"))
+        else:
+            configs[name] = net
+    for name in summaries:
+        log(f"--- {display_name(name)}: finished, its results are in {results_dir}/{name}")
     for name, net in configs.items():
         log(f"--- {display_name(name)}: {net.output_dir}")
         keras.utils.set_random_seed(net.seed)  # every net starts from the same seed
         summaries[name] = training.finish(training.train(net, log, data=data, strategy=strategy))
         if on_finish:
             on_finish(name, summaries[name], data)
-    return summaries, data
+    return {run_name(*net): summaries[run_name(*net)] for net in nets}, data
+
+
+def finished_results(folder, resolved):
+    """Whether `folder` holds every file of `RESULT_FILES` for the recipe of `resolved`.
+
+    Args:
+        folder: a net's results folder.
+        resolved: the `ResolvedRun` the sweep would train for that net.
+
+    Raises:
+        ValueError: when the files are there but record another recipe
+            (`RECIPE_FIELDS`): a sweep never draws two recipes as one.
+    """
+    if not all(os.path.exists(os.path.join(folder, name)) for name in RESULT_FILES):
+        return False
+    recorded = rundir.read_json(os.path.join(folder, "config.json"))
+    expected = {
+        **dataclasses.asdict(resolved.config),
+        "steps_per_epoch": resolved.steps_per_epoch,
+        "total_steps": resolved.total_steps,
+        "lr_boundaries_steps": resolved.lr_boundaries,
+        "warmup_steps": resolved.warmup,
+    }
+    changed = {
+        k: (recorded.get(k), expected[k]) for k in RECIPE_FIELDS if recorded.get(k) != expected[k]
+    }
+    if changed:
+        details = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
+        raise ValueError(
+            f"{folder!r} holds the results of another recipe ({details}); choose another "
+            "--results-dir, or remove that folder to train the net again."
+        )
+    return True
 
 
 # ---------------------------------------------------------------- Fig. 6
-def degradation_rows(output_dir, names, evaluated_on="test"):
-    """One row per finished epoch of each run: its step, training and held-out error.
-
-    `heldout_top1_error` is the error on the split the run validated on:
-    `evaluated_on` says which ("validation" or "test").
-    """
-    rows = []
-    for name in names:
-        state = rundir.load_state(os.path.join(output_dir, name)) or {"history": []}
-        depth, plain = parse_run_name(name)
-        for entry in state["history"]:
-            rows.append(
-                {
-                    "model": display_name(name),
-                    "depth": depth,
-                    "plain": plain,
-                    "step": entry["step"],
-                    "train_top1_error": entry["top1_error"],
-                    "heldout_top1_error": entry["val_top1_error"],
-                    "evaluated_on": evaluated_on,
-                }
-            )
-    return rows
-
-
 def degradation(
     config, depths=DEGRADATION_DEPTHS, output_dir="runs/degradation", results_dir=None, log=print
 ):
     """Fig. 6 and Fig. 7: trains plain and residual nets of `depths`, draws both.
 
-    Fig. 6's results are rewritten as each run finishes, so a sweep stopped
-    part way (it resumes when run again) leaves its finished nets tabled and
-    drawn. Once every net has trained, Fig. 7 (`layer_response_analysis`) is
-    measured on them and written beside it.
+    As each net finishes, its Fig. 7 responses are measured on the test
+    images (they choose nothing) and its small files are written to
+    `<results_dir>/<run name>/` (`RESULT_FILES`, `summary.json` last); then
+    both figures are redrawn from the results folder alone (`write_figures`).
+    So a sweep stopped part way leaves its finished nets tabled and drawn, and
+    a net whose results are in the folder is not trained again, even where
+    its run directory (the weights) is gone: committed results carry a long
+    sweep across machines.
 
     Args:
         config: `TrainConfig` of the shared recipe and data.
         depths: CIFAR depths 6n+2.
         output_dir: one run directory per net (weights and all).
-        results_dir: where `degradation.csv`, `degradation.md`,
-            `degradation.png`, `layer_responses.csv`, `layer_responses.png`
-            and each run's small files (`config.json`, `history.csv`,
-            `summary.json`, in `<results_dir>/<run name>/`) go: what is worth
-            committing. Default: `output_dir`.
+        results_dir: the folder of what is worth committing: each net's
+            results and the figures drawn from them. Default: `output_dir`.
+        log: function taking one line of progress text.
 
     Returns:
-        dict with the rows, the final training/test errors per net, the
-        paths written, and `layer_responses` as `layer_response_analysis`
-        returns it.
+        `write_figures`'s dict.
     """
     results_dir = results_dir or output_dir
     nets = [(depth, plain) for plain in (True, False) for depth in depths]
-    csv_path = os.path.join(results_dir, "degradation.csv")
-    md_path = os.path.join(results_dir, "degradation.md")
-    png_path = os.path.join(results_dir, "degradation.png")
-    finished, final, latest = [], {}, {}
+    names = [run_name(depth, plain) for depth, plain in nets]
 
-    def report(name, summary, data):
-        # Written after every run, so a sweep stopped halfway leaves its finished runs drawn.
-        evaluated_on = "validation" if data.validation else "test"
-        history = rundir.load_state(os.path.join(output_dir, name))["history"]
-        finished.append(name)
+    def record(name, summary, data):
+        run_dir, target = os.path.join(output_dir, name), os.path.join(results_dir, name)
+        model = rundir.load_model(run_dir, saved_model=False).model
+        responses = layer_responses(model, data_lib.eval_dataset(data, data.test, 256))
+        rundir.write_csv(
+            os.path.join(target, "layer_responses.csv"),
+            response_rows(display_name(name), responses),
+        )
+        if os.path.abspath(target) != os.path.abspath(run_dir):
+            for file_name in RESULT_FILES[1:]:  # summary.json last: it marks them complete
+                with open(os.path.join(run_dir, file_name)) as f:
+                    rundir.write_atomic(os.path.join(target, file_name), f.read())
+        write_figures(results_dir, names, log)
+
+    train_sweep(config, nets, output_dir, log, on_finish=record, results_dir=results_dir)
+    written = write_figures(results_dir, names, log)
+    with open(written["markdown"]) as f:
+        log(f.read().rstrip())
+    return written
+
+
+def write_figures(results_dir, names, log=print):
+    """Fig. 6's and Fig. 7's tables and figures from the nets' results in `results_dir`.
+
+    Nets whose results are not complete yet are left out. Writes
+    `degradation.csv` (a row per epoch of each net: its step, training and
+    held-out error), `degradation.md` (final errors and wall time per net),
+    `layer_responses.csv` (every net's), and both PNGs (`redraw`).
+
+    Args:
+        results_dir: the sweep's results folder.
+        names: run names, in the order to table and draw them.
+
+    Returns:
+        dict with `final` ({net: its final errors and minutes}) and the paths
+        `csv`, `markdown`, `png`, `layer_responses_csv` and
+        `layer_responses_png`; empty when no net has finished.
+    """
+    done = [
+        name
+        for name in names
+        if all(os.path.exists(os.path.join(results_dir, name, f)) for f in RESULT_FILES)
+    ]
+    if not done:
+        return {}
+    first = rundir.read_json(os.path.join(results_dir, done[0], "config.json"))
+    evaluated_on = "validation" if first["data"]["num_validation"] else "test"
+    rows, final, responses = [], {}, []
+    for name in done:
+        folder = os.path.join(results_dir, name)
+        depth, plain = parse_run_name(name)
+        history = rundir.read_csv(os.path.join(folder, "history.csv"))
+        summary = rundir.read_json(os.path.join(folder, "summary.json"))
+        for entry in history:
+            rows.append(
+                {
+                    "model": display_name(name),
+                    "depth": depth,
+                    "plain": plain,
+                    "step": int(entry["step"]),
+                    "train_top1_error": float(entry["top1_error"]),
+                    "heldout_top1_error": float(entry["val_top1_error"]),
+                    "evaluated_on": evaluated_on,
+                }
+            )
         final[display_name(name)] = {
             "steps": summary["steps"],
             "train_top1_error": summary["final_train_top1_error"],
-            f"{evaluated_on}_top1_error": history[-1]["val_top1_error"],
+            f"{evaluated_on}_top1_error": float(history[-1]["val_top1_error"]),
             "test_top1_error": summary["test_top1_error"],
-            "minutes": sum(row["seconds"] for row in history) / 60,
+            "minutes": sum(float(entry["seconds"]) for entry in history) / 60,
         }
-        if os.path.abspath(results_dir) != os.path.abspath(output_dir):
-            copy_run_results(os.path.join(output_dir, name), os.path.join(results_dir, name))
-        rows = latest["rows"] = degradation_rows(output_dir, finished, evaluated_on)
-        rundir.write_csv(csv_path, rows)
-        rundir.write_atomic(md_path, degradation_markdown(final, evaluated_on))
-        plotting.plot_degradation(rows, png_path, evaluated_on)
-        log(f"Wrote {csv_path}, {md_path} and {png_path} ({len(finished)} of {len(nets)} nets)")
-
-    _, data = train_sweep(config, nets, output_dir, log, on_finish=report)
-    with open(md_path) as f:
-        log(f.read().rstrip())
-    # Fig. 7 from the same trained nets, measured on the test images (it chooses nothing).
-    responses = layer_response_analysis(
-        [os.path.join(output_dir, run_name(depth, plain)) for depth, plain in nets],
-        data,
-        results_dir,
-        log=log,
-    )
-    return {
-        "rows": latest["rows"],
+        responses += rundir.read_csv(os.path.join(folder, "layer_responses.csv"))
+    written = {
         "final": final,
-        "csv": csv_path,
-        "markdown": md_path,
-        "png": png_path,
-        "layer_responses": responses,
+        "csv": os.path.join(results_dir, "degradation.csv"),
+        "markdown": os.path.join(results_dir, "degradation.md"),
+        "layer_responses_csv": os.path.join(results_dir, "layer_responses.csv"),
     }
+    rundir.write_csv(written["csv"], rows)
+    rundir.write_atomic(written["markdown"], degradation_markdown(final, evaluated_on))
+    rundir.write_csv(written["layer_responses_csv"], responses)
+    written["png"], written["layer_responses_png"] = redraw(results_dir, log=lambda line: None)
+    log(f"Wrote Fig. 6 and Fig. 7 of {len(done)} of {len(names)} nets in {results_dir}")
+    return written
 
 
 def degradation_markdown(final, evaluated_on):
@@ -225,13 +306,6 @@ def degradation_markdown(final, evaluated_on):
             + f" | {errors['minutes']:.0f} min |"
         )
     return "\n".join(lines) + "\n"
-
-
-def copy_run_results(run_dir, target):
-    """Copies a finished run's small files (config, history, summary; no weights) to `target`."""
-    for file_name in ("config.json", "history.csv", "summary.json"):
-        with open(os.path.join(run_dir, file_name)) as f:
-            rundir.write_atomic(os.path.join(target, file_name), f.read())
 
 
 def redraw(results_dir, log=print):
@@ -348,6 +422,15 @@ def layer_responses(model, dataset):
     return result
 
 
+def response_rows(label, responses):
+    """`layer_responses`'s list as CSV rows: model, layer index and name, std, rank by std."""
+    ranked = sorted((std for _, std in responses), reverse=True)
+    return [
+        {"model": label, "layer_index": i, "layer": name, "std": std, "rank": ranked.index(std) + 1}
+        for i, (name, std) in enumerate(responses, start=1)
+    ]
+
+
 def layer_response_analysis(
     model_paths, data, output_dir="runs/layer-responses", batch_size=256, log=print
 ):
@@ -378,17 +461,7 @@ def layer_response_analysis(
             f"{label}: {len(stds)} 3x3 layers, response std mean {np.mean(stds):.3f}, "
             f"max {max(stds):.3f}"
         )
-    rows = [
-        {
-            "model": label,
-            "layer_index": i + 1,
-            "layer": name,
-            "std": std,
-            "rank": sorted((s for _, s in values), reverse=True).index(std) + 1,
-        }
-        for label, values in responses.items()
-        for i, (name, std) in enumerate(values)
-    ]
+    rows = [row for label, values in responses.items() for row in response_rows(label, values)]
     csv_path = os.path.join(output_dir, "layer_responses.csv")
     png_path = os.path.join(output_dir, "layer_responses.png")
     rundir.write_csv(csv_path, rows)
@@ -484,8 +557,9 @@ def build_parser():
         if name == "degradation":
             command.add_argument(
                 "--results-dir",
-                help="where the CSVs, Markdown, PNGs and each run's config, history and "
-                "summary go, to commit (default: --output-dir)",
+                help="what to commit: each net's config, history, summary and layer "
+                "responses, and the figures drawn from them; a net whose results are here "
+                "is not trained again (default: --output-dir)",
             )
         config_lib.add_config_flags(command, skip=("depth", "plain", "output_dir"))
     command = commands.add_parser(

@@ -93,7 +93,12 @@ def test_degradation_depth_table_and_layer_responses_on_real_cifar(cifar_dir, tm
     assert (out / "plain8" / "model.keras").is_file() and (out / "resnet8" / "saved_model").is_dir()
     # The results folder holds what is worth committing: tables and small files, no weights.
     for name in ("plain8", "resnet8"):
-        assert sorted(os.listdir(results / name)) == ["config.json", "history.csv", "summary.json"]
+        assert sorted(os.listdir(results / name)) == [
+            "config.json",
+            "history.csv",
+            "layer_responses.csv",
+            "summary.json",
+        ]
     summary = json.loads((results / "resnet8" / "summary.json").read_text())
     table = (results / "degradation.md").read_text()
     assert "| ResNet-8 | 4 | " in table and f"{100 * summary['test_top1_error']:.2f}%" in table
@@ -114,6 +119,23 @@ def test_degradation_depth_table_and_layer_responses_on_real_cifar(cifar_dir, tm
     assert seen["models"] == ["plain-8", "plain-8"]
     assert "| plain-8 | 4 |" in seen["table"] and "ResNet-8" not in seen["table"]
     assert (partial / "degradation.md").read_text() == table
+
+    # Nets whose results are complete are not trained again, even where their run directories
+    # are gone: how a sweep longer than a machine's session goes on from committed results.
+    elsewhere, lines = tmp_path / "elsewhere", []
+    written = analysis.degradation(config, [8], str(elsewhere), str(results), log=lines.append)
+    assert list(written["final"]) == ["plain-8", "ResNet-8"]
+    assert sum("finished, its results are in" in line for line in lines) == 2
+    assert not elsewhere.exists()
+    assert (results / "degradation.md").read_text() == table
+    # Results of another recipe are refused, naming the folder and the difference.
+    other = [*common[:4], "--steps", "6", *common[6:10], "--output-dir", str(elsewhere)]
+    assert (
+        analysis.main(["degradation", "--depths", "8", *other, "--results-dir", str(results)]) == 1
+    )
+    error = capsys.readouterr().err
+    assert "plain8' holds the results of another recipe" in error and "total_steps: 4 -> 6" in error
+    assert not elsewhere.exists() and (results / "degradation.md").read_text() == table
 
     # depth-table collects the finished ResNet-8 run instead of training it again.
     weights = out / "resnet8" / "model.keras"
@@ -149,6 +171,10 @@ def test_degradation_depth_table_and_layer_responses_on_real_cifar(cifar_dir, tm
     assert [r["model"] for r in rows] == ["plain-8"] * 7 + ["ResNet-8"] * 7
     assert sorted(int(r["rank"]) for r in rows[:7]) == list(range(1, 8))
     assert all(float(r["std"]) > 0 for r in rows)
+    # The sweep measured the same responses as each net finished.
+    swept = _read_csv(results / "layer_responses.csv")
+    assert [r["layer"] for r in swept] == [r["layer"] for r in rows]
+    assert [float(r["std"]) for r in swept] == pytest.approx([float(r["std"]) for r in rows])
     assert _is_png(responses / "layer_responses.png")
 
     # Both figures again from the CSVs alone.
