@@ -16,7 +16,7 @@ this package's.
 
     python benchmarks/pytorch_reference.py --data-dir .data --depths 20 56 --steps 800 \\
         --steps-per-epoch 160 --output benchmarks/results.md
-    # the first two epochs of the 20-epoch plain-56 run in docs/paper_evidence
+    # the first two epochs of the 20-epoch plain-56 run in docs/paper_evidence_20_epochs
     python benchmarks/pytorch_reference.py --data-dir .data --depths 56 --plain \\
         --schedule-steps 7020 --steps 702 --steps-per-epoch 351
 """
