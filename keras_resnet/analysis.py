@@ -198,6 +198,7 @@ def degradation(
         `write_figures`'s dict.
     """
     results_dir = results_dir or output_dir
+    rundir.check_writable(results_dir, "results_dir")  # before hours of training, not after
     nets = [(depth, plain) for plain in (True, False) for depth in depths]
     names = [run_name(depth, plain) for depth, plain in nets]
 

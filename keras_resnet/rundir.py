@@ -88,14 +88,14 @@ def read_json(path):
         return json.load(f)
 
 
-def check_writable(output_dir):
-    """Fails if the run directory could not be created or written; creates nothing."""
+def check_writable(output_dir, flag="output_dir"):
+    """Fails if the folder could not be created or written, naming `flag`; creates nothing."""
     path = os.path.abspath(output_dir)
     while not os.path.exists(path):
         path = os.path.dirname(path)
     if not os.path.isdir(path) or not os.access(path, os.W_OK | os.X_OK):
         raise ValueError(
-            f"output_dir {output_dir!r} is not writable: {path!r} is "
+            f"{flag} {output_dir!r} is not writable: {path!r} is "
             f"{'not a directory' if not os.path.isdir(path) else 'read-only'}."
         )
 

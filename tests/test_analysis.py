@@ -204,3 +204,13 @@ def test_bad_input_exits_1_naming_it_and_writes_nothing(argv, message, cifar_dir
     assert analysis.main(argv) == 1
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_an_unwritable_results_dir_fails_before_any_training(cifar_dir, tmp_path, capsys):
+    blocker, out = tmp_path / "file", tmp_path / "out"
+    blocker.write_text("")
+    argv = ["degradation", "--depths", "8", "--dataset", "cifar10", "--data-dir", str(cifar_dir)]
+    argv += ["--output-dir", str(out), "--results-dir", str(blocker / "results")]
+    assert analysis.main(argv) == 1
+    assert "results_dir '" in (error := capsys.readouterr().err) and "is not a directory" in error
+    assert not out.exists()
