@@ -159,13 +159,10 @@ def finished_results(folder, resolved):
         "lr_boundaries_steps": resolved.lr_boundaries,
         "warmup_steps": resolved.warmup,
     }
-    changed = {
-        k: (recorded.get(k), expected[k]) for k in RECIPE_FIELDS if recorded.get(k) != expected[k]
-    }
+    changed = rundir.config_changes(recorded, expected, RECIPE_FIELDS)
     if changed:
-        details = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
         raise ValueError(
-            f"{folder!r} holds the results of another recipe ({details}); choose another "
+            f"{folder!r} holds the results of another recipe ({changed}); choose another "
             "--results-dir, or remove that folder to train the net again."
         )
     return True

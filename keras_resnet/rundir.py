@@ -171,16 +171,19 @@ def check_same_run(run_dir, config):
     path = os.path.join(run_dir, "config.json")
     if not (os.path.exists(path) and load_state(run_dir)):
         return
-    previous = read_json(path)
-    changed = {
-        k: (previous.get(k), config[k]) for k in RESUME_FIELDS if previous.get(k) != config[k]
-    }
+    changed = config_changes(read_json(path), config, RESUME_FIELDS)
     if changed:
-        details = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
         raise ValueError(
-            f"{run_dir!r} holds a run with another configuration ({details}); "
+            f"{run_dir!r} holds a run with another configuration ({changed}); "
             "choose another --output-dir to keep it."
         )
+
+
+def config_changes(recorded, config, fields):
+    """`"field: old -> new, ..."` for the `fields` where two config dicts differ; "" if none."""
+    return ", ".join(
+        f"{k}: {recorded.get(k)!r} -> {config[k]!r}" for k in fields if recorded.get(k) != config[k]
+    )
 
 
 # ------------------------------------------------------------ loading models
