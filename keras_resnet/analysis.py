@@ -152,14 +152,7 @@ def finished_results(folder, resolved):
     if not all(os.path.exists(os.path.join(folder, name)) for name in RESULT_FILES):
         return False
     recorded = rundir.read_json(os.path.join(folder, "config.json"))
-    expected = {
-        **dataclasses.asdict(resolved.config),
-        "steps_per_epoch": resolved.steps_per_epoch,
-        "total_steps": resolved.total_steps,
-        "lr_boundaries_steps": resolved.lr_boundaries,
-        "warmup_steps": resolved.warmup,
-    }
-    changed = rundir.config_changes(recorded, expected, RECIPE_FIELDS)
+    changed = rundir.config_changes(recorded, resolved.record(), RECIPE_FIELDS)
     if changed:
         raise ValueError(
             f"{folder!r} holds the results of another recipe ({changed}); choose another "

@@ -237,6 +237,17 @@ class ResolvedRun:
     lr_boundaries: list
     warmup: int
 
+    def record(self):
+        """The resolved config and its derived facts, as a run's `config.json` holds them."""
+        return {
+            **dataclasses.asdict(self.config),
+            "steps_per_epoch": self.steps_per_epoch,
+            "total_steps": self.total_steps,
+            "epochs_planned": self.epochs,
+            "lr_boundaries_steps": self.lr_boundaries,
+            "warmup_steps": self.warmup,
+        }
+
 
 def resolve(config, data):
     """Fills the recipe's values into a copy of `config` for `data`; validates the result.

@@ -368,12 +368,7 @@ def _run_record(run, data, replicas, pretrained):
     (see `recorded_pretrained`).
     """
     record = {
-        **dataclasses.asdict(run.config),
-        "steps_per_epoch": run.steps_per_epoch,
-        "total_steps": run.total_steps,
-        "epochs_planned": run.epochs,
-        "lr_boundaries_steps": run.lr_boundaries,
-        "warmup_steps": run.warmup,
+        **run.record(),
         "num_replicas": replicas,
         "per_replica_batch_size": run.config.batch_size // replicas,
         "data": data.describe(),
