@@ -38,7 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_resnet import data as data_lib
-from keras_resnet import evaluation, plotting, rundir, runtime, specs, training
+from keras_resnet import callbacks, evaluation, plotting, rundir, runtime, specs, training
 from keras_resnet import config as config_lib
 
 # Table 6 of the paper: CIFAR-10 test error (%) and parameters of the residual
@@ -89,7 +89,7 @@ def display_name(name):
     return f"{'plain' if parsed[1] else 'ResNet'}-{parsed[0]}"
 
 
-def train_sweep(config, nets, output_dir, log=print, on_finish=None, results_dir=None):
+def train_sweep(config, nets, output_dir, log=print, results_dir=None, on_result=None):
     """Trains (or resumes, or collects) one run per net with one recipe.
 
     Args:
@@ -98,12 +98,15 @@ def train_sweep(config, nets, output_dir, log=print, on_finish=None, results_dir
         nets: list of (depth, plain) pairs.
         output_dir: folder holding one run directory per net.
         log: function taking one line of progress text.
-        on_finish: optional function called as `on_finish(run name, summary,
-            data)` as soon as each run has finished, before the next starts.
-        results_dir: optional folder of the sweep's results, a folder per net
-            holding `RESULT_FILES`; a net whose results are complete there is
-            not trained (nor `on_finish` called) again, even when its run
-            directory is gone.
+        results_dir: optional folder of the sweep's results, a folder per net.
+            As each net finishes, its `RESULT_FILES` are written there
+            (`keep_results`); a net whose results are complete there is not
+            trained again, even when its run directory is gone. While a net
+            trains, its last checkpoint, config and history are copied there
+            after every epoch (`rundir.copy_checkpoint`), and a run directory
+            that is lost, or behind that copy, goes on from it.
+        on_result: optional function called with no arguments after each net's
+            results are written (a sweep redraws its figures).
 
     Returns:
         ({run name: summary dict}, the `Data` trained on).
@@ -131,11 +134,43 @@ def train_sweep(config, nets, output_dir, log=print, on_finish=None, results_dir
         log(f"--- {display_name(name)}: finished, its results are in {results_dir}/{name}")
     for name, net in configs.items():
         log(f"--- {display_name(name)}: {net.output_dir}")
+        folder = results_dir and os.path.join(results_dir, name)
+        copies = []
+        if folder and os.path.abspath(folder) != os.path.abspath(net.output_dir):
+            restored = rundir.restore_checkpoint_copy(folder, net.output_dir)
+            if restored:
+                log(
+                    f"Restored {net.output_dir} from the checkpoint kept in {folder} (epoch "
+                    f"{restored['epoch']}, step {restored['step']}); TensorBoard logs before it "
+                    "stay with the lost run directory."
+                )
+            copies = [callbacks.CopyCheckpoint(net.output_dir, folder)]
         keras.utils.set_random_seed(net.seed)  # every net starts from the same seed
-        summaries[name] = training.finish(training.train(net, log, data=data, strategy=strategy))
-        if on_finish:
-            on_finish(name, summaries[name], data)
+        trained = training.train(net, log, data=data, strategy=strategy, extra_callbacks=copies)
+        summaries[name] = training.finish(trained)
+        if folder:
+            keep_results(net.output_dir, folder, data)
+            if on_result:
+                on_result()
     return {run_name(*net): summaries[run_name(*net)] for net in nets}, data
+
+
+def keep_results(run_dir, folder, data):
+    """Writes a finished net's `RESULT_FILES` to its results folder; drops its checkpoint copy.
+
+    Its Fig. 7 responses are measured now, on the test images (they choose
+    nothing); `summary.json` is written last, as it marks the results complete.
+    """
+    model = rundir.load_model(run_dir, saved_model=False).model
+    responses = layer_responses(model, data_lib.eval_dataset(data, data.test, 256))
+    rundir.write_csv(
+        os.path.join(folder, "layer_responses.csv"),
+        response_rows(display_name(os.path.basename(run_dir)), responses),
+    )
+    if os.path.abspath(folder) != os.path.abspath(run_dir):
+        for file_name in RESULT_FILES[1:]:
+            rundir.copy_file(os.path.join(run_dir, file_name), os.path.join(folder, file_name))
+        rundir.remove_checkpoint_copy(folder)
 
 
 def finished_results(folder, resolved):
@@ -191,22 +226,14 @@ def degradation(
     rundir.check_writable(results_dir, "results_dir")  # before hours of training, not after
     nets = [(depth, plain) for plain in (True, False) for depth in depths]
     names = [run_name(depth, plain) for depth, plain in nets]
-
-    def record(name, summary, data):
-        run_dir, target = os.path.join(output_dir, name), os.path.join(results_dir, name)
-        model = rundir.load_model(run_dir, saved_model=False).model
-        responses = layer_responses(model, data_lib.eval_dataset(data, data.test, 256))
-        rundir.write_csv(
-            os.path.join(target, "layer_responses.csv"),
-            response_rows(display_name(name), responses),
-        )
-        if os.path.abspath(target) != os.path.abspath(run_dir):
-            for file_name in RESULT_FILES[1:]:  # summary.json last: it marks them complete
-                with open(os.path.join(run_dir, file_name)) as f:
-                    rundir.write_atomic(os.path.join(target, file_name), f.read())
-        write_figures(results_dir, names, log)
-
-    train_sweep(config, nets, output_dir, log, on_finish=record, results_dir=results_dir)
+    train_sweep(
+        config,
+        nets,
+        output_dir,
+        log,
+        results_dir=results_dir,
+        on_result=lambda: write_figures(results_dir, names, log),
+    )
     written = write_figures(results_dir, names, log)
     with open(written["markdown"]) as f:
         log(f.read().rstrip())
@@ -462,9 +489,19 @@ def layer_response_analysis(
 
 
 # ---------------------------------------------------------------- Table 6
-def depth_table(config, depths=TABLE_DEPTHS, output_dir="runs/depth-table", log=print):
-    """Table 6: trains (or collects) the residual nets of `depths`; writes CSV, Markdown, PNG."""
-    summaries, _ = train_sweep(config, [(depth, False) for depth in depths], output_dir, log)
+def depth_table(
+    config, depths=TABLE_DEPTHS, output_dir="runs/depth-table", results_dir=None, log=print
+):
+    """Table 6: trains (or collects) the residual nets of `depths`; writes CSV, Markdown, PNG.
+
+    With `results_dir`, each net's results are kept there as it finishes and
+    the running net's checkpoint is copied there after every epoch
+    (`train_sweep`), so the sweep goes on from that folder on another machine.
+    """
+    if results_dir:
+        rundir.check_writable(results_dir, "results_dir")  # before hours of training
+    nets = [(depth, False) for depth in depths]
+    summaries, _ = train_sweep(config, nets, output_dir, log, results_dir=results_dir)
     rows = []
     for depth in depths:
         summary = summaries[run_name(depth, False)]
@@ -545,13 +582,13 @@ def build_parser():
             default=output_dir,
             help=f"one run directory per net, and the results (default: {output_dir})",
         )
-        if name == "degradation":
-            command.add_argument(
-                "--results-dir",
-                help="what to commit: each net's config, history, summary and layer "
-                "responses, and the figures drawn from them; a net whose results are here "
-                "is not trained again (default: --output-dir)",
-            )
+        command.add_argument(
+            "--results-dir",
+            help="what to commit: each net's config, history, summary and layer "
+            "responses, and the figures drawn from them; a net whose results are here "
+            "is not trained again; the running net's last checkpoint is kept here until it "
+            "finishes, and a lost run directory goes on from it (default: --output-dir)",
+        )
         config_lib.add_config_flags(command, skip=("depth", "plain", "output_dir"))
     command = commands.add_parser(
         "redraw",
@@ -604,7 +641,7 @@ def main(argv=None):
         if args.command == "degradation":
             degradation(config, args.depths, args.output_dir, args.results_dir)
         else:
-            depth_table(config, args.depths, args.output_dir)
+            depth_table(config, args.depths, args.output_dir, args.results_dir)
     except (ValueError, RuntimeError) as error:  # DataError and TrainingDiverged included
         print(f"{parser.prog} {args.command}: error: {error}", file=sys.stderr)
         return 1

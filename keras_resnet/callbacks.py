@@ -3,6 +3,7 @@
 - `Checkpointer`: after each epoch, the history row and a checkpoint of model
   and optimizer (`keras_resnet.rundir`); an epoch whose loss is not finite is
   never saved.
+- `CopyCheckpoint`: keeps a copy of each checkpoint outside the run directory.
 - `StopAtStep`: ends training after the run's last step, mid-epoch if need be.
 - `NanGuard`: stops training when the loss becomes NaN or infinite, and says
   in which epoch.
@@ -80,6 +81,28 @@ class Checkpointer(keras.callbacks.Callback):
         }
         if self.write:
             rundir.write_checkpoint(self.run_dir, self.model, self.state)
+
+
+class CopyCheckpoint(keras.callbacks.Callback):
+    """Copies the run's last checkpoint to a folder outside the run directory.
+
+    After each epoch it reads what `Checkpointer` wrote (put it after that
+    callback) and keeps a copy with `rundir.copy_checkpoint`, so that a long
+    run can go on from the copy (say a committed results folder) when its run
+    directory is lost.
+
+    Args:
+        run_dir: the run directory.
+        folder: where the copy goes (`folder/checkpoint/`, `folder/history.csv`).
+    """
+
+    def __init__(self, run_dir, folder):
+        super().__init__()
+        self.run_dir = run_dir
+        self.folder = folder
+
+    def on_epoch_end(self, epoch, logs=None):
+        rundir.copy_checkpoint(self.run_dir, self.folder)
 
 
 class StopAtStep(keras.callbacks.Callback):

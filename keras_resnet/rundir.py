@@ -18,6 +18,7 @@ import glob
 import io
 import json
 import os
+import shutil
 
 HISTORY_FIELDS = (
     "epoch",
@@ -126,6 +127,68 @@ def write_checkpoint(run_dir, model, state):
         if os.path.basename(old) != state["weights"]:
             os.remove(old)
     write_history(os.path.join(run_dir, "history.csv"), state["history"])
+
+
+# The subfolder of a results folder holding the copy of a running net's last checkpoint.
+CHECKPOINT_COPY = "checkpoint"
+
+
+def copy_file(source, target):
+    """Copies `source` to `target` whole or not at all, flushed to disk."""
+    with atomic_path(target) as temporary:
+        shutil.copyfile(source, temporary)
+        with open(temporary, "rb+") as f:
+            os.fsync(f.fileno())
+
+
+def copy_checkpoint(run_dir, folder):
+    """Copies a run's last checkpoint, `config.json` and `history.csv` into `folder`.
+
+    The copy lives in `folder/checkpoint/` (`CHECKPOINT_COPY`): weights first,
+    its `state.json` last, so it is always a consistent pair that
+    `restore_checkpoint_copy` can turn back into a run directory when the run
+    directory itself is lost (a new machine, a deleted work tree).
+    """
+    state = load_state(run_dir)
+    if not state:
+        return
+    target = os.path.join(folder, CHECKPOINT_COPY)
+    copy_file(
+        os.path.join(run_dir, "checkpoints", state["weights"]),
+        os.path.join(target, state["weights"]),
+    )
+    for name in ("config.json", "history.csv"):
+        copy_file(os.path.join(run_dir, name), os.path.join(folder, name))
+    write_json(os.path.join(target, "state.json"), state)
+    for old in glob.glob(os.path.join(target, "*.weights.h5")):
+        if os.path.basename(old) != state["weights"]:
+            os.remove(old)
+
+
+def restore_checkpoint_copy(folder, run_dir):
+    """Makes `run_dir` resumable from the checkpoint copy in `folder`, if the copy is further on.
+
+    Returns:
+        The copy's state when it was restored; None when `folder` holds no
+        copy or `run_dir`'s own checkpoint is at least as far.
+    """
+    source = os.path.join(folder, CHECKPOINT_COPY)
+    path = os.path.join(source, "state.json")
+    copied = read_json(path) if os.path.exists(path) else None
+    own = load_state(run_dir)
+    if not copied or (own and own["step"] >= copied["step"]):
+        return None
+    checkpoints = os.path.join(run_dir, "checkpoints")
+    copy_file(os.path.join(source, copied["weights"]), os.path.join(checkpoints, copied["weights"]))
+    for name in ("config.json", "history.csv"):
+        copy_file(os.path.join(folder, name), os.path.join(run_dir, name))
+    write_json(os.path.join(checkpoints, "state.json"), copied)  # last: it names the weights
+    return copied
+
+
+def remove_checkpoint_copy(folder):
+    """Deletes the checkpoint copy in `folder` (once its net has finished)."""
+    shutil.rmtree(os.path.join(folder, CHECKPOINT_COPY), ignore_errors=True)
 
 
 def restore_checkpoint(model, run_dir, state):

@@ -224,7 +224,7 @@ def build_and_compile(run, data, pretrained=None, schedule=None):
     return model
 
 
-def train(config, log=print, data=None, strategy=None):
+def train(config, log=print, data=None, strategy=None, extra_callbacks=()):
     """Runs (or resumes) a training run to its last step and evaluates it.
 
     Writes the run directory's `config.json`, checkpoints, `history.csv` and
@@ -236,6 +236,8 @@ def train(config, log=print, data=None, strategy=None):
         data: optional `keras_resnet.data.Data` already loaded for `config`
             (a hyperparameter search reuses one across trials).
         strategy: optional strategy already set up by `runtime.setup_devices`.
+        extra_callbacks: callbacks the chief runs after the checkpoint is
+            written (a sweep's `callbacks.CopyCheckpoint`).
 
     Returns:
         A `TrainedRun`.
@@ -328,6 +330,7 @@ def train(config, log=print, data=None, strategy=None):
             logger,
         ]
         if chief:
+            fit_callbacks[2:2] = extra_callbacks
             callbacks.write_hparams(log_dir, record)
             callbacks.write_graph(log_dir, model)
             # Keras's own callback: the epoch's loss and accuracies, and the profile.

@@ -1,6 +1,7 @@
 import csv
 import json
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -214,3 +215,49 @@ def test_an_unwritable_results_dir_fails_before_any_training(cifar_dir, tmp_path
     assert analysis.main(argv) == 1
     assert "results_dir '" in (error := capsys.readouterr().err) and "is not a directory" in error
     assert not out.exists()
+
+
+def test_a_sweep_goes_on_from_the_checkpoint_kept_in_its_results_folder(
+    cifar_dir, tmp_path, monkeypatch, capsys
+):
+    from keras_resnet import callbacks
+
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    argv = ["depth-table", "--depths", "8", "--dataset", "cifar10", "--data-dir", str(cifar_dir)]
+    argv += ["--steps", "6", "--steps-per-epoch", "3", "--batch-size", "32"]
+    argv += ["--output-dir", str(runs), "--results-dir", str(results)]
+    copy = callbacks.CopyCheckpoint.on_epoch_end
+
+    def copy_then_lose_the_machine(self, epoch, logs=None):
+        copy(self, epoch, logs)
+        raise KeyboardInterrupt  # the process ends right after the first epoch's copy
+
+    monkeypatch.setattr(callbacks.CopyCheckpoint, "on_epoch_end", copy_then_lose_the_machine)
+    with pytest.raises(KeyboardInterrupt):
+        analysis.main(argv)
+    kept = results / "resnet8"
+    state = json.loads((kept / "checkpoint" / "state.json").read_text())
+    assert (state["epoch"], state["step"]) == (1, 3)
+    assert sorted(os.listdir(kept / "checkpoint")) == ["epoch-0001.weights.h5", "state.json"]
+    first = _read_csv(kept / "history.csv")
+    assert [row["epoch"] for row in first] == ["1"]
+    assert json.loads((kept / "config.json").read_text())["total_steps"] == 6
+
+    shutil.rmtree(runs)  # the run directory is lost with its machine; the results folder is not
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert analysis.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "Restored " in out and "(epoch 1, step 3)" in out
+    assert "Resuming " in out and "from epoch 1 (step 3)" in out
+    history = _read_csv(kept / "history.csv")
+    assert [row["epoch"] for row in history] == ["1", "2"]
+    assert history[0] == first[0]  # the epoch trained before the loss, kept as it was
+    # Finished: its results are complete and the checkpoint copy is gone.
+    assert sorted(os.listdir(kept)) == [
+        "config.json",
+        "history.csv",
+        "layer_responses.csv",
+        "summary.json",
+    ]
+    assert json.loads((kept / "summary.json").read_text())["steps"] == 6
