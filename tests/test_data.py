@@ -1,5 +1,4 @@
 import gzip
-import logging
 import os
 import pickle
 import shutil
@@ -106,7 +105,7 @@ def write_cifar_binary(folder, images, labels, names):
         f.write("\n".join(names) + "\n")
 
 
-def test_cifar_binary_and_python_batches(cifar, tmp_path, caplog):
+def test_cifar_binary_and_python_batches(cifar, tmp_path):
     images, labels = cifar.train.images, cifar.train.labels
     write_cifar_binary(tmp_path / "cifar-10-batches-bin", images, labels, CLASSES)
     binary = data.load_data("cifar10", data_dir=str(tmp_path))
@@ -124,15 +123,45 @@ def test_cifar_binary_and_python_batches(cifar, tmp_path, caplog):
         pickle.dump({b"data": flat[:50], b"labels": labels[:50].tolist()}, f)
     with open(py / "batches.meta", "wb") as f:
         pickle.dump({b"label_names": [n.encode() for n in CLASSES]}, f)
-    with caplog.at_level(logging.WARNING):
-        python = data.load_data("cifar10", data_dir=str(tmp_path / "py"))
-    assert "Unpickling" in caplog.text
+    python = data.load_data("cifar10", data_dir=str(tmp_path / "py"))
     np.testing.assert_array_equal(python.train.images, images)
+    assert python.source.endswith("cifar-10-batches-py") and python.class_names == CLASSES
     # Binary batches are preferred where both exist.
     shutil.copytree(tmp_path / "cifar-10-batches-bin", tmp_path / "py" / "cifar-10-batches-bin")
-    caplog.clear()
     both = data.load_data("cifar10", data_dir=str(tmp_path / "py"))
-    assert both.source.endswith("cifar-10-batches-bin") and "Unpickling" not in caplog.text
+    assert both.source.endswith("cifar-10-batches-bin")
+
+
+@pytest.mark.parametrize("protocol", [2, pickle.HIGHEST_PROTOCOL])
+def test_cifar_python_batches_are_read_without_running_code(cifar, tmp_path, protocol):
+    """A crafted batch is an error naming it; the numpy arrays of real ones still load."""
+    py = tmp_path / "cifar-10-batches-py"
+    os.makedirs(py)
+    images, labels = cifar.train.images[:60], cifar.train.labels[:60]
+    flat = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(py / name, "wb") as f:
+            pickle.dump({b"data": flat, b"labels": labels.tolist()}, f, protocol=protocol)
+    with open(py / "batches.meta", "wb") as f:
+        pickle.dump({b"label_names": [n.encode() for n in CLASSES]}, f, protocol=protocol)
+    loaded = data.load_data("cifar10", data_dir=str(tmp_path))
+    np.testing.assert_array_equal(loaded.train.images[:60], images)
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    with open(py / "data_batch_3", "wb") as f:
+        pickle.dump({b"data": Payload(), b"labels": []}, f, protocol=protocol)
+    with pytest.raises(data.DataError, match=r"data_batch_3.*refers to (posix|os)\.system"):
+        data.load_data("cifar10", data_dir=str(tmp_path))
+    assert not marker.exists()
+    with open(py / "data_batch_3", "wb") as f:
+        pickle.dump([1, 2, 3], f, protocol=protocol)
+    with pytest.raises(data.DataError, match="data_batch_3.*holds a list, not a dict"):
+        data.load_data("cifar10", data_dir=str(tmp_path))
 
 
 def test_truncated_cifar_batch_is_named(cifar, tmp_path):

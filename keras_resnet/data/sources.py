@@ -6,8 +6,10 @@
   - class folders: `DIR/train/<class>/*.jpg|png|...` and `DIR/test/<class>/...`
     (class order: sorted folder names);
   - CIFAR-10/100 binary batches (`cifar-10-batches-bin`, `cifar-100-binary`), or
-    the python batches (`cifar-10-batches-py`, `cifar-100-python`), which are
-    unpickled with a warning and only when no binary batches exist;
+    the python batches (`cifar-10-batches-py`, `cifar-100-python`), read only
+    when no binary batches exist and with an unpickler that builds nothing but
+    what the format holds (dicts, lists, bytes, numbers, numpy arrays), so a
+    crafted file is an error, not code that runs;
   - IDX files (MNIST, Fashion-MNIST): `train-images-idx3-ubyte[.gz]` and friends;
 - a TensorFlow Datasets name (`cifar10`, `cifar100`, `mnist`, `fashion_mnist`,
   `imagenet2012`, `imagenette`, ...), with `tfds_data_dir`;
@@ -20,7 +22,6 @@ images stream from their files.
 
 import dataclasses
 import gzip
-import logging
 import os
 import pickle
 import struct
@@ -30,7 +31,6 @@ import tensorflow as tf
 
 from keras_resnet.progress import Progress
 
-logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 SYNTHETIC_SHAPE, SYNTHETIC_CLASSES, SYNTHETIC_EXAMPLES = (32, 32, 3), 10, (10_000, 2_000)
@@ -248,31 +248,24 @@ def _load_cifar(folder, binary, test_only=False):
         meta = os.path.join(folder, "fine_label_names.txt" if hundred else "batches.meta.txt")
         class_names = _read_lines(meta)
     else:
-        logger.warning(
-            "Unpickling the CIFAR python batches in %s (pickle runs code from the "
-            "file: use only a trusted copy; the binary batches avoid it).",
-            folder,
-        )
         names = ["train"] if hundred else [f"data_batch_{i}" for i in range(1, 6)]
         test_names = ["test"] if hundred else ["test_batch"]
         label_key = b"fine_labels" if hundred else b"labels"
 
         def read(name):
             path = os.path.join(folder, name)
-            if not os.path.isfile(path):
-                raise DataError(f"Missing CIFAR batch file {path!r}.")
+            batch = _unpickle_cifar(path)
             try:
-                with open(path, "rb") as f:
-                    batch = pickle.load(f, encoding="bytes")
                 return np.asarray(batch[b"data"], np.uint8), np.asarray(batch[label_key], np.int32)
             except Exception as error:
                 raise DataError(f"Cannot read CIFAR batch file {path!r}: {error}") from None
 
         meta_path = os.path.join(folder, "meta" if hundred else "batches.meta")
-        with open(meta_path, "rb") as f:
-            meta = pickle.load(f, encoding="bytes")
         key = b"fine_label_names" if hundred else b"label_names"
-        class_names = [n.decode() for n in meta[key]]
+        try:
+            class_names = [n.decode() for n in _unpickle_cifar(meta_path)[key]]
+        except (KeyError, TypeError, AttributeError) as error:
+            raise DataError(f"CIFAR meta file {meta_path!r} has no class names: {error}") from None
 
     def split(file_names):
         parts = []
@@ -288,6 +281,47 @@ def _load_cifar(folder, binary, test_only=False):
 
     train = None if test_only else split(names)
     return train, split(test_names), class_names, f"cifar batches {folder}"
+
+
+# What a CIFAR python batch may refer to: numpy's array and dtype reconstructors (the
+# names numpy 1 and 2 write, old and new pickle protocols) and `_codecs.encode`, which
+# protocol 2 uses for Python 3 bytes. Dicts, lists, strings and numbers need no lookup.
+_CIFAR_PICKLE_GLOBALS = {
+    (module, name)
+    for prefix in ("numpy.core", "numpy._core")
+    for module, name in (
+        (f"{prefix}.multiarray", "_reconstruct"),
+        (f"{prefix}.numeric", "_frombuffer"),
+    )
+} | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """An unpickler that builds only what CIFAR's python batches hold."""
+
+    def find_class(self, module, name):
+        if (module, name) not in _CIFAR_PICKLE_GLOBALS:
+            raise pickle.UnpicklingError(
+                f"it refers to {module}.{name}, and CIFAR batches hold only dicts, lists, "
+                "bytes, numbers and numpy arrays"
+            )
+        return super().find_class(module, name)
+
+
+def _unpickle_cifar(path):
+    """A CIFAR python batch or meta file's dict, read without running code from it."""
+    if not os.path.isfile(path):
+        raise DataError(f"Missing CIFAR batch file {path!r}.")
+    try:
+        with open(path, "rb") as f:
+            value = _CifarUnpickler(f, encoding="bytes").load()
+    except Exception as error:
+        raise DataError(f"Cannot read CIFAR batch file {path!r}: {error}.") from None
+    if not isinstance(value, dict):
+        raise DataError(
+            f"Cannot read CIFAR batch file {path!r}: it holds a {type(value).__name__}, not a dict."
+        )
+    return value
 
 
 def _read_lines(path):
