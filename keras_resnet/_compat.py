@@ -8,6 +8,7 @@ no longer needed or no longer works.
 """
 
 import contextlib
+import io
 import sys
 
 import keras
@@ -45,6 +46,29 @@ def recursion_headroom(frames):
         yield
     finally:
         sys.setrecursionlimit(previous)
+
+
+def weights_file_bytes(model):
+    """The content of the `.weights.h5` file `model.save_weights` would write, made in memory.
+
+    Keras writes weights only to a path, through HDF5. When the disk fills
+    while it writes, HDF5 keeps the broken file open and the process crashes
+    at exit (a segmentation fault, after h5py's ENOSPC errors). Made in memory,
+    a checkpoint reaches the disk through plain Python writes, whose failures
+    are ordinary `OSError`s that leave nothing behind. Keras's own
+    `H5IOStore` (which takes an `io.BytesIO`) and `_save_state` (what
+    `save_weights` runs) make the same file; `keras.src.saving.saving_lib`,
+    Keras 3.15.
+    """
+    from keras.src.saving import saving_lib
+
+    buffer = io.BytesIO()
+    store = saving_lib.H5IOStore(buffer, mode="w")
+    saving_lib._save_state(
+        model, weights_store=store, assets_store=None, inner_path="", visited_saveables=set()
+    )
+    store.close()
+    return buffer.getvalue()
 
 
 # Keras minor versions the multi-worker workaround was written for and tested with.

@@ -51,6 +51,9 @@ PAPER_TABLE6 = {
     110: (1.7e6, 6.43),
     1202: (19.4e6, 7.93),
 }
+# akamaster/pytorch_resnet_cifar10's published test error (%) of the same nets, option A,
+# the paper's recipe: the best epoch on the test set, where the paper reports the last.
+AKAMASTER_ERRORS = {20: 8.27, 32: 7.37, 44: 6.90, 56: 6.61, 110: 6.32, 1202: 6.18}
 DEGRADATION_DEPTHS = (20, 32, 44, 56)  # Fig. 6
 # A degradation sweep's results, a folder per net, written as the net finishes (summary.json
 # last): small files to commit, from which both figures are drawn without the weights.
@@ -246,7 +249,7 @@ def write_figures(results_dir, names, log=print):
     Nets whose results are not complete yet are left out. Writes
     `degradation.csv` (a row per epoch of each net: its step, training and
     held-out error), `degradation.md` (final errors and wall time per net),
-    `layer_responses.csv` (every net's), and both PNGs (`redraw`).
+    `layer_responses.csv` (every net's), and both PNGs (`draw_from_csvs`).
 
     Args:
         results_dir: the sweep's results folder.
@@ -301,7 +304,7 @@ def write_figures(results_dir, names, log=print):
     rundir.write_csv(written["csv"], rows)
     rundir.write_atomic(written["markdown"], degradation_markdown(final, evaluated_on))
     rundir.write_csv(written["layer_responses_csv"], responses)
-    written["png"], written["layer_responses_png"] = redraw(results_dir, log=lambda line: None)
+    written["png"], written["layer_responses_png"] = draw_from_csvs(results_dir)
     log(f"Wrote Fig. 6 and Fig. 7 of {len(done)} of {len(names)} nets in {results_dir}")
     return written
 
@@ -326,12 +329,54 @@ def degradation_markdown(final, evaluated_on):
     return "\n".join(lines) + "\n"
 
 
+def sweep_names(results_dir):
+    """The nets of a sweep's results folder (`plain20`, `resnet56`, ...): plain first, by depth.
+
+    A net counts once its folder has a `history.csv` (a running net's, copied
+    after every epoch, or a finished one's).
+    """
+    names = [
+        name
+        for name in (os.listdir(results_dir) if os.path.isdir(results_dir) else [])
+        if parse_run_name(name) and os.path.exists(os.path.join(results_dir, name, "history.csv"))
+    ]
+    return sorted(names, key=lambda name: (not parse_run_name(name)[1], parse_run_name(name)[0]))
+
+
 def redraw(results_dir, log=print):
-    """Redraws Fig. 6 and Fig. 7 from the CSVs in `results_dir`, without training anything.
+    """Redraws a results folder's tables and figures without training anything.
+
+    A sweep's folder (a subfolder per net) is redrawn from the nets' own
+    files: Table 6's `depth_table.md` where it holds residual nets only, and
+    Fig. 6 and Fig. 7 (`write_figures`). A folder of CSVs alone (the
+    `layer-responses` command's) is redrawn from `degradation.csv` and
+    `layer_responses.csv`, whichever exist.
 
     Returns:
-        The PNG paths written: `degradation.png` from `degradation.csv`,
-        `layer_responses.png` from `layer_responses.csv`, whichever exist.
+        The PNG paths written.
+
+    Raises:
+        ValueError: when `results_dir` holds neither nets nor CSVs.
+    """
+    names = sweep_names(results_dir)
+    if names:
+        if any(parse_run_name(name)[1] for name in names):
+            written = write_figures(results_dir, names, log=lambda line: None)
+        else:
+            written = write_depth_table(results_dir, names, log=lambda line: None)
+        pngs = [written[key] for key in ("png", "layer_responses_png") if key in written]
+        log(f"Wrote {', '.join([written['markdown'], *pngs])}")
+        return pngs
+    written = draw_from_csvs(results_dir)
+    log(f"Wrote {' and '.join(written)}")
+    return written
+
+
+def draw_from_csvs(results_dir):
+    """Fig. 6 from `degradation.csv` and Fig. 7 from `layer_responses.csv`, whichever exist.
+
+    Returns:
+        The PNG paths written.
 
     Raises:
         ValueError: when `results_dir` holds neither CSV.
@@ -361,9 +406,9 @@ def redraw(results_dir, log=print):
         plotting.plot_layer_responses(responses, written[-1])
     if not written:
         raise ValueError(
-            f"{results_dir!r} has neither degradation.csv nor layer_responses.csv to draw from."
+            f"{results_dir!r} has neither the results of a sweep's nets nor degradation.csv "
+            "or layer_responses.csv to draw from."
         )
-    log(f"Wrote {' and '.join(written)}")
     return written
 
 
@@ -492,60 +537,119 @@ def layer_response_analysis(
 def depth_table(
     config, depths=TABLE_DEPTHS, output_dir="runs/depth-table", results_dir=None, log=print
 ):
-    """Table 6: trains (or collects) the residual nets of `depths`; writes CSV, Markdown, PNG.
+    """Table 6: trains (or collects) the residual nets of `depths` and tables them.
 
-    With `results_dir`, each net's results are kept there as it finishes and
-    the running net's checkpoint is copied there after every epoch
-    (`train_sweep`), so the sweep goes on from that folder on another machine.
+    Each net's results go to `<results_dir>/resnet<depth>/` as it finishes,
+    and the running net's checkpoint is copied there after every epoch
+    (`train_sweep`), so the sweep goes on from that folder on another
+    machine; `write_depth_table` redraws the table and figures from it after
+    each net.
+
+    Args:
+        config: `TrainConfig` of the shared recipe and data.
+        depths: CIFAR depths 6n+2, trained in this order.
+        output_dir: one run directory per net (weights and all).
+        results_dir: what is worth committing. Default: `output_dir`.
+        log: function taking one line of progress text.
+
+    Returns:
+        `write_depth_table`'s dict.
     """
-    if results_dir:
-        rundir.check_writable(results_dir, "results_dir")  # before hours of training
+    results_dir = results_dir or output_dir
+    rundir.check_writable(results_dir, "results_dir")  # before hours of training, not after
     nets = [(depth, False) for depth in depths]
-    summaries, _ = train_sweep(config, nets, output_dir, log, results_dir=results_dir)
+    names = [run_name(depth, plain) for depth, plain in nets]
+    train_sweep(
+        config,
+        nets,
+        output_dir,
+        log,
+        results_dir=results_dir,
+        on_result=lambda: write_depth_table(results_dir, names, log),
+    )
+    written = write_depth_table(results_dir, names, log)
+    with open(written["markdown"]) as f:
+        log(f.read().rstrip())
+    return written
+
+
+def write_depth_table(results_dir, names, log=print):
+    """Table 6, Fig. 6's residual panel and Fig. 7 from the nets' results in `results_dir`.
+
+    Writes `depth_table.csv` and `depth_table.md` (a row per net: parameters,
+    the paper's and akamaster's test error, ours after the last iteration,
+    wall time; a net still training shows how far it is and its latest test
+    error), and through `write_figures` the curves and responses of the
+    finished nets.
+
+    Returns:
+        `write_figures`'s dict with `rows`, `depth_table_csv` and `markdown`
+        (the table's path).
+    """
     rows = []
-    for depth in depths:
-        summary = summaries[run_name(depth, False)]
+    for name in names:
+        folder = os.path.join(results_dir, name)
+        if not os.path.exists(os.path.join(folder, "history.csv")):
+            continue
+        depth, _ = parse_run_name(name)
+        record = rundir.read_json(os.path.join(folder, "config.json"))
+        history = rundir.read_csv(os.path.join(folder, "history.csv"))
+        finished = all(os.path.exists(os.path.join(folder, f)) for f in RESULT_FILES)
+        summary = rundir.read_json(os.path.join(folder, "summary.json")) if finished else {}
         paper_params, paper_error = PAPER_TABLE6.get(depth, (None, None))
         rows.append(
             {
-                "model": display_name(run_name(depth, False)),
+                "model": display_name(name),
                 "layers": depth,
-                "parameters": summary["trainable_parameters"],
+                "parameters": summary.get("trainable_parameters"),
                 "paper_parameters": paper_params,
-                "steps": summary["steps"],
-                "test_top1_error": summary["test_top1_error"],
+                "steps": int(history[-1]["step"]) if history else 0,
+                "total_steps": record["total_steps"],
+                "finished": finished,
+                "test_top1_error": summary.get("test_top1_error"),
+                "latest_test_top1_error": float(history[-1]["val_top1_error"]) if history else None,
                 "paper_test_error": None if paper_error is None else paper_error / 100,
+                "akamaster_test_error": (
+                    AKAMASTER_ERRORS[depth] / 100 if depth in AKAMASTER_ERRORS else None
+                ),
+                "hours": sum(float(entry["seconds"]) for entry in history) / 3600,
             }
         )
-    csv_path = os.path.join(output_dir, "depth_table.csv")
-    md_path = os.path.join(output_dir, "depth_table.md")
-    png_path = os.path.join(output_dir, "depth_table.png")
-    rundir.write_csv(csv_path, rows)
-    rundir.write_atomic(md_path, depth_table_markdown(rows))
-    plotting.plot_depth_table(rows, png_path)
-    log(depth_table_markdown(rows))
-    log(f"Wrote {csv_path}, {md_path} and {png_path}")
-    return {"rows": rows, "csv": csv_path, "markdown": md_path, "png": png_path}
+    written = write_figures(results_dir, names, log) or {}
+    written.update(
+        rows=rows,
+        depth_table_csv=os.path.join(results_dir, "depth_table.csv"),
+        markdown=os.path.join(results_dir, "depth_table.md"),
+    )
+    rundir.write_csv(written["depth_table_csv"], rows)
+    rundir.write_atomic(written["markdown"], depth_table_markdown(rows))
+    return written
 
 
 def depth_table_markdown(rows):
-    """Table 6's columns: layers, parameters, test error; the paper's beside ours."""
+    """Table 6's columns: ours beside the paper's and akamaster's, with the wall time here."""
     lines = [
-        "| model | layers | params | iterations | test error (%) "
-        "| paper: params | paper: error (%) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| network | layers | params | iterations | test error: ours | paper | akamaster "
+        "| wall time |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
+
+    def percent(value):
+        return "" if value is None else f"{100 * value:.2f}%"
+
     for row in rows:
-        paper_params = (
-            "" if row["paper_parameters"] is None else f"{row['paper_parameters'] / 1e6:.2f}M"
-        )
-        paper_error = (
-            "" if row["paper_test_error"] is None else f"{100 * row['paper_test_error']:.2f}"
-        )
+        if row["finished"]:
+            iterations = f"{row['steps']:,}"
+            ours = percent(row["test_top1_error"])
+            params = f"{row['parameters'] / 1e6:.2f}M"
+        else:
+            iterations = f"{row['steps']:,} of {row['total_steps']:,}"
+            ours = f"training: {percent(row['latest_test_top1_error'])} so far"
+            params = ""
         lines.append(
-            f"| {row['model']} | {row['layers']} | {row['parameters'] / 1e6:.2f}M | "
-            f"{row['steps']:,} | {100 * row['test_top1_error']:.2f} | {paper_params} | "
-            f"{paper_error} |"
+            f"| {row['model']} | {row['layers']} | {params} | {iterations} | {ours} | "
+            f"{percent(row['paper_test_error'])} | {percent(row['akamaster_test_error'])} | "
+            f"{row['hours']:.1f} h |"
         )
     return "\n".join(lines) + "\n"
 

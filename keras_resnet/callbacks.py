@@ -5,20 +5,24 @@
   never saved.
 - `CopyCheckpoint`: keeps a copy of each checkpoint outside the run directory.
 - `StopAtStep`: ends training after the run's last step, mid-epoch if need be.
+- `StopOnSignal`: on SIGTERM or SIGINT, checkpoints the step and stops the run.
 - `NanGuard`: stops training when the loss becomes NaN or infinite, and says
   in which epoch.
 - `StepLogger`: TensorBoard step and epoch summaries, and the throughput.
 - `AverageMovingStatistics`: one set of batch-norm statistics across replicas.
 """
 
+import contextlib
 import math
 import os
+import signal
+import threading
 import time
 
 import keras
 import tensorflow as tf
 
-from keras_resnet import rundir
+from keras_resnet import rundir, runtime
 
 
 def _error(accuracy):
@@ -108,22 +112,96 @@ class CopyCheckpoint(keras.callbacks.Callback):
 class StopAtStep(keras.callbacks.Callback):
     """Stops training once `total_steps` steps are done, mid-epoch if need be.
 
-    The step is counted from the epoch and batch, not read from the optimizer,
-    so that no step waits for the device.
+    The steps are counted from `start_step` (where a resumed run begins), not
+    read from the optimizer, so that no step waits for the device.
     """
 
-    def __init__(self, total_steps, steps_per_epoch):
+    def __init__(self, total_steps, start_step=0):
         super().__init__()
         self.total_steps = total_steps
-        self.steps_per_epoch = steps_per_epoch
-        self._epoch = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
+        self.step = start_step
 
     def on_train_batch_end(self, batch, logs=None):
-        if self._epoch * self.steps_per_epoch + batch + 1 >= self.total_steps:
+        self.step += 1
+        if self.step >= self.total_steps:
             self.model.stop_training = True
+
+
+class Preempted(RuntimeError):
+    """Training stopped on SIGTERM or SIGINT, after writing a checkpoint of its last step."""
+
+
+class StopOnSignal(keras.callbacks.Callback):
+    """On SIGTERM or SIGINT, finishes the step, checkpoints it and stops the run.
+
+    Cloud machines send SIGTERM shortly before they take a machine away, and a
+    job scheduler before it stops a job; an epoch can be hours. So the step
+    under way finishes, the model and optimizer at that step are written as a
+    checkpoint (`step-NNNNNNN.weights.h5`, with the history of the finished
+    epochs), and `Preempted` is raised: no validation, no epoch end. The same
+    command resumes from that step (`training` runs the rest of the epoch
+    first). A second signal stops at once. Under MultiWorkerMirroredStrategy
+    the workers agree after every step on whether any of them was signalled
+    (one collective), so all stop at the same step and the chief writes.
+
+    Install the handlers around `fit` with `with callback.handling_signals():`.
+
+    Args:
+        run_dir: the run directory.
+        strategy: the distribution strategy (for the workers' agreement).
+        write: False on the non-chief workers of a cluster.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, run_dir, strategy=None, write=True):
+        super().__init__()
+        self.run_dir = run_dir
+        self.strategy = strategy
+        self.write = write
+        self.received = None
+        self._previous = {}
+
+    @contextlib.contextmanager
+    def handling_signals(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield  # Python delivers signals to the main thread only
+            return
+        self._previous = {number: signal.signal(number, self._handle) for number in self.SIGNALS}
+        try:
+            yield
+        finally:
+            for number, handler in self._previous.items():
+                signal.signal(number, handler)
+
+    def _handle(self, number, frame):
+        if self.received:  # asked twice: stop now, as without this callback
+            signal.signal(number, self._previous.get(number, signal.SIG_DFL))
+            raise KeyboardInterrupt
+        self.received = signal.Signals(number).name
+
+    def on_train_batch_end(self, batch, logs=None):
+        signalled = self.received is not None
+        if self.strategy is not None:
+            signalled = runtime.any_worker(self.strategy, signalled)
+        if not signalled:
+            return
+        step = int(self.model.optimizer.iterations.numpy())
+        finished = rundir.load_state(self.run_dir) or {"epoch": 0, "history": []}
+        state = {
+            "epoch": finished["epoch"],
+            "step": step,
+            "weights": f"step-{step:07d}.weights.h5",
+            "history": finished["history"],
+        }
+        if self.write:
+            rundir.write_checkpoint(self.run_dir, self.model, state)
+        raise Preempted(
+            f"Stopped by {self.received or 'a signal to another worker'} after step {step} "
+            f"(epoch {state['epoch'] + 1}); its checkpoint is "
+            f"{os.path.join(self.run_dir, 'checkpoints', state['weights'])!r}. Run the same "
+            f"command to resume from step {step}."
+        )
 
 
 class NanGuard(keras.callbacks.Callback):
@@ -173,15 +251,15 @@ class StepLogger(keras.callbacks.Callback):
         log_dir: the TensorBoard folder, or None to measure without writing.
         log_every: steps between step summaries.
         global_batch: images per step, all replicas together.
-        steps_per_epoch: steps of an epoch.
+        start_step: the step the run starts from (a resumed run's).
         warmup_steps: the step from which throughput is measured.
     """
 
-    def __init__(self, log_dir, log_every, global_batch, steps_per_epoch, warmup_steps):
+    def __init__(self, log_dir, log_every, global_batch, start_step, warmup_steps):
         super().__init__()
         self.log_every = log_every
         self.global_batch = global_batch
-        self.steps_per_epoch = steps_per_epoch
+        self.step = start_step
         self.warmup_steps = warmup_steps
         self.summary = self.validation = None
         if log_dir is not None:
@@ -189,8 +267,8 @@ class StepLogger(keras.callbacks.Callback):
             self.validation = tf.summary.create_file_writer(os.path.join(log_dir, "validation"))
         self.measured_steps = 0
         self.measured_seconds = 0.0
-        self._last = self._epoch = None
-        self._seen = 0
+        self._last = None
+        self._seen = start_step
 
     @property
     def examples_per_second(self):
@@ -199,11 +277,12 @@ class StepLogger(keras.callbacks.Callback):
         return self.measured_steps * self.global_batch / self.measured_seconds
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._last, self._epoch = None, epoch
+        self._last = None
 
     def on_train_batch_end(self, batch, logs=None):
         now = time.perf_counter()
-        step = self._epoch * self.steps_per_epoch + batch + 1  # no device sync
+        self.step += 1  # counted, not read from the optimizer: no device sync
+        step = self.step
         if self._last is not None:
             last_time, last_step = self._last
             if last_step >= self.warmup_steps:

@@ -136,6 +136,9 @@ def plot_confusion(report, class_names, path, title=""):
 def plot_degradation(rows, path, test_label="test"):
     """Fig. 6's layout: plain nets left, residual nets right, a colour per depth.
 
+    A panel is drawn only for the kind of net `rows` has (Table 6's sweep has
+    residual nets only).
+
     Args:
         rows: dicts with `model` (its label), `depth`, `plain`, `step`,
             `train_top1_error` and `heldout_top1_error` (None when not measured).
@@ -144,8 +147,9 @@ def plot_degradation(rows, path, test_label="test"):
     plt = _pyplot()
     depths = sorted({row["depth"] for row in rows})
     colours = dict(zip(depths, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    for axis, plain in zip(axes, (True, False)):
+    kinds = [plain for plain in (True, False) if any(row["plain"] == plain for row in rows)]
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 4.2), sharey=True)
+    for axis, plain in zip(np.atleast_1d(axes), kinds):
         for depth in depths:
             mine = [row for row in rows if row["plain"] == plain and row["depth"] == depth]
             if not mine:
@@ -206,37 +210,5 @@ def plot_layer_responses(responses, path):
         "Standard deviation of the 3x3 layers' responses (after BN, before ReLU/addition)",
         fontsize=10,
     )
-    fig.tight_layout()
-    save_figure(fig, path, dpi=110)
-
-
-def plot_depth_table(rows, path):
-    """Table 6 as a figure: test error against depth, ours and the paper's."""
-    plt = _pyplot()
-    fig, axis = plt.subplots(figsize=(6, 4))
-    layers = [row["layers"] for row in rows]
-    axis.plot(
-        layers,
-        [100 * row["test_top1_error"] for row in rows],
-        "o-",
-        lw=2,
-        label=f"this run ({rows[0]['steps']:,} iterations)",
-    )
-    paper = [
-        (row["layers"], 100 * row["paper_test_error"])
-        for row in rows
-        if row["paper_test_error"] is not None
-    ]
-    if paper:
-        axis.plot(*zip(*paper), "s--", label="paper, Table 6 (64k iterations)")
-    axis.set(
-        xscale="log",
-        xlabel="layers",
-        ylabel="test error (%)",
-        title="CIFAR-10 residual nets: test error against depth",
-    )
-    axis.set_xticks(layers, [str(d) for d in layers])
-    axis.grid(alpha=0.3)
-    axis.legend()
     fig.tight_layout()
     save_figure(fig, path, dpi=110)

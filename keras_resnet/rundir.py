@@ -1,24 +1,36 @@
-"""The run directory: atomic writes, run state and history, and loading a model.
+"""The run directory: one writer, atomic writes, kept checkpoints, and loading a model.
 
-A run directory holds `config.json`, `checkpoints/` (`epoch-NNNN.weights.h5`
-with model and optimizer state, and `state.json` naming it with the history so
-far), `history.csv`, `summary.json`, `logs/` (TensorBoard), `model.keras`,
-`saved_model/<version>/` and `training_curves.png`.
+A run directory holds `config.json`, `checkpoints/`, `history.csv`,
+`summary.json`, `logs/` (TensorBoard), `model.keras`, `saved_model/<version>/`,
+`training_curves.png` and `lock`.
 
-Every file is written under a temporary name and renamed over its target, so a
-kill at any moment leaves the old content or the new one, never half a file.
-`state.json` is replaced after the weights it names, so a checkpoint is always
-a consistent pair.
+- One writer: a process that writes a run directory holds an exclusive lock on
+  its `lock` file (`RunLock`; `fcntl.flock`, so the kernel drops it when the
+  process dies, even by kill -9); a second one stops at once, naming the first.
+- Every file is written under a temporary name, flushed and renamed over its
+  target, so a kill or a full disk at any moment leaves the old content or the
+  new one, never half a file under its final name.
+- `checkpoints/` keeps the last `KEEP_CHECKPOINTS` checkpoints, each a weights
+  file (model and optimizer: `epoch-NNNN.weights.h5` after an epoch,
+  `step-NNNNNNN.weights.h5` when a run is stopped part way through one) and its
+  state beside it (`<name>.state.json`: epoch, step, the history so far);
+  `state.json` is the newest one's state. A checkpoint that cannot be read is
+  reported and the run resumes from the newest one that can.
 """
 
 import contextlib
 import csv
 import dataclasses
+import fcntl
 import glob
 import io
 import json
 import os
 import shutil
+import socket
+import time
+
+from keras_resnet import _compat
 
 HISTORY_FIELDS = (
     "epoch",
@@ -101,32 +113,201 @@ def check_writable(output_dir, flag="output_dir"):
         )
 
 
+# ---------------------------------------------------------------- one writer
+class RunDirError(RuntimeError):
+    """A run directory that cannot be written or read as the run needs it."""
+
+
+class RunLock:
+    """The exclusive lock of one run directory's writer (its `lock` file).
+
+    `fcntl.flock` on the open file: the kernel releases it when the process
+    ends however it ends (kill -9 included), so a stale lock never blocks a
+    resume; on a network filesystem the server drops the lock of a lost
+    machine when its lease ends. The file records the holder's pid and host
+    for the message a second writer gets. Released by `release()` or when the
+    object is garbage-collected.
+    """
+
+    def __init__(self, run_dir):
+        self.path = os.path.join(run_dir, "lock")
+        self._fd = None
+
+    def acquire(self):
+        """Takes the lock, or raises `RunDirError` naming the process that holds it."""
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            with os.fdopen(fd) as f:
+                holder = f.read().strip() or "another process"
+            raise RunDirError(
+                f"{os.path.dirname(self.path)!r} is in use: {holder} is writing it. Wait for "
+                "that run to end (or stop it) and run the command again, or choose another "
+                "--output-dir."
+            ) from None
+        os.ftruncate(fd, 0)
+        holder = f"process {os.getpid()} on host {socket.gethostname()}"
+        os.write(fd, f"{holder} (since {time.strftime('%Y-%m-%d %H:%M:%S')})".encode())
+        self._fd = fd
+        return self
+
+    def release(self):
+        if self._fd is not None:
+            os.close(self._fd)  # closing the file drops the lock
+            self._fd = None
+
+    def release_and_tidy(self):
+        """Releases the lock; a run directory holding nothing but it is removed too.
+
+        For a run that failed before writing anything: it leaves no trace.
+        """
+        self.release()
+        folder = os.path.dirname(self.path)
+        with contextlib.suppress(OSError):
+            if os.listdir(folder) == ["lock"]:
+                os.remove(self.path)
+                os.rmdir(folder)
+
+    def __del__(self):
+        self.release()
+
+
 # ---------------------------------------------------------------- run state
+# Checkpoints kept: a damaged newest one (a truncated copy, a disk error) leaves two to go
+# on from, at three times one checkpoint's disk (TF's CheckpointManager and Orbit keep 5).
+KEEP_CHECKPOINTS = 3
 
 
 def load_state(run_dir):
-    """The last checkpoint's state (`epoch`, `step`, `weights`, `history`), or None."""
-    path = os.path.join(run_dir, "checkpoints", "state.json")
-    return read_json(path) if os.path.exists(path) else None
+    """The newest checkpoint's state (`epoch`, `step`, `weights`, `history`), or None."""
+    states = checkpoint_states(run_dir)
+    return states[0] if states else None
+
+
+def checkpoint_states(run_dir):
+    """The states of the checkpoints in `run_dir`, newest first; unreadable ones left out.
+
+    `state.json` (the newest, and the only one in run directories written
+    before checkpoints were kept) and each `<weights>.state.json`, by step.
+    """
+    directory = os.path.join(run_dir, "checkpoints")
+    states = {}
+    paths = [os.path.join(directory, "state.json")]
+    paths += glob.glob(os.path.join(directory, "*.weights.h5.state.json"))
+    for path in paths:
+        try:
+            state = read_json(path)
+            states.setdefault(state["weights"], state)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # absent, or damaged: the others are tried
+    return sorted(states.values(), key=lambda state: state["step"], reverse=True)
 
 
 def write_checkpoint(run_dir, model, state):
-    """Saves model and optimizer as the checkpoint of `state`, then `state.json` and history.
+    """Saves model and optimizer as the checkpoint of `state`, its state, and the history.
+
+    The weights go to a temporary file, flushed and renamed; then the
+    checkpoint's own state file, `state.json` and `history.csv`; then all but
+    the newest `KEEP_CHECKPOINTS` checkpoints are deleted.
 
     Args:
         run_dir: the run directory.
         model: the compiled model.
         state: dict with `epoch`, `step`, `weights` (the file name to write)
             and `history` (a row per finished epoch).
+
+    Raises:
+        RunDirError: when the disk is full, the folder read-only or gone: the
+            message says what failed, what is kept and how to resume.
     """
     directory = os.path.join(run_dir, "checkpoints")
-    os.makedirs(directory, exist_ok=True)
-    model.save_weights(os.path.join(directory, state["weights"]))
-    write_json(os.path.join(directory, "state.json"), state)
-    for old in glob.glob(os.path.join(directory, "epoch-*.weights.h5")):
-        if os.path.basename(old) != state["weights"]:
-            os.remove(old)
-    write_history(os.path.join(run_dir, "history.csv"), state["history"])
+    path = os.path.join(directory, state["weights"])
+    temporary = os.path.join(directory, f".tmp-{os.getpid()}-{state['weights']}")
+    if not os.path.isfile(os.path.join(run_dir, "config.json")):
+        raise RunDirError(
+            f"The run directory {run_dir!r} vanished during training (its config.json is "
+            f"gone), so the checkpoint of epoch {state['epoch']} was not written and nothing of "
+            "this run is kept there; run the same command to train it again from the start."
+        )
+    try:
+        os.makedirs(directory, exist_ok=True)
+        for stale in glob.glob(os.path.join(directory, ".tmp-*")):  # a killed writer's
+            os.remove(stale)
+        content = _compat.weights_file_bytes(model)  # HDF5 never writes to the disk itself
+        with open(temporary, "wb") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+        write_json(f"{path}.state.json", state)
+        write_json(os.path.join(directory, "state.json"), state)
+        write_history(os.path.join(run_dir, "history.csv"), state["history"])
+        kept = {s["weights"] for s in checkpoint_states(run_dir)[:KEEP_CHECKPOINTS]}
+        for old in glob.glob(os.path.join(directory, "*.weights.h5")):
+            if os.path.basename(old) not in kept:
+                os.remove(old)
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(f"{old}.state.json")
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        raise RunDirError(_write_failure(run_dir, state, error)) from None
+
+
+def _write_failure(run_dir, state, error):
+    """What a failed checkpoint write says: what failed, where, what is kept, how to resume."""
+    where = getattr(error, "filename", None) or os.path.join(run_dir, "checkpoints")
+    reason = getattr(error, "strerror", None) or str(error)
+    try:
+        kept = load_state(run_dir)
+    except OSError:
+        kept = None
+    kept_text = (
+        f"The checkpoint of epoch {kept['epoch']} (step {kept['step']}) is kept and intact"
+        if kept
+        else "No earlier checkpoint of this run is kept"
+    )
+    return (
+        f"Could not write the checkpoint of epoch {state['epoch']} (step {state['step']}) to "
+        f"{where!r}: {reason}. {kept_text}. Make room (or make the folder writable again) "
+        "and run the same command to resume from it."
+    )
+
+
+def restore_checkpoint(model, run_dir, log=print):
+    """Loads model and optimizer from the newest checkpoint that can be read.
+
+    A checkpoint that cannot be read (truncated, damaged) is reported, naming
+    its file, and the one before it is tried.
+
+    Returns:
+        The state of the checkpoint loaded, or None when `run_dir` has none.
+
+    Raises:
+        RunDirError: when there are checkpoints and none of them can be read.
+    """
+    states = checkpoint_states(run_dir)
+    if not states:
+        return None
+    model.optimizer.build(model.trainable_variables)
+    failures = []
+    for state in states:
+        path = os.path.join(run_dir, "checkpoints", state["weights"])
+        try:
+            model.load_weights(path)
+        except Exception as error:  # h5py's OSError, Keras's ValueError for a wrong layout
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            failures.append(f"{path!r}: {reason}")
+            log(f"Checkpoint {path!r} cannot be read ({reason}); trying the one before it.")
+            continue
+        return state
+    raise RunDirError(
+        f"No checkpoint in {os.path.join(run_dir, 'checkpoints')!r} can be read: "
+        + "; ".join(failures)
+        + ". Move the run directory aside to start the run again."
+    )
 
 
 # The subfolder of a results folder holding the copy of a running net's last checkpoint.
@@ -189,12 +370,6 @@ def restore_checkpoint_copy(folder, run_dir):
 def remove_checkpoint_copy(folder):
     """Deletes the checkpoint copy in `folder` (once its net has finished)."""
     shutil.rmtree(os.path.join(folder, CHECKPOINT_COPY), ignore_errors=True)
-
-
-def restore_checkpoint(model, run_dir, state):
-    """Loads the model and optimizer state of the checkpoint `state` names."""
-    model.optimizer.build(model.trainable_variables)
-    model.load_weights(os.path.join(run_dir, "checkpoints", state["weights"]))
 
 
 def write_history(path, rows):

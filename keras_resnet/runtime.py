@@ -98,3 +98,14 @@ def workers_agree(strategy, value):
     values = strategy.run(lambda: tf.constant(value, tf.int64))
     total = int(strategy.reduce(tf.distribute.ReduceOp.SUM, values, axis=None))
     return total == value * strategy.num_replicas_in_sync
+
+
+def any_worker(strategy, flag):
+    """Whether `flag` is true on any worker of a cluster (`flag` itself off a cluster).
+
+    A collective: every worker must call it, at the same point.
+    """
+    if not is_multi_worker(strategy):
+        return bool(flag)
+    values = strategy.run(lambda: tf.constant(int(bool(flag)), tf.int64))
+    return int(strategy.reduce(tf.distribute.ReduceOp.SUM, values, axis=None)) > 0

@@ -43,6 +43,8 @@ class TrainedRun:
         model: the trained model; None when the run had finished before.
         data: the `keras_resnet.data.Data` trained on; None with `model`.
         chief: False on the non-chief workers of a cluster, which write nothing.
+        lock: the run directory's `rundir.RunLock`, held until `finish`; None
+            when the run had finished before and off the chief.
     """
 
     summary: dict
@@ -50,6 +52,7 @@ class TrainedRun:
     model: keras.Model = None
     data: data_lib.Data = None
     chief: bool = True
+    lock: rundir.RunLock = None
 
 
 def load_config_data(config):
@@ -273,7 +276,26 @@ def train(config, log=print, data=None, strategy=None, extra_callbacks=()):
         )
     record = _run_record(run, data, replicas, pretrained)
     rundir.check_same_run(output_dir, record)
+    network_spec(config)  # a bad architecture is refused before the run directory is made
     chief = runtime.is_chief()  # only the chief of a cluster writes the run directory
+    lock = rundir.RunLock(output_dir).acquire() if chief else None
+    try:
+        return _train_locked(
+            config, log, data, strategy, extra_callbacks, run, pretrained, record, chief, lock
+        )
+    except BaseException:
+        if lock:
+            lock.release_and_tidy()
+        raise
+
+
+def _train_locked(
+    config, log, data, strategy, extra_callbacks, run, pretrained, record, chief, lock
+):
+    """`train` from the moment its process holds the run directory's lock."""
+    output_dir = config.output_dir
+    replicas = strategy.num_replicas_in_sync
+    multi_worker = runtime.is_multi_worker(strategy)
     # Every worker resumes from it, or they would run different epochs and weights.
     state = rundir.load_state(output_dir)
     if not runtime.workers_agree(strategy, state["step"] if state else 0):
@@ -286,6 +308,8 @@ def train(config, log=print, data=None, strategy=None, extra_callbacks=()):
     summary_path = os.path.join(output_dir, "summary.json")
     if finished and os.path.exists(summary_path):
         log(f"Run in {output_dir} already finished ({state['epoch']} epochs); nothing to do.")
+        if lock:
+            lock.release()
         return TrainedRun(rundir.read_json(summary_path), output_dir, chief=chief)
 
     # Build the model, or restore it from the last checkpoint.
@@ -295,7 +319,8 @@ def train(config, log=print, data=None, strategy=None, extra_callbacks=()):
         rundir.write_json(os.path.join(output_dir, "config.json"), record)
     if state:
         with strategy.scope():
-            rundir.restore_checkpoint(model, output_dir, state)
+            state = rundir.restore_checkpoint(model, output_dir, log)
+        finished = state["epoch"] >= run.epochs or state["step"] >= run.total_steps
         log(
             f"Resuming {output_dir} from epoch {state['epoch']} (step {state['step']}), its "
             "last checkpoint."
@@ -317,17 +342,19 @@ def train(config, log=print, data=None, strategy=None, extra_callbacks=()):
         os.path.join(output_dir, "logs") if chief else None,
         config.log_every,
         config.batch_size,
-        run.steps_per_epoch,
+        start_step,
         warmup_steps=start_step + min(20, run.steps_per_epoch // 2),
     )
+    stop_on_signal = callbacks.StopOnSignal(output_dir, strategy, write=chief)
     started = time.perf_counter()
     log_dir = os.path.join(output_dir, "logs")
     if not finished:
         fit_callbacks = [
             guard,
             checkpointer,
-            callbacks.StopAtStep(run.total_steps, run.steps_per_epoch),
+            callbacks.StopAtStep(run.total_steps, start_step),
             logger,
+            stop_on_signal,
         ]
         if chief:
             fit_callbacks[2:2] = extra_callbacks
@@ -341,7 +368,8 @@ def train(config, log=print, data=None, strategy=None, extra_callbacks=()):
             )
         if replicas > 1:  # the replicas' batch-norm statistics, averaged before a checkpoint
             fit_callbacks.insert(0, callbacks.AverageMovingStatistics(strategy))
-        _fit(model, run, data, strategy, multi_worker, fit_callbacks, checkpointer.state["epoch"])
+        with stop_on_signal.handling_signals():
+            _fit(model, run, data, strategy, multi_worker, fit_callbacks, state)
     if guard.diverged_epoch is not None:
         raise TrainingDiverged(
             f"The loss became NaN or infinite in epoch {guard.diverged_epoch}; training "
@@ -361,7 +389,7 @@ def train(config, log=print, data=None, strategy=None, extra_callbacks=()):
         + (f", {rate:,.0f} images/s" if rate else "")
         + f"; outputs in {output_dir}"
     )
-    return TrainedRun(summary, output_dir, model, data, chief)
+    return TrainedRun(summary, output_dir, model, data, chief, lock)
 
 
 def _run_record(run, data, replicas, pretrained):
@@ -386,8 +414,13 @@ def _run_record(run, data, replicas, pretrained):
     return record
 
 
-def _fit(model, run, data, strategy, multi_worker, fit_callbacks, initial_epoch):
-    """`model.fit` from `initial_epoch` to the run's end; frees the training graphs after."""
+def _fit(model, run, data, strategy, multi_worker, fit_callbacks, state):
+    """`model.fit` from the checkpoint `state` (None: the start) to the run's end.
+
+    A run stopped part way through an epoch (`callbacks.StopOnSignal`) first
+    trains the rest of that epoch, then the epochs after it. Frees the
+    training graphs after.
+    """
     config = run.config
     train_ds = data_lib.train_dataset(data, config.batch_size, config.seed, multi_worker)
     val_ds = data_lib.eval_dataset(
@@ -398,17 +431,27 @@ def _fit(model, run, data, strategy, multi_worker, fit_callbacks, initial_epoch)
         if multi_worker
         else contextlib.nullcontext()
     )
+    epoch, step = (state["epoch"], state["step"]) if state else (0, 0)
+    done_in_epoch = step - epoch * run.steps_per_epoch
+    # (first epoch, last epoch, steps of each): the rest of a part-done epoch, then the others
+    spans = [(epoch, run.epochs, run.steps_per_epoch)]
+    if 0 < done_in_epoch < run.steps_per_epoch:
+        spans = [(epoch, epoch + 1, run.steps_per_epoch - done_in_epoch)]
+        spans += [(epoch + 1, run.epochs, run.steps_per_epoch)] if epoch + 1 < run.epochs else []
     with workaround:
-        model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=run.epochs,
-            initial_epoch=initial_epoch,
-            steps_per_epoch=run.steps_per_epoch,
-            callbacks=fit_callbacks,
-            shuffle=False,
-            verbose=1 if sys.stdout.isatty() else 2,
-        )
+        for first, last, steps in spans:
+            model.fit(
+                train_ds,
+                validation_data=val_ds,
+                epochs=last,
+                initial_epoch=first,
+                steps_per_epoch=steps,
+                callbacks=fit_callbacks,
+                shuffle=False,
+                verbose=1 if sys.stdout.isatty() else 2,
+            )
+            if model.stop_training:  # the last step, or a NaN loss
+                break
     # Training is over: free its graphs (gigabytes for ResNet-1202) before the
     # evaluation and export trace theirs. Keras builds them again if needed.
     model.train_function = model.test_function = None
@@ -456,18 +499,29 @@ def finish(trained):
     if trained.model is None or not trained.chief:
         return trained.summary
     output_dir = trained.output_dir
-    trained.model.save(os.path.join(output_dir, "model.keras"))
-    summary = {
-        **trained.summary,
-        "saved_model": export.export_saved_model(
-            trained.model,
-            os.path.join(output_dir, "saved_model"),
-            class_names=trained.data.class_names,
-            preprocessing=trained.data.preprocessing,
-        ),
-    }
-    state = rundir.load_state(output_dir)
-    if state and state["history"]:
-        plotting.plot_history(state["history"], os.path.join(output_dir, "training_curves.png"))
-    rundir.write_json(os.path.join(output_dir, "summary.json"), summary)
+    try:
+        with rundir.atomic_path(os.path.join(output_dir, "model.keras")) as path:
+            trained.model.save(path)
+        summary = {
+            **trained.summary,
+            "saved_model": export.export_saved_model(
+                trained.model,
+                os.path.join(output_dir, "saved_model"),
+                class_names=trained.data.class_names,
+                preprocessing=trained.data.preprocessing,
+            ),
+        }
+        state = rundir.load_state(output_dir)
+        if state and state["history"]:
+            plotting.plot_history(state["history"], os.path.join(output_dir, "training_curves.png"))
+        rundir.write_json(os.path.join(output_dir, "summary.json"), summary)
+    except OSError as error:
+        raise rundir.RunDirError(
+            f"Could not write the finished run's outputs in {output_dir!r}: "
+            f"{error.strerror or error} ({error.filename or output_dir}). Its last checkpoint "
+            "is kept: make room and run the same command to write them."
+        ) from None
+    finally:
+        if trained.lock:
+            trained.lock.release()
     return summary

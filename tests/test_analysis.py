@@ -141,13 +141,15 @@ def test_degradation_depth_table_and_layer_responses_on_real_cifar(cifar_dir, tm
     # depth-table collects the finished ResNet-8 run instead of training it again.
     weights = out / "resnet8" / "model.keras"
     before = os.stat(weights).st_mtime_ns
-    assert analysis.main(["depth-table", "--depths", "8", *common]) == 0
+    table_dir = tmp_path / "table"
+    argv = ["depth-table", "--depths", "8", *common, "--results-dir", str(table_dir)]
+    assert analysis.main(argv) == 0
     assert os.stat(weights).st_mtime_ns == before
     assert "already finished" in capsys.readouterr().out
-    table = _read_csv(out / "depth_table.csv")
+    table = _read_csv(table_dir / "depth_table.csv")
     assert table[0]["model"] == "ResNet-8" and int(table[0]["parameters"]) == 75_290
-    assert "| ResNet-8 | 8 | 0.08M | 4 |" in (out / "depth_table.md").read_text()
-    assert _is_png(out / "depth_table.png")
+    assert "| ResNet-8 | 8 | 0.08M | 4 | " in (table_dir / "depth_table.md").read_text()
+    assert _is_png(table_dir / "degradation.png") and _is_png(table_dir / "layer_responses.png")
 
     responses = tmp_path / "responses"
     assert (
@@ -183,8 +185,8 @@ def test_degradation_depth_table_and_layer_responses_on_real_cifar(cifar_dir, tm
     (results / "degradation.png").unlink()
     assert analysis.main(["redraw", "--results-dir", str(results)]) == 0
     assert _is_png(results / "degradation.png") and _is_png(results / "layer_responses.png")
-    assert analysis.main(["redraw", "--results-dir", str(responses)]) == 1
-    assert "neither degradation.csv nor layer_responses.csv" in capsys.readouterr().err
+    assert analysis.main(["redraw", "--results-dir", str(tmp_path / "empty")]) == 1
+    assert "neither the results of a sweep's nets nor degradation.csv" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -239,6 +241,11 @@ def test_a_sweep_goes_on_from_the_checkpoint_kept_in_its_results_folder(
     state = json.loads((kept / "checkpoint" / "state.json").read_text())
     assert (state["epoch"], state["step"]) == (1, 3)
     assert sorted(os.listdir(kept / "checkpoint")) == ["epoch-0001.weights.h5", "state.json"]
+    # The table shows how far the running net is (the sweep redraws it after each net, and
+    # redraw does it from the results folder at any time).
+    assert analysis.main(["redraw", "--results-dir", str(results)]) == 0
+    running = (results / "depth_table.md").read_text()
+    assert "| ResNet-8 | 8 |  | 3 of 6 | training: " in running and "so far |" in running
     first = _read_csv(kept / "history.csv")
     assert [row["epoch"] for row in first] == ["1"]
     assert json.loads((kept / "config.json").read_text())["total_steps"] == 6
@@ -260,4 +267,18 @@ def test_a_sweep_goes_on_from_the_checkpoint_kept_in_its_results_folder(
         "layer_responses.csv",
         "summary.json",
     ]
-    assert json.loads((kept / "summary.json").read_text())["steps"] == 6
+    summary = json.loads((kept / "summary.json").read_text())
+    assert summary["steps"] == 6
+    table = (results / "depth_table.md").read_text()
+    hours = sum(float(row["seconds"]) for row in history) / 3600
+    assert (
+        f"| ResNet-8 | 8 | 0.08M | 6 | {100 * summary['test_top1_error']:.2f}% |  |  | "
+        f"{hours:.1f} h |" in table
+    )
+    assert _is_png(results / "degradation.png") and _is_png(results / "layer_responses.png")
+    # Everything again from the results folder alone, the same.
+    os.remove(results / "depth_table.md")
+    os.remove(results / "degradation.png")
+    assert analysis.main(["redraw", "--results-dir", str(results)]) == 0
+    assert (results / "depth_table.md").read_text() == table
+    assert _is_png(results / "degradation.png")

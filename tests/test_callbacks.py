@@ -51,23 +51,35 @@ def test_nan_guard_does_nothing_on_a_finite_loss():
 
 def test_stop_at_step_alone_ends_mid_epoch():
     model = tiny_model()
-    stop = callbacks.StopAtStep(total_steps=7, steps_per_epoch=5)
+    stop = callbacks.StopAtStep(total_steps=7)
     model.fit(batches().repeat(), epochs=3, steps_per_epoch=5, callbacks=[stop], verbose=0)
     assert int(model.optimizer.iterations.numpy()) == 7
 
 
+def run_directory(tmp_path):
+    """An empty run directory: its config.json, as train() writes before the first epoch."""
+    (tmp_path / "config.json").write_text("{}")
+    return str(tmp_path)
+
+
 def test_checkpointer_alone_saves_each_epoch_and_resumes(tmp_path):
     model = tiny_model()
-    checkpointer = callbacks.Checkpointer(str(tmp_path))
+    checkpointer = callbacks.Checkpointer(run_directory(tmp_path))
     model.fit(batches().repeat(), epochs=2, steps_per_epoch=5, callbacks=[checkpointer], verbose=0)
     state = rundir.load_state(str(tmp_path))
     assert (state["epoch"], state["step"], state["weights"]) == (2, 10, "epoch-0002.weights.h5")
     assert [row["epoch"] for row in state["history"]] == [1, 2]
-    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["epoch-0002.weights.h5", "state.json"]
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == [
+        "epoch-0001.weights.h5",
+        "epoch-0001.weights.h5.state.json",
+        "epoch-0002.weights.h5",
+        "epoch-0002.weights.h5.state.json",
+        "state.json",
+    ]
     assert (tmp_path / "history.csv").read_text().count("\n") == 3  # header and two epochs
     # A fresh model restored from the checkpoint has the same weights and optimizer step.
     restored = tiny_model()
-    rundir.restore_checkpoint(restored, str(tmp_path), state)
+    assert rundir.restore_checkpoint(restored, str(tmp_path)) == state
     assert int(restored.optimizer.iterations.numpy()) == 10
     for a, b in zip(model.get_weights(), restored.get_weights()):
         np.testing.assert_array_equal(a, b)
@@ -86,7 +98,7 @@ def test_checkpointer_alone_saves_each_epoch_and_resumes(tmp_path):
 
 def test_checkpointer_never_saves_a_diverged_epoch(tmp_path):
     model = tiny_model()
-    checkpointer = callbacks.Checkpointer(str(tmp_path))
+    checkpointer = callbacks.Checkpointer(run_directory(tmp_path))
     model.fit(
         batches(nan_at=7).repeat(),
         epochs=2,
@@ -113,7 +125,7 @@ def test_step_logger_alone_measures_throughput_and_writes_summaries(tmp_path, lo
         str(tmp_path / "logs") if log else None,
         log_every=2,
         global_batch=8,
-        steps_per_epoch=5,
+        start_step=0,
         warmup_steps=2,
     )
     model.fit(batches().repeat(), epochs=2, steps_per_epoch=5, callbacks=[logger], verbose=0)
@@ -135,9 +147,119 @@ def test_run_directory_state_is_plain_json(tmp_path):
         batches().repeat(),
         epochs=1,
         steps_per_epoch=5,
-        callbacks=[callbacks.Checkpointer(str(tmp_path))],
+        callbacks=[callbacks.Checkpointer(run_directory(tmp_path))],
         verbose=0,
     )
     with open(tmp_path / "checkpoints" / "state.json") as f:
         row = json.load(f)["history"][0]
     assert set(row) == set(rundir.HISTORY_FIELDS) and row["val_loss"] is None
+
+
+def test_checkpointer_keeps_the_last_three_and_a_damaged_one_falls_back(tmp_path):
+    model = tiny_model()
+    run_dir = run_directory(tmp_path)
+    checkpointer = callbacks.Checkpointer(run_dir)
+    model.fit(batches().repeat(), epochs=5, steps_per_epoch=2, callbacks=[checkpointer], verbose=0)
+    kept = sorted(glob.glob(str(tmp_path / "checkpoints" / "*.weights.h5")))
+    assert [os.path.basename(p) for p in kept] == [f"epoch-000{e}.weights.h5" for e in (3, 4, 5)]
+    epoch4 = rundir.checkpoint_states(run_dir)[1]
+    restored = tiny_model()
+    rundir.restore_checkpoint(restored, run_dir)
+    expected = restored.get_weights()
+    # A truncated newest checkpoint (a disk error, a cut copy): named, and the one before is used.
+    newest = tmp_path / "checkpoints" / "epoch-0005.weights.h5"
+    newest.write_bytes(newest.read_bytes()[:1000])
+    lines, restored = [], tiny_model()
+    assert rundir.restore_checkpoint(restored, run_dir, lines.append) == epoch4
+    assert len(lines) == 1 and "epoch-0005.weights.h5' cannot be read (" in lines[0]
+    assert "truncated file" in lines[0]
+    assert int(restored.optimizer.iterations.numpy()) == 8
+    assert not all(np.array_equal(a, b) for a, b in zip(expected, restored.get_weights()))
+    # A damaged state.json is passed over as well: each checkpoint has its own state.
+    (tmp_path / "checkpoints" / "state.json").write_text('{"epo')
+    assert rundir.load_state(run_dir) == rundir.checkpoint_states(run_dir)[0]
+    for path in kept:
+        with open(path, "r+b") as f:
+            f.truncate(100)
+    with pytest.raises(rundir.RunDirError, match="No checkpoint in .* can be read"):
+        rundir.restore_checkpoint(tiny_model(), run_dir, lambda line: None)
+
+
+def _small_tmpfs(path, size):
+    """Mounts a tmpfs of `size` at `path`; False where this machine allows no mount."""
+    import subprocess
+
+    os.makedirs(path, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+    )
+    return mounted.returncode == 0
+
+
+def test_a_full_disk_during_a_checkpoint_leaves_the_last_one_intact(tmp_path, monkeypatch):
+    disk = tmp_path / "disk"
+    mounted = _small_tmpfs(disk, "96k")
+    try:
+        if not mounted:  # no mount here: the same failure, simulated where the bytes are written
+            import builtins
+
+            real_open = builtins.open
+
+            def open_on_a_full_disk(file, mode="r", *args, **kwargs):
+                if "w" in mode and ".tmp-" in str(file) and str(file).endswith(".weights.h5"):
+                    if "epoch-0002" in str(file):
+                        raise OSError(28, "No space left on device", str(file))
+                return real_open(file, mode, *args, **kwargs)
+
+            monkeypatch.setattr(builtins, "open", open_on_a_full_disk)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2500)])  # ~40 KB a file
+        model.compile(keras.optimizers.SGD(0.1), "mse")
+        run_dir = run_directory(disk)
+        data = tf.data.Dataset.from_tensor_slices((np.ones((8, 4)), np.ones((8, 2500)))).batch(4)
+        with pytest.raises(rundir.RunDirError) as failure:
+            model.fit(
+                data.repeat(),
+                epochs=3,
+                steps_per_epoch=2,
+                callbacks=[callbacks.Checkpointer(run_dir)],
+                verbose=0,
+            )
+        message = str(failure.value)
+        assert "Could not write the checkpoint of epoch 2 (step 4)" in message
+        assert "No space left on device" in message
+        assert "The checkpoint of epoch 1 (step 2) is kept and intact" in message
+        assert "run the same command to resume" in message
+        # Nothing half-written under any name; the kept checkpoint still loads.
+        assert sorted(os.listdir(disk / "checkpoints")) == [
+            "epoch-0001.weights.h5",
+            "epoch-0001.weights.h5.state.json",
+            "state.json",
+        ]
+        assert rundir.restore_checkpoint(model, run_dir)["epoch"] == 1
+    finally:
+        if mounted:
+            import subprocess
+
+            subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_run_directory_that_vanishes_mid_run_is_said_plainly(tmp_path):
+    model = tiny_model()
+    os.makedirs(tmp_path / "run")
+    run_dir = run_directory(tmp_path / "run")
+
+    class Vanish(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            import shutil
+
+            shutil.rmtree(run_dir)
+
+    with pytest.raises(rundir.RunDirError, match="'.*run' vanished during training"):
+        model.fit(
+            batches().repeat(),
+            epochs=2,
+            steps_per_epoch=2,
+            callbacks=[Vanish(), callbacks.Checkpointer(run_dir)],
+            verbose=0,
+        )
+    assert not os.path.exists(run_dir)

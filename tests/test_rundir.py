@@ -35,7 +35,10 @@ def test_resuming_another_configuration_is_refused(tmp_path):
     rundir.write_json(str(tmp_path / "config.json"), {**config, "depth": 20})
     rundir.check_same_run(str(tmp_path), {**config, "depth": 56})  # no checkpoint: nothing to keep
     os.makedirs(tmp_path / "checkpoints")
-    rundir.write_json(str(tmp_path / "checkpoints" / "state.json"), {"epoch": 1})
+    rundir.write_json(
+        str(tmp_path / "checkpoints" / "state.json"),
+        {"epoch": 1, "step": 10, "weights": "epoch-0001.weights.h5", "history": []},
+    )
     rundir.check_same_run(str(tmp_path), {**config, "depth": 20})
     with pytest.raises(ValueError, match="depth: 20 -> 56"):
         rundir.check_same_run(str(tmp_path), {**config, "depth": 56})
@@ -82,3 +85,46 @@ def test_preprocessing_of_runs_written_before_it_was_recorded():
         data.Preprocessing("tiny")
     with pytest.raises(ValueError, match="needs a positive image_size"):
         data.Preprocessing("imagenet")
+
+
+def test_one_writer_a_second_is_refused_naming_the_first_and_a_dead_ones_lock_is_free(tmp_path):
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    run_dir = str(tmp_path / "run")
+    os.makedirs(run_dir)
+    # Another process takes the lock and holds it, as a training run does.
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            f"fd = os.open({os.path.join(run_dir, 'lock')!r}, os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "os.write(fd, f'process {os.getpid()} on host {sys.argv[1]} (since now)'.encode())\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(600)\n",
+            socket.gethostname(),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(rundir.RunDirError) as refused:
+            rundir.RunLock(run_dir).acquire()
+        message = str(refused.value)
+        assert f"process {holder.pid} on host {socket.gethostname()}" in message
+        assert "is in use" in message and "--output-dir" in message
+    finally:
+        holder.send_signal(signal.SIGKILL)  # dies without releasing anything
+        holder.wait()
+    lock = rundir.RunLock(run_dir).acquire()  # the kernel dropped the dead process's lock
+    with open(os.path.join(run_dir, "lock")) as f:
+        assert f.read().startswith(f"process {os.getpid()} on host ")
+    with pytest.raises(rundir.RunDirError):
+        rundir.RunLock(run_dir).acquire()  # one writer, even within a process
+    lock.release()
+    rundir.RunLock(run_dir).acquire().release()

@@ -112,7 +112,85 @@ def test_killed_run_resumes_with_every_epoch_once(tmp_path):
     assert [int(r["epoch"]) for r in history] == list(range(1, 13))
     # The optimizer's step (and so the schedule) continued where it stopped.
     assert [int(r["step"]) for r in history] == [22 * e for e in range(1, 13)]
-    assert len(os.listdir(run_dir / "checkpoints")) == 2  # state.json and the last weights
+    # state.json, and the last three checkpoints' weights and states
+    assert len(os.listdir(run_dir / "checkpoints")) == 1 + 2 * 3
+
+
+def test_sigterm_mid_epoch_checkpoints_that_step_and_the_run_resumes_from_it(tmp_path):
+    from keras_resnet import callbacks, rundir, training
+    from keras_resnet.config import TrainConfig
+
+    run_dir = tmp_path / "run"
+    config = TrainConfig(
+        dataset="digits",
+        depth=8,
+        batch_size=64,
+        steps=30,
+        steps_per_epoch=10,
+        output_dir=str(run_dir),
+    )
+
+    class Preempt(keras.callbacks.Callback):
+        """The machine's notice of preemption, in the fourth step of the second epoch."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            if (self.epoch, batch) == (1, 3):
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(callbacks.Preempted) as stopped:
+        training.train(config, log=lambda line: None, extra_callbacks=[Preempt()])
+    message = str(stopped.value)
+    assert "Stopped by SIGTERM after step 14 (epoch 2)" in message
+    assert "step-0000014.weights.h5" in message and "resume from step 14" in message
+    state = rundir.load_state(str(run_dir))
+    assert (state["epoch"], state["step"], state["weights"]) == (1, 14, "step-0000014.weights.h5")
+    assert [row["epoch"] for row in state["history"]] == [1]
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handlers are put back
+    assert not (run_dir / "summary.json").exists()
+
+    lines = []
+    trained = training.train(config, log=lines.append)
+    assert "Resuming " + str(run_dir) + " from epoch 1 (step 14)" in "\n".join(lines)
+    training.finish(trained)
+    history = read_history(run_dir)
+    assert [int(r["epoch"]) for r in history] == [1, 2, 3]
+    assert [int(r["step"]) for r in history] == [10, 20, 30]  # the rest of epoch 2, not all of it
+    assert read_json(run_dir / "summary.json")["steps"] == 30
+
+
+@pytest.mark.slow
+def test_sigterm_from_outside_stops_cleanly_and_the_same_command_resumes(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [*TINY, "--depth", "14", "--steps", "120", "--steps-per-epoch", "60"]
+    args += ["--output-dir", str(run_dir)]
+    process = subprocess.Popen(
+        [sys.executable, "train.py", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    state = run_dir / "checkpoints" / "state.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None and not state.exists():
+        time.sleep(0.02)
+    time.sleep(1.0)  # into the second epoch
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 1, err[-3000:]
+    stopped = read_json(state)
+    assert stopped["epoch"] == 1 and 60 < stopped["step"] < 120, stopped["step"]
+    assert f"Stopped by SIGTERM after step {stopped['step']} (epoch 2)" in err
+    assert "Traceback" not in err
+
+    result = run_train(args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"from epoch 1 (step {stopped['step']})" in result.stdout
+    history = read_history(run_dir)
+    assert [(int(r["epoch"]), int(r["step"])) for r in history] == [(1, 60), (2, 120)]
 
 
 @pytest.mark.slow
