@@ -37,6 +37,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_resnet.cli import run_command
 from keras_resnet import data as data_lib
 from keras_resnet import callbacks, evaluation, plotting, rundir, runtime, specs, training
 from keras_resnet import config as config_lib
@@ -724,7 +725,8 @@ def main(argv=None):
     """Runs the command; returns its exit status (1 for a bad input or a failed run)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
+
+    def run():
         if args.command == "redraw":
             redraw(args.results_dir)
             return 0
@@ -746,10 +748,9 @@ def main(argv=None):
             degradation(config, args.depths, args.output_dir, args.results_dir)
         else:
             depth_table(config, args.depths, args.output_dir, args.results_dir)
-    except (ValueError, RuntimeError) as error:  # DataError and TrainingDiverged included
-        print(f"{parser.prog} {args.command}: error: {error}", file=sys.stderr)
-        return 1
-    return 0
+        return 0
+
+    return run_command(f"{parser.prog} {args.command}", run)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import argparse
 import os
 import sys
 
+from keras_resnet.cli import run_command
 from keras_resnet import data as data_lib
 from keras_resnet import evaluation, models, plotting, rundir, specs
 from keras_resnet import weights as weights_lib
@@ -50,7 +51,8 @@ def main(argv=None):
         help="confusion-matrix PNG (default: beside --output-json, else confusion_matrix.png)",
     )
     args = parser.parse_args(argv)
-    try:
+
+    def run():
         if args.batch_size < 1:
             raise ValueError(f"--batch-size must be positive, received {args.batch_size}.")
         if args.model and (args.depth or args.bottleneck_stride):
@@ -65,37 +67,37 @@ def main(argv=None):
             classifier = evaluation.classifier_from_model(model, path=args.weights)
             label = f"{model.name} weights={args.weights}"
         report = evaluation.evaluate(classifier, data, args.batch_size, args.ten_crop)
-    except ValueError as error:  # DataError included
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return 1
 
-    report = {
-        "model": label,
-        "format": classifier.kind,
-        "dataset": args.dataset,
-        "ten_crop": args.ten_crop,
-        **report,
-    }
-    png = args.confusion_png or (
-        os.path.splitext(args.output_json)[0] + "_confusion.png"
-        if args.output_json
-        else "confusion_matrix.png"
-    )
-    plotting.plot_confusion(
-        report, data.class_names, png, title=os.path.basename(label.rstrip("/"))
-    )
-    if args.output_json:
-        rundir.write_json(args.output_json, report)
+        report = {
+            "model": label,
+            "format": classifier.kind,
+            "dataset": args.dataset,
+            "ten_crop": args.ten_crop,
+            **report,
+        }
+        png = args.confusion_png or (
+            os.path.splitext(args.output_json)[0] + "_confusion.png"
+            if args.output_json
+            else "confusion_matrix.png"
+        )
+        plotting.plot_confusion(
+            report, data.class_names, png, title=os.path.basename(label.rstrip("/"))
+        )
+        if args.output_json:
+            rundir.write_json(args.output_json, report)
 
-    width = max(len(name) for name in data.class_names)
-    for name, accuracy in report["per_class_accuracy"].items():
-        print(f"  {name:<{width}}  accuracy {100 * accuracy:6.2f}%")
-    print(
-        f"{label} ({classifier.kind}) on {args.dataset}: top-1 error "
-        f"{100 * report['top1_error']:.2f}%, top-5 error {100 * report['top5_error']:.2f}%, "
-        f"loss {report['loss']:.4f}, {report['num_examples']} examples; confusion matrix in {png}"
-    )
-    return 0
+        width = max(len(name) for name in data.class_names)
+        for name, accuracy in report["per_class_accuracy"].items():
+            print(f"  {name:<{width}}  accuracy {100 * accuracy:6.2f}%")
+        print(
+            f"{label} ({classifier.kind}) on {args.dataset}: top-1 error "
+            f"{100 * report['top1_error']:.2f}%, top-5 error {100 * report['top5_error']:.2f}%, "
+            f"loss {report['loss']:.4f}, {report['num_examples']} examples; "
+            f"confusion matrix in {png}"
+        )
+        return 0
+
+    return run_command(parser.prog, run)
 
 
 def _pretrained_model(args, data):

@@ -34,6 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_resnet.cli import run_command
 from keras_resnet import data as data_lib
 from keras_resnet import rundir
 
@@ -227,7 +228,8 @@ def main(argv=None):
         "--tflite", help="also write a TFLite file here, checked against the export"
     )
     args = parser.parse_args(argv)
-    try:
+
+    def run():
         model, class_names, preprocessing = load_for_export(args.model)
         path = export_saved_model(model, args.export_base, args.version, class_names, preprocessing)
         if args.tflite:
@@ -237,17 +239,16 @@ def main(argv=None):
                 f"TFLite model {args.tflite} agrees with the Keras model "
                 f"(max difference {difference:.1e})."
             )
-    except ValueError as error:
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return 1
-    name = args.name or model.name
-    base = os.path.abspath(args.export_base)
-    print(f"Exported {name} version {os.path.basename(path)} to {path}")
-    print(
-        f"Serve it: docker run -p 8501:8501 -v {base}:/models/{name} -e MODEL_NAME={name} "
-        "tensorflow/serving"
-    )
-    return 0
+        name = args.name or model.name
+        base = os.path.abspath(args.export_base)
+        print(f"Exported {name} version {os.path.basename(path)} to {path}")
+        print(
+            f"Serve it: docker run -p 8501:8501 -v {base}:/models/{name} -e MODEL_NAME={name} "
+            "tensorflow/serving"
+        )
+        return 0
+
+    return run_command(parser.prog, run)
 
 
 if __name__ == "__main__":

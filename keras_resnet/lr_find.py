@@ -26,6 +26,7 @@ import sys
 import keras
 import numpy as np
 
+from keras_resnet.cli import run_command
 from keras_resnet import config as config_lib
 from keras_resnet import data as data_lib
 from keras_resnet import plotting, rundir, runtime, schedules, specs, training
@@ -172,9 +173,10 @@ def main(argv=None):
         "--output-dir", help="where the files go (default: runs/lr_find-<dataset>-<model>)"
     )
     args = parser.parse_args(argv)
-    own = {"min_lr", "max_lr", "steps", "output_dir"}
-    namespace = argparse.Namespace(**{k: v for k, v in vars(args).items() if k not in own})
-    try:
+
+    def run():
+        own = {"min_lr", "max_lr", "steps", "output_dir"}
+        namespace = argparse.Namespace(**{k: v for k, v in vars(args).items() if k not in own})
         config = config_lib.config_from_namespace(parser, namespace)
         if args.output_dir:
             rundir.check_writable(args.output_dir)
@@ -184,11 +186,10 @@ def main(argv=None):
             "runs", f"lr_find-{resolved.dataset}-{specs.model_name(resolved.depth, resolved.plain)}"
         )
         rundir.check_writable(output_dir)
-    except ValueError as error:  # DataError included
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return 1
-    write_results(result, output_dir, args)
-    return 0
+        write_results(result, output_dir, args)
+        return 0
+
+    return run_command(parser.prog, run)
 
 
 def write_results(result, output_dir, args):

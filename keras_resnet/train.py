@@ -12,18 +12,18 @@ import sys
 
 from keras_resnet import config as config_lib
 from keras_resnet import training
+from keras_resnet.cli import run_command
 
 
 def main(argv=None):
     """Runs the command; returns its exit status (1 for a bad input or a failed run)."""
     parser = config_lib.build_parser()
     config = config_lib.config_from_namespace(parser, parser.parse_args(argv))
-    try:
+
+    def run():
         training.finish(training.train(config))
-    except (ValueError, RuntimeError) as error:  # DataError and TrainingDiverged included
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return 1
-    return 0
+
+    return run_command(parser.prog, run)
 
 
 if __name__ == "__main__":

@@ -248,6 +248,10 @@ def train(config, log=print, data=None, strategy=None, extra_callbacks=()):
     Raises:
         ValueError: for an invalid config or data (before anything is written).
         TrainingDiverged: when the loss became NaN or infinite.
+        keras_resnet.rundir.RunDirError: when another process writes the run
+            directory, or a checkpoint cannot be written or read.
+        keras_resnet.callbacks.Preempted: on SIGTERM or SIGINT, once the
+            step under way is checkpointed.
     """
     # Prepare: every check of the inputs, before anything is written.
     if keras.backend.backend() != "tensorflow":

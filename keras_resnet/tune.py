@@ -18,6 +18,7 @@ checkout, `python tune.py`. The logic lives in `keras_resnet.tuning`.
 import os
 import sys
 
+from keras_resnet.cli import run_command
 from keras_resnet import config as config_lib
 from keras_resnet import rundir, runtime, training, tuning
 
@@ -86,11 +87,12 @@ def main(argv=None):
     """Runs the command; returns its exit status (1 for a bad input or a failed search)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    search = {name: getattr(args, name) for name in TUNING_ARGS}
-    for name in TUNING_ARGS:
-        delattr(args, name)
-    config = config_lib.config_from_namespace(parser, args)
-    try:
+
+    def run():
+        search = {name: getattr(args, name) for name in TUNING_ARGS}
+        for name in TUNING_ARGS:
+            delattr(args, name)
+        config = config_lib.config_from_namespace(parser, args)
         hyperparameters = tuning.search_space(
             search["search"],
             tuple(search["lr_range"]),
@@ -138,14 +140,13 @@ def main(argv=None):
         if distributed:
             tuner.run_baseline()
         best, table = tuning.write_results(tuner, config.output_dir)
-    except (ValueError, RuntimeError) as error:
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return 1
-    print(table)
-    out = config.output_dir
-    print(f"Best: {best}; see {os.path.join(out, 'best_hyperparameters.json')}")
-    print(f"Curves of the best trials and the baseline: {os.path.join(out, 'comparison.png')}")
-    return 0
+        print(table)
+        out = config.output_dir
+        print(f"Best: {best}; see {os.path.join(out, 'best_hyperparameters.json')}")
+        print(f"Curves of the best trials and the baseline: {os.path.join(out, 'comparison.png')}")
+        return 0
+
+    return run_command(parser.prog, run)
 
 
 if __name__ == "__main__":

@@ -166,3 +166,46 @@ def test_importing_the_package_changes_no_environment_variable():
         [sys.executable, "-c", code], cwd=REPO, env=env, text=True, capture_output=True, timeout=300
     )
     assert result.stdout.split()[-1] == "true", result.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "command, target",
+    [
+        ("train", "keras_resnet.training.train"),
+        ("evaluate", "keras_resnet.data.load_test_data"),
+        ("tune", "keras_resnet.runtime.setup_devices"),
+        ("export", "keras_resnet.export.load_for_export"),
+        ("analysis", "keras_resnet.analysis.redraw"),
+        ("lr_find", "keras_resnet.lr_find.range_test"),
+    ],
+)
+@pytest.mark.parametrize(
+    "error, status",
+    [
+        (RuntimeError("devices cannot be set up now"), 1),
+        (OSError(28, "No space left on device", "/full/disk/file"), 1),
+        (KeyboardInterrupt(), 130),
+    ],
+)
+def test_every_command_ends_an_expected_error_with_its_message_not_a_traceback(
+    command, target, error, status, monkeypatch, capsys, tmp_path
+):
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(target, fail)
+    argv = {
+        "train": ["--dataset", "digits", "--output-dir", str(tmp_path / "run")],
+        "evaluate": ["--weights", "cifar10", "--depth", "20"],
+        "tune": ["--dataset", "digits", "--output-dir", str(tmp_path / "tune")],
+        "export": ["--model", "run", "--export-base", str(tmp_path / "serving")],
+        "analysis": ["redraw", "--results-dir", str(tmp_path)],
+        "lr_find": ["--dataset", "digits"],
+    }[command]
+    main = importlib.import_module(f"keras_resnet.{command}").main
+    assert main(argv) == status
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    if status == 130:
+        assert message.endswith(": interrupted")
+    else:
+        assert message.endswith(f"error: {error}") and "Traceback" not in message

@@ -329,6 +329,63 @@ def test_killed_multi_worker_run_resumes_on_every_worker(tmp_path):
 
 
 @pytest.mark.slow
+def test_sigterm_to_one_worker_stops_the_cluster_at_one_step_and_it_resumes(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [*TINY, "--depth", "14", "--steps", "120", "--steps-per-epoch", "60"]
+    processes = start_workers([run_dir, run_dir], args)  # [worker 1, worker 0 (the chief)]
+    state = run_dir / "checkpoints" / "state.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and all(p.poll() is None for p in processes):
+        if state.exists():
+            break
+        time.sleep(0.02)
+    time.sleep(1.0)  # into the second epoch
+    processes[0].send_signal(signal.SIGTERM)  # the machine of the non-chief worker goes
+    outputs = [p.communicate(timeout=120) for p in processes]
+    stopped = read_json(state)
+    assert stopped["epoch"] == 1 and 60 < stopped["step"] < 120, stopped["step"]
+    for process, (out, err) in zip(processes, outputs):
+        assert process.returncode == 1, err[-3000:]
+        assert f"after step {stopped['step']} (epoch 2)" in err and "Traceback" not in err
+    assert "Stopped by SIGTERM" in outputs[0][1]
+    assert "Stopped by a signal to another worker" in outputs[1][1]
+
+    processes = start_workers([run_dir, run_dir], args)
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-3000:]
+        assert f"from epoch 1 (step {stopped['step']})" in out
+    history = read_history(run_dir)
+    assert [(int(r["epoch"]), int(r["step"])) for r in history] == [(1, 60), (2, 120)]
+
+
+@pytest.mark.slow
+def test_the_same_command_twice_at_once_the_second_stops_naming_the_first(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [*TINY, "--depth", "14", "--epochs", "12", "--output-dir", str(run_dir)]
+    first = subprocess.Popen(
+        [sys.executable, "train.py", *args],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lock = run_dir / "lock"
+    deadline = time.time() + 240
+    while time.time() < deadline and first.poll() is None:
+        if lock.exists() and lock.read_text():
+            break
+        time.sleep(0.02)
+    second = run_train(args)
+    assert second.returncode == 1
+    assert f"is in use: process {first.pid} on host {socket.gethostname()}" in second.stderr
+    assert "Traceback" not in second.stderr
+    assert first.wait(timeout=300) == 0, first.stderr.read()[-3000:]
+    assert [int(r["epoch"]) for r in read_history(run_dir)] == list(range(1, 13))
+    assert (run_dir / "saved_model" / "1" / "saved_model.pb").is_file()
+
+
+@pytest.mark.slow
 def test_same_seed_deterministic_runs_give_identical_weights(tmp_path):
     def weights(name, seed):
         run_dir = tmp_path / name
