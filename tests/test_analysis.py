@@ -235,8 +235,7 @@ def test_a_sweep_goes_on_from_the_checkpoint_kept_in_its_results_folder(
         raise KeyboardInterrupt  # the process ends right after the first epoch's copy
 
     monkeypatch.setattr(callbacks.CopyCheckpoint, "on_epoch_end", copy_then_lose_the_machine)
-    with pytest.raises(KeyboardInterrupt):
-        analysis.main(argv)
+    assert analysis.main(argv) == 130  # the command ends as on Ctrl-C
     kept = results / "resnet8"
     state = json.loads((kept / "checkpoint" / "state.json").read_text())
     assert (state["epoch"], state["step"]) == (1, 3)
