@@ -112,17 +112,22 @@ class CopyCheckpoint(keras.callbacks.Callback):
 class StopAtStep(keras.callbacks.Callback):
     """Stops training once `total_steps` steps are done, mid-epoch if need be.
 
-    The steps are counted from `start_step` (where a resumed run begins), not
-    read from the optimizer, so that no step waits for the device.
+    The steps are counted from `start_step` (where a resumed run begins) and
+    the batch index Keras passes (the last step of an execution when
+    `steps_per_execution` > 1), not read from the optimizer, so that no step
+    waits for the device.
     """
 
     def __init__(self, total_steps, start_step=0):
         super().__init__()
         self.total_steps = total_steps
-        self.step = start_step
+        self.step = self._epoch_start = start_step
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = self.step
 
     def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
+        self.step = self._epoch_start + batch + 1
         if self.step >= self.total_steps:
             self.model.stop_training = True
 
@@ -138,28 +143,40 @@ class StopOnSignal(keras.callbacks.Callback):
     job scheduler before it stops a job; an epoch can be hours. So the step
     under way finishes, the model and optimizer at that step are written as a
     checkpoint (`step-NNNNNNN.weights.h5`, with the history of the finished
-    epochs), and `Preempted` is raised: no validation, no epoch end. The same
+    epochs), and `Preempted` is raised: no validation, no epoch end. A signal
+    in an epoch's last step (or the run's) lets the epoch end as usual, its
+    checkpoint written by `Checkpointer`, and stops after it. The same
     command resumes from that step (`training` runs the rest of the epoch
     first). A second signal stops at once. Under MultiWorkerMirroredStrategy
     the workers agree after every step on whether any of them was signalled
     (one collective), so all stop at the same step and the chief writes.
 
-    Install the handlers around `fit` with `with callback.handling_signals():`.
+    Install the handlers around `fit` with `with callback.handling_signals():`;
+    put the callback after `Checkpointer`.
 
     Args:
         run_dir: the run directory.
-        strategy: the distribution strategy (for the workers' agreement).
+        state: the state of the run's last checkpoint (None for a new run):
+            the finished epochs whose history a step checkpoint carries.
+        steps_per_epoch: steps of an epoch.
+        total_steps: the run's last step.
+        strategy: the distribution strategy (the workers' agreement, and the
+            replicas' batch-norm statistics averaged before the checkpoint).
         write: False on the non-chief workers of a cluster.
     """
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-    def __init__(self, run_dir, strategy=None, write=True):
+    def __init__(self, run_dir, state, steps_per_epoch, total_steps, strategy=None, write=True):
         super().__init__()
         self.run_dir = run_dir
+        self.finished = state or {"epoch": 0, "history": []}
+        self.steps_per_epoch = steps_per_epoch
+        self.total_steps = total_steps
         self.strategy = strategy
         self.write = write
         self.received = None
+        self._stop_at_epoch_end = False
         self._previous = {}
 
     @contextlib.contextmanager
@@ -172,11 +189,13 @@ class StopOnSignal(keras.callbacks.Callback):
             yield
         finally:
             for number, handler in self._previous.items():
-                signal.signal(number, handler)
+                # None: a handler installed from C, which Python cannot put back
+                signal.signal(number, signal.SIG_DFL if handler is None else handler)
 
     def _handle(self, number, frame):
         if self.received:  # asked twice: stop now, as without this callback
-            signal.signal(number, self._previous.get(number, signal.SIG_DFL))
+            previous = self._previous.get(number)
+            signal.signal(number, signal.SIG_DFL if previous is None else previous)
             raise KeyboardInterrupt
         self.received = signal.Signals(number).name
 
@@ -184,23 +203,40 @@ class StopOnSignal(keras.callbacks.Callback):
         signalled = self.received is not None
         if self.strategy is not None:
             signalled = runtime.any_worker(self.strategy, signalled)
-        if not signalled:
+        if not signalled or self._stop_at_epoch_end:
             return
         step = int(self.model.optimizer.iterations.numpy())
-        finished = rundir.load_state(self.run_dir) or {"epoch": 0, "history": []}
+        if step % self.steps_per_epoch == 0 or step >= self.total_steps:
+            self._stop_at_epoch_end = True  # the epoch is done: let it end, then stop
+            self.model.stop_training = True
+            return
+        if self.strategy is not None and self.strategy.num_replicas_in_sync > 1:
+            moving_statistics_averager(self.model, self.strategy)()  # as at an epoch's end
         state = {
-            "epoch": finished["epoch"],
+            "epoch": self.finished["epoch"],
             "step": step,
             "weights": f"step-{step:07d}.weights.h5",
-            "history": finished["history"],
+            "history": self.finished["history"],
         }
         if self.write:
             rundir.write_checkpoint(self.run_dir, self.model, state)
-        raise Preempted(
+        raise Preempted(self._message(step, state["epoch"] + 1, state["weights"]))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._stop_at_epoch_end:
+            weights = f"epoch-{epoch + 1:04d}.weights.h5"
+            step = int(self.model.optimizer.iterations.numpy())
+            raise Preempted(self._message(step, epoch + 1, weights))
+        # What Checkpointer has just written (the chief's; the others write nothing).
+        written = rundir.load_state(self.run_dir) if self.write else None
+        self.finished = written or {"epoch": epoch + 1, "history": []}
+
+    def _message(self, step, epoch, weights):
+        return (
             f"Stopped by {self.received or 'a signal to another worker'} after step {step} "
-            f"(epoch {state['epoch'] + 1}); its checkpoint is "
-            f"{os.path.join(self.run_dir, 'checkpoints', state['weights'])!r}. Run the same "
-            f"command to resume from step {step}."
+            f"(epoch {epoch}); its checkpoint is "
+            f"{os.path.join(self.run_dir, 'checkpoints', weights)!r}. Run the same command to "
+            f"resume from step {step}."
         )
 
 
@@ -259,7 +295,7 @@ class StepLogger(keras.callbacks.Callback):
         super().__init__()
         self.log_every = log_every
         self.global_batch = global_batch
-        self.step = start_step
+        self.step = self._epoch_start = start_step
         self.warmup_steps = warmup_steps
         self.summary = self.validation = None
         if log_dir is not None:
@@ -277,12 +313,12 @@ class StepLogger(keras.callbacks.Callback):
         return self.measured_steps * self.global_batch / self.measured_seconds
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._last = None
+        self._last, self._epoch_start = None, self.step
 
     def on_train_batch_end(self, batch, logs=None):
         now = time.perf_counter()
-        self.step += 1  # counted, not read from the optimizer: no device sync
-        step = self.step
+        # Counted from the batch index, not read from the optimizer: no device sync.
+        step = self.step = self._epoch_start + batch + 1
         if self._last is not None:
             last_time, last_step = self._last
             if last_step >= self.warmup_steps:
@@ -342,24 +378,32 @@ class AverageMovingStatistics(keras.callbacks.Callback):
 
     def set_model(self, model):
         super().set_model(model)
-        variables = [w.value for w in model.non_trainable_weights if "float" in w.dtype]
-
-        def average_on_replica():
-            context = tf.distribute.get_replica_context()
-            means = context.all_reduce("MEAN", [tf.identity(v) for v in variables])
-            for variable, mean in zip(variables, means):
-                variable.assign(mean)  # the replica's own copy (aggregation "none")
-
-        if variables:
-            self._average = tf.function(lambda: self.strategy.run(average_on_replica))
-        else:
-            self._average = lambda: None
+        self._average = moving_statistics_averager(model, self.strategy)
 
     def on_test_begin(self, logs=None):
         self._average()
 
     def on_epoch_end(self, epoch, logs=None):
         self._average()
+
+
+def moving_statistics_averager(model, strategy):
+    """A function that gives every replica the mean of the replicas' batch-norm statistics.
+
+    A collective under MultiWorkerMirroredStrategy: every worker must call it
+    at the same point. See `AverageMovingStatistics`.
+    """
+    variables = [w.value for w in model.non_trainable_weights if "float" in w.dtype]
+    if not variables:
+        return lambda: None
+
+    def average_on_replica():
+        context = tf.distribute.get_replica_context()
+        means = context.all_reduce("MEAN", [tf.identity(v) for v in variables])
+        for variable, mean in zip(variables, means):
+            variable.assign(mean)  # the replica's own copy (aggregation "none")
+
+    return tf.function(lambda: strategy.run(average_on_replica))
 
 
 def write_hparams(log_dir, record):

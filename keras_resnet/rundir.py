@@ -136,17 +136,24 @@ class RunLock:
     def acquire(self):
         """Takes the lock, or raises `RunDirError` naming the process that holds it."""
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            with os.fdopen(fd) as f:
-                holder = f.read().strip() or "another process"
-            raise RunDirError(
-                f"{os.path.dirname(self.path)!r} is in use: {holder} is writing it. Wait for "
-                "that run to end (or stop it) and run the command again, or choose another "
-                "--output-dir."
-            ) from None
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                with os.fdopen(fd) as f:
+                    holder = f.read().strip() or "another process"
+                raise RunDirError(
+                    f"{os.path.dirname(self.path)!r} is in use: {holder} is writing it. Wait "
+                    "for that run to end (or stop it) and run the command again, or choose "
+                    "another --output-dir."
+                ) from None
+            try:
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    break  # the lock file in place, not one removed while we opened it
+            except FileNotFoundError:
+                pass
+            os.close(fd)
         os.ftruncate(fd, 0)
         holder = f"process {os.getpid()} on host {socket.gethostname()}"
         os.write(fd, f"{holder} (since {time.strftime('%Y-%m-%d %H:%M:%S')})".encode())
@@ -161,14 +168,17 @@ class RunLock:
     def release_and_tidy(self):
         """Releases the lock; a run directory holding nothing but it is removed too.
 
-        For a run that failed before writing anything: it leaves no trace.
+        For a run that failed before writing anything: it leaves no trace. The
+        file goes while the lock is still held (`acquire` checks that the file
+        it locked is still in place).
         """
-        self.release()
         folder = os.path.dirname(self.path)
         with contextlib.suppress(OSError):
-            if os.listdir(folder) == ["lock"]:
+            if self._fd is not None and os.listdir(folder) == ["lock"]:
                 os.remove(self.path)
+                self.release()
                 os.rmdir(folder)
+        self.release()
 
     def __del__(self):
         self.release()
@@ -242,7 +252,16 @@ def write_checkpoint(run_dir, model, state):
             os.fsync(f.fileno())
         os.replace(temporary, path)
         write_json(f"{path}.state.json", state)
-        write_json(os.path.join(directory, "state.json"), state)
+        newest = os.path.join(directory, "state.json")
+        try:
+            previous = read_json(newest)
+        except (OSError, ValueError):
+            previous = None  # none yet, or damaged: each kept checkpoint has its own
+        if previous and not os.path.exists(
+            os.path.join(directory, f"{previous['weights']}.state.json")
+        ):  # written before each checkpoint had its own state: give it one, so it is kept
+            write_json(os.path.join(directory, f"{previous['weights']}.state.json"), previous)
+        write_json(newest, state)
         write_history(os.path.join(run_dir, "history.csv"), state["history"])
         kept = {s["weights"] for s in checkpoint_states(run_dir)[:KEEP_CHECKPOINTS]}
         for old in glob.glob(os.path.join(directory, "*.weights.h5")):
@@ -276,11 +295,20 @@ def _write_failure(run_dir, state, error):
     )
 
 
-def restore_checkpoint(model, run_dir, log=print):
+def restore_checkpoint(model, run_dir, log=print, set_aside=True):
     """Loads model and optimizer from the newest checkpoint that can be read.
 
     A checkpoint that cannot be read (truncated, damaged) is reported, naming
-    its file, and the one before it is tried.
+    its file, and the one before it is tried; once one loads, the damaged
+    ones are set aside (renamed `<name>.damaged`, kept, never tried again)
+    and `state.json` names the one that loaded.
+
+    Args:
+        model: the compiled model.
+        run_dir: the run directory.
+        log: function taking one line of progress text.
+        set_aside: False on the non-chief workers of a cluster, which write
+            nothing.
 
     Returns:
         The state of the checkpoint loaded, or None when `run_dir` has none.
@@ -299,13 +327,19 @@ def restore_checkpoint(model, run_dir, log=print):
             model.load_weights(path)
         except Exception as error:  # h5py's OSError, Keras's ValueError for a wrong layout
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            failures.append(f"{path!r}: {reason}")
+            failures.append((path, reason))
             log(f"Checkpoint {path!r} cannot be read ({reason}); trying the one before it.")
             continue
+        if failures and set_aside:
+            for damaged, _ in failures:
+                for name in (damaged, f"{damaged}.state.json"):
+                    if os.path.exists(name):
+                        os.replace(name, f"{name}.damaged")
+            write_json(os.path.join(run_dir, "checkpoints", "state.json"), state)
         return state
     raise RunDirError(
         f"No checkpoint in {os.path.join(run_dir, 'checkpoints')!r} can be read: "
-        + "; ".join(failures)
+        + "; ".join(f"{path!r}: {reason}" for path, reason in failures)
         + ". Move the run directory aside to start the run again."
     )
 
@@ -363,6 +397,7 @@ def restore_checkpoint_copy(folder, run_dir):
     copy_file(os.path.join(source, copied["weights"]), os.path.join(checkpoints, copied["weights"]))
     for name in ("config.json", "history.csv"):
         copy_file(os.path.join(folder, name), os.path.join(run_dir, name))
+    write_json(os.path.join(checkpoints, f"{copied['weights']}.state.json"), copied)
     write_json(os.path.join(checkpoints, "state.json"), copied)  # last: it names the weights
     return copied
 

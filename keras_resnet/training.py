@@ -323,7 +323,7 @@ def _train_locked(
         rundir.write_json(os.path.join(output_dir, "config.json"), record)
     if state:
         with strategy.scope():
-            state = rundir.restore_checkpoint(model, output_dir, log)
+            state = rundir.restore_checkpoint(model, output_dir, log, set_aside=chief)
         finished = state["epoch"] >= run.epochs or state["step"] >= run.total_steps
         log(
             f"Resuming {output_dir} from epoch {state['epoch']} (step {state['step']}), its "
@@ -349,7 +349,9 @@ def _train_locked(
         start_step,
         warmup_steps=start_step + min(20, run.steps_per_epoch // 2),
     )
-    stop_on_signal = callbacks.StopOnSignal(output_dir, strategy, write=chief)
+    stop_on_signal = callbacks.StopOnSignal(
+        output_dir, state, run.steps_per_epoch, run.total_steps, strategy, write=chief
+    )
     started = time.perf_counter()
     log_dir = os.path.join(output_dir, "logs")
     if not finished:

@@ -23,7 +23,7 @@ import keras_tuner as kt
 import numpy as np
 
 from keras_resnet import config as config_lib
-from keras_resnet import plotting, rundir, training
+from keras_resnet import callbacks, plotting, rundir, training
 
 ORACLES = ("random", "bayesian", "hyperband", "genetic")
 OBJECTIVE = kt.Objective("val_accuracy", direction="max")
@@ -352,10 +352,16 @@ class ResNetTuner(kt.Tuner):
             )
         except training.TrainingDiverged:
             return 0.0  # a diverged run is the least fit, not a crash
+        except (callbacks.Preempted, rundir.RunDirError) as error:
+            # keras-tuner fails a trial on any other error and runs the next: these stop the
+            # search, as they stop a training run (the trial resumes when the search does).
+            raise kt.errors.FatalRuntimeError(str(error)) from None
         # A run keeps its summary, not its model: a search's trials add up.
         summary = trained.summary
         if trained.chief:
             rundir.write_json(os.path.join(config.output_dir, "summary.json"), summary)
+        if trained.lock:
+            trained.lock.release()
         return 1.0 - summary["final_val_top1_error"]
 
 

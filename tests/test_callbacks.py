@@ -56,6 +56,14 @@ def test_stop_at_step_alone_ends_mid_epoch():
     assert int(model.optimizer.iterations.numpy()) == 7
 
 
+def test_stop_at_step_counts_steps_not_calls_with_several_steps_an_execution():
+    model = tiny_model()
+    model.compile(model.optimizer, model.loss, steps_per_execution=2)
+    stop = callbacks.StopAtStep(total_steps=6, start_step=0)
+    model.fit(batches().repeat(), epochs=3, steps_per_epoch=4, callbacks=[stop], verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 6 and stop.step == 6
+
+
 def run_directory(tmp_path):
     """An empty run directory: its config.json, as train() writes before the first epoch."""
     (tmp_path / "config.json").write_text("{}")
@@ -173,6 +181,12 @@ def test_checkpointer_keeps_the_last_three_and_a_damaged_one_falls_back(tmp_path
     assert rundir.restore_checkpoint(restored, run_dir, lines.append) == epoch4
     assert len(lines) == 1 and "epoch-0005.weights.h5' cannot be read (" in lines[0]
     assert "truncated file" in lines[0]
+    # The damaged one is set aside, kept, and never tried again; state.json names epoch 4.
+    assert (tmp_path / "checkpoints" / "epoch-0005.weights.h5.damaged").exists()
+    assert rundir.load_state(run_dir) == epoch4
+    assert rundir.restore_checkpoint(tiny_model(), run_dir, lines.append) == epoch4
+    assert len(lines) == 1
+    kept = kept[:2]
     assert int(restored.optimizer.iterations.numpy()) == 8
     assert not all(np.array_equal(a, b) for a, b in zip(expected, restored.get_weights()))
     # A damaged state.json is passed over as well: each checkpoint has its own state.
@@ -263,3 +277,30 @@ def test_a_run_directory_that_vanishes_mid_run_is_said_plainly(tmp_path):
             verbose=0,
         )
     assert not os.path.exists(run_dir)
+
+
+def test_a_run_directory_of_the_one_checkpoint_layout_resumes_and_keeps_it(tmp_path):
+    """Run directories written before checkpoints were kept: one weights file, state.json."""
+    model = tiny_model()
+    run_dir = run_directory(tmp_path)
+    model.fit(
+        batches().repeat(),
+        epochs=1,
+        steps_per_epoch=2,
+        callbacks=[callbacks.Checkpointer(run_dir)],
+        verbose=0,
+    )
+    os.remove(tmp_path / "checkpoints" / "epoch-0001.weights.h5.state.json")  # the old layout
+    restored = tiny_model()
+    state = rundir.restore_checkpoint(restored, run_dir)
+    assert (state["epoch"], state["step"]) == (1, 2)
+    restored.fit(
+        batches().repeat(),
+        epochs=2,
+        initial_epoch=1,
+        steps_per_epoch=2,
+        callbacks=[callbacks.Checkpointer(run_dir, state)],
+        verbose=0,
+    )
+    # The old checkpoint got its own state and is kept beside the new one.
+    assert [s["epoch"] for s in rundir.checkpoint_states(run_dir)] == [2, 1]

@@ -116,6 +116,43 @@ def test_killed_run_resumes_with_every_epoch_once(tmp_path):
     assert len(os.listdir(run_dir / "checkpoints")) == 1 + 2 * 3
 
 
+class Preempt(keras.callbacks.Callback):
+    """The machine's notice of preemption (SIGTERM) after batch `batch` of epoch `epoch`."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.at = (epoch, batch)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == self.at:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_in_an_epochs_last_step_lets_it_end_then_stops(tmp_path):
+    from keras_resnet import callbacks, rundir, training
+    from keras_resnet.config import TrainConfig
+
+    run_dir = tmp_path / "run"
+    config = TrainConfig(
+        dataset="digits",
+        depth=8,
+        batch_size=64,
+        steps=30,
+        steps_per_epoch=10,
+        output_dir=str(run_dir),
+    )
+    with pytest.raises(callbacks.Preempted, match=r"after step 20 \(epoch 2\).*epoch-0002"):
+        training.train(config, log=lambda line: None, extra_callbacks=[Preempt(1, 9)])
+    state = rundir.load_state(str(run_dir))
+    assert (state["epoch"], state["step"]) == (2, 20) and len(state["history"]) == 2
+    training.finish(training.train(config, log=lambda line: None))
+    history = read_history(run_dir)
+    assert [(int(r["epoch"]), int(r["step"])) for r in history] == [(1, 10), (2, 20), (3, 30)]
+
+
 def test_sigterm_mid_epoch_checkpoints_that_step_and_the_run_resumes_from_it(tmp_path):
     from keras_resnet import callbacks, rundir, training
     from keras_resnet.config import TrainConfig
@@ -130,18 +167,8 @@ def test_sigterm_mid_epoch_checkpoints_that_step_and_the_run_resumes_from_it(tmp
         output_dir=str(run_dir),
     )
 
-    class Preempt(keras.callbacks.Callback):
-        """The machine's notice of preemption, in the fourth step of the second epoch."""
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch
-
-        def on_train_batch_end(self, batch, logs=None):
-            if (self.epoch, batch) == (1, 3):
-                os.kill(os.getpid(), signal.SIGTERM)
-
     with pytest.raises(callbacks.Preempted) as stopped:
-        training.train(config, log=lambda line: None, extra_callbacks=[Preempt()])
+        training.train(config, log=lambda line: None, extra_callbacks=[Preempt(1, 3)])
     message = str(stopped.value)
     assert "Stopped by SIGTERM after step 14 (epoch 2)" in message
     assert "step-0000014.weights.h5" in message and "resume from step 14" in message

@@ -311,7 +311,7 @@ class _CifarUnpickler(pickle.Unpickler):
 def _unpickle_cifar(path):
     """A CIFAR python batch or meta file's dict, read without running code from it."""
     if not os.path.isfile(path):
-        raise DataError(f"Missing CIFAR batch file {path!r}.")
+        raise DataError(f"Missing CIFAR file {path!r}.")
     try:
         with open(path, "rb") as f:
             value = _CifarUnpickler(f, encoding="bytes").load()
