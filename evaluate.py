@@ -1,6 +1,6 @@
 """`python evaluate.py ...` in a checkout: the same command as `keras-resnet-evaluate`.
 
-`python evaluate.py --help` lists its flags; the code is in keras_resnet/evaluate.py.
+`python evaluate.py --help` lists its flags; the command is keras_resnet/cli/evaluate.py.
 """
 
 import sys

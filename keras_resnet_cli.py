@@ -3,7 +3,7 @@
     keras-resnet-train --dataset digits --depth 20 --epochs 1
     python -m keras_resnet_cli train --dataset digits --depth 20 --epochs 1   # the same
 
-Each runs `keras_resnet.<command>.main`. This module sits outside the
+Each runs `keras_resnet.cli.<command>.main`. This module sits outside the
 `keras_resnet` package on purpose: importing anything from the package loads
 TensorFlow, which reads TF_ENABLE_ONEDNN_OPTS once, as it loads. The commands
 set it first, as a default: TensorFlow leaves its oneDNN CPU kernels off on
@@ -15,15 +15,15 @@ import importlib
 import os
 import sys
 
-COMMANDS = ("train", "evaluate", "tune", "export", "analysis", "lr_find")
+COMMANDS = ("train", "evaluate", "tune", "export", "analysis", "lr_find", "predict")
 
 
 def run(command, argv=None):
-    """Runs `keras_resnet.<command>.main(argv)`; returns its exit status."""
+    """Runs `keras_resnet.cli.<command>.main(argv)`; returns its exit status."""
     if command not in COMMANDS:
         raise ValueError(f"Unknown command {command!r}. Allowed: {', '.join(COMMANDS)}.")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-    return importlib.import_module(f"keras_resnet.{command}").main(argv)
+    return importlib.import_module(f"keras_resnet.cli.{command}").main(argv)
 
 
 def train():
@@ -48,6 +48,10 @@ def analysis():
 
 def lr_find():
     sys.exit(run("lr_find"))
+
+
+def predict():
+    sys.exit(run("predict"))
 
 
 def main(argv=None):

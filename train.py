@@ -1,6 +1,6 @@
 """`python train.py ...` in a checkout: the same command as `keras-resnet-train`.
 
-`python train.py --help` lists its flags; the code is in keras_resnet/train.py.
+`python train.py --help` lists its flags; the command is keras_resnet/cli/train.py.
 """
 
 import sys

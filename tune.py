@@ -1,6 +1,6 @@
 """`python tune.py ...` in a checkout: the same command as `keras-resnet-tune`.
 
-`python tune.py --help` lists its flags; the code is in keras_resnet/tune.py.
+`python tune.py --help` lists its flags; the command is keras_resnet/cli/tune.py.
 """
 
 import sys

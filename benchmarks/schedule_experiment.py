@@ -33,7 +33,7 @@ import common
 
 sys.path.insert(0, common.REPO)
 
-from keras_resnet import plotting, rundir  # noqa: E402
+from keras_resnet import files, plotting  # noqa: E402
 
 RESULTS = os.path.join(common.REPO, "benchmarks", "schedule_experiment")
 FIGURE = os.path.join(common.REPO, "docs", "schedules_cifar10_resnet20.png")
@@ -121,10 +121,10 @@ def read_run(folder):
     """A copied run's (config, history rows, summary)."""
     history = [
         {k: None if v == "" else int(v) if k == "epoch" else float(v) for k, v in row.items()}
-        for row in rundir.read_csv(os.path.join(folder, "history.csv"))
+        for row in files.read_csv(os.path.join(folder, "history.csv"))
     ]
     config, summary = (
-        rundir.read_json(os.path.join(folder, name)) for name in ("config.json", "summary.json")
+        files.read_json(os.path.join(folder, name)) for name in ("config.json", "summary.json")
     )
     return config, history, summary
 

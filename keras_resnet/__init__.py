@@ -16,6 +16,8 @@ see keras_resnet_cli.py); benchmarks/README.md says what it is worth.
 """
 
 from keras_resnet import schedules  # registers the optimizer and schedules model.keras files name
+from keras_resnet.classes import Prediction, decode_predictions
+from keras_resnet.features import FeatureInfo, feature_extractor, feature_info
 from keras_resnet.flops import FlopsReport, count_flops
 from keras_resnet.layers import (
     FusedBatchNormalization,

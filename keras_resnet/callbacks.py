@@ -22,7 +22,7 @@ import time
 import keras
 import tensorflow as tf
 
-from keras_resnet import rundir, runtime
+from keras_resnet import runtime
 
 
 def _error(accuracy):
@@ -37,8 +37,8 @@ class Checkpointer(keras.callbacks.Callback):
     """Writes the history row and a checkpoint after each finished epoch.
 
     Args:
-        run_dir: the run directory (`checkpoints/`, `history.csv`).
-        state: the state of the run so far (`rundir.load_state`), or None
+        run_dir: the `keras_resnet.rundir.RunDir`.
+        state: the state of the run so far (`RunDir.state()`), or None
             for a new run.
         write: False on the non-chief workers of a cluster: they keep the
             state without writing it.
@@ -84,19 +84,19 @@ class Checkpointer(keras.callbacks.Callback):
             "history": self.state["history"] + [row],
         }
         if self.write:
-            rundir.write_checkpoint(self.run_dir, self.model, self.state)
+            self.run_dir.write_checkpoint(self.model, self.state)
 
 
 class CopyCheckpoint(keras.callbacks.Callback):
     """Copies the run's last checkpoint to a folder outside the run directory.
 
     After each epoch it reads what `Checkpointer` wrote (put it after that
-    callback) and keeps a copy with `rundir.copy_checkpoint`, so that a long
+    callback) and keeps a copy with `RunDir.copy_checkpoint`, so that a long
     run can go on from the copy (say a committed results folder) when its run
     directory is lost.
 
     Args:
-        run_dir: the run directory.
+        run_dir: the `keras_resnet.rundir.RunDir`.
         folder: where the copy goes (`folder/checkpoint/`, `folder/history.csv`).
     """
 
@@ -106,7 +106,7 @@ class CopyCheckpoint(keras.callbacks.Callback):
         self.folder = folder
 
     def on_epoch_end(self, epoch, logs=None):
-        rundir.copy_checkpoint(self.run_dir, self.folder)
+        self.run_dir.copy_checkpoint(self.folder)
 
 
 class StopAtStep(keras.callbacks.Callback):
@@ -155,7 +155,7 @@ class StopOnSignal(keras.callbacks.Callback):
     put the callback after `Checkpointer`.
 
     Args:
-        run_dir: the run directory.
+        run_dir: the `keras_resnet.rundir.RunDir`.
         state: the state of the run's last checkpoint (None for a new run):
             the finished epochs whose history a step checkpoint carries.
         steps_per_epoch: steps of an epoch.
@@ -219,7 +219,7 @@ class StopOnSignal(keras.callbacks.Callback):
             "history": self.finished["history"],
         }
         if self.write:
-            rundir.write_checkpoint(self.run_dir, self.model, state)
+            self.run_dir.write_checkpoint(self.model, state)
         raise Preempted(self._message(step, state["epoch"] + 1, state["weights"]))
 
     def on_epoch_end(self, epoch, logs=None):
@@ -228,14 +228,14 @@ class StopOnSignal(keras.callbacks.Callback):
             step = int(self.model.optimizer.iterations.numpy())
             raise Preempted(self._message(step, epoch + 1, weights))
         # What Checkpointer has just written (the chief's; the others write nothing).
-        written = rundir.load_state(self.run_dir) if self.write else None
+        written = self.run_dir.state() if self.write else None
         self.finished = written or {"epoch": epoch + 1, "history": []}
 
     def _message(self, step, epoch, weights):
         return (
             f"Stopped by {self.received or 'a signal to another worker'} after step {step} "
             f"(epoch {epoch}); its checkpoint is "
-            f"{os.path.join(self.run_dir, 'checkpoints', weights)!r}. Run the same command to "
+            f"{os.path.join(self.run_dir.checkpoints, weights)!r}. Run the same command to "
             f"resume from step {step}."
         )
 

@@ -1,8 +1,9 @@
-"""The training configuration: `TrainConfig`, the paper's recipes, and their flags.
+"""The training configuration: `TrainConfig` and the paper's recipes.
 
 `TrainConfig` is the one typed configuration: every field is a command-line
-flag of the training command, `None` means "the recipe's value", and the
-resolved config is saved as the run's `config.json`. Recipes (`RECIPES`):
+flag of the training command (`keras_resnet.cli.flags` makes them from the
+fields' metadata), `None` means "the recipe's value", and the resolved config
+is saved as the run's `config.json`. Recipes (`RECIPES`):
 
 - `paper-cifar` (Section 4.2): batch 128, SGD momentum 0.9, weight decay 1e-4
   (gradient 1e-4 * w), lr 0.1 divided by 10 at 32k and 48k iterations, 64k in
@@ -20,10 +21,9 @@ The batch size is global: it is split across replicas and the learning rate
 is not rescaled, so a run on 1 GPU and on 8 follows the same recipe.
 """
 
-import argparse
 import dataclasses
-import json
 import math
+import os
 
 from keras_resnet import specs
 
@@ -169,63 +169,6 @@ class TrainConfig:
     )
 
 
-def build_parser(description=None):
-    """argparse parser with `--config` and one flag per `TrainConfig` field."""
-    parser = argparse.ArgumentParser(
-        description=description or "Train a ResNet of He et al. (2015) with the paper's recipe.",
-    )
-    parser.add_argument("--config", help="JSON file of TrainConfig fields; flags override it")
-    add_config_flags(parser)
-    return parser
-
-
-def add_config_flags(parser, skip=()):
-    """Adds one flag per `TrainConfig` field not in `skip`; unset flags stay absent."""
-    for field in dataclasses.fields(TrainConfig):
-        if field.name in skip:
-            continue
-        meta = dict(field.metadata)
-        if field.default is not None:
-            meta["help"] += f" (default: {field.default})"
-        flag = "--" + field.name.replace("_", "-")
-        if field.type is bool:
-            parser.add_argument(
-                flag,
-                action=argparse.BooleanOptionalAction,
-                default=argparse.SUPPRESS,
-                help=meta["help"],
-            )
-            continue
-        types = {"int": int, "float": float, "str": str, "list": int}
-        kind = meta.pop("type", types[field.type.__name__])
-        parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, **meta)
-
-
-def config_from_args(argv=None):
-    """Parses the training command's flags into a `TrainConfig`."""
-    parser = build_parser()
-    return config_from_namespace(parser, parser.parse_args(argv))
-
-
-def config_from_namespace(parser, args):
-    """A `TrainConfig` from parsed flags: `--config` file values, overridden by flags."""
-    values = {}
-    if args.config:
-        try:
-            with open(args.config) as f:
-                values = json.load(f)
-        except (OSError, json.JSONDecodeError) as error:
-            parser.error(f"--config {args.config!r}: {error}")
-        known = {f.name for f in dataclasses.fields(TrainConfig)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            parser.error(
-                f"--config {args.config!r} has unknown fields {unknown}; allowed: {sorted(known)}"
-            )
-    values.update({k: v for k, v in vars(args).items() if k != "config"})
-    return TrainConfig(**values)
-
-
 @dataclasses.dataclass
 class ResolvedRun:
     """A config with every recipe value filled in, and the facts derived from it."""
@@ -248,14 +191,26 @@ class ResolvedRun:
             "warmup_steps": self.warmup,
         }
 
+    def is_done(self, state):
+        """Whether a checkpoint `state` (or None: no checkpoint) is at the run's end."""
+        return bool(state) and (state["epoch"] >= self.epochs or state["step"] >= self.total_steps)
 
-def resolve(config, data):
+
+def default_output_dir(config, prefix=""):
+    """`runs/<prefix><dataset>-<model>`, the run directory when `--output-dir` is not given."""
+    model = specs.model_name(config.depth, config.plain)
+    return os.path.join("runs", f"{prefix}{config.dataset}-{model}")
+
+
+def resolve(config, data, output_prefix=""):
     """Fills the recipe's values into a copy of `config` for `data`; validates the result.
 
     Args:
         config: a `TrainConfig`.
         data: the `keras_resnet.data.Data` to train on; its preprocessing
             picks the network and recipe the config leaves open.
+        output_prefix: what the default run directory's name starts with
+            (`default_output_dir`): "" for a training run.
 
     Returns:
         A `ResolvedRun`.
@@ -265,6 +220,7 @@ def resolve(config, data):
     config.stem = config.stem or implied["stem"]
     config.depth = config.depth or specs.STEM_DEFAULTS[config.stem]["depth"]
     config.recipe = config.recipe or implied["recipe"]
+    config.output_dir = config.output_dir or default_output_dir(config, output_prefix)
     recipe = RECIPES[config.recipe]
     for name in ("batch_size", "lr", "momentum", "weight_decay", "schedule", "warmup_lr"):
         if getattr(config, name) is None:

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_resnet import data as data_lib
-from keras_resnet import rundir
+from keras_resnet import model_files
 from keras_resnet.progress import Progress
 
 
@@ -50,7 +50,11 @@ def load_classifier(path):
     Raises:
         ValueError: for a missing path, an unknown layout or a file that does not load.
     """
-    loaded = rundir.load_model(path)
+    return classifier_from_loaded(model_files.load_model(path))
+
+
+def classifier_from_loaded(loaded):
+    """A `Classifier` over a `keras_resnet.model_files.LoadedModel`, with its class names."""
     class_names = loaded.data.get("class_names")
     if loaded.kind == "keras":
         return classifier_from_model(loaded.model, class_names, loaded.path)

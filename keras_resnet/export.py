@@ -19,24 +19,21 @@ preprocessing (mean subtraction) is inside the graph. A version is written
 under a temporary name and renamed when complete, so TF Serving never loads
 half an export; an existing version is never overwritten.
 
-Command line:
+The command (`keras_resnet.cli.export`):
 
     keras-resnet-export --model runs/cifar10-resnet110 --export-base /models/resnet110
 """
 
-import argparse
 import os
 import shutil
-import sys
 import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_resnet.cli import run_command
 from keras_resnet import data as data_lib
-from keras_resnet import rundir
+from keras_resnet import files, model_files
 
 TOP_K = 5
 
@@ -56,7 +53,9 @@ def export_saved_model(model, export_base, version=None, class_names=None, prepr
         export_base: the model's base path; versions are its numeric subfolders.
         version: int, or None for the next free one. An existing version is
             an error: nothing is overwritten.
-        class_names: list of names in label order (default "0", "1", ...).
+        class_names: list of names in label order. Default None: the model's
+            own (`model.class_names`, which a keras_resnet model keeps), else
+            "0", "1", ...
         preprocessing: the `keras_resnet.data.Preprocessing` the model was
             trained with: `serving_bytes` gives decoded images its test crop
             (the paper's centre crop for `"imagenet"`), then resizes them to
@@ -73,6 +72,8 @@ def export_saved_model(model, export_base, version=None, class_names=None, prepr
     classes = model.output_shape[-1]
     if None in (height, width, channels):
         raise ValueError(f"Export needs a fixed input shape; the model takes {model.input_shape}.")
+    if class_names is None:
+        class_names = getattr(model, "class_names", None)
     class_names = [str(i) for i in range(classes)] if class_names is None else list(class_names)
     if len(class_names) != classes:
         raise ValueError(f"{len(class_names)} class names for a model with {classes} outputs.")
@@ -182,7 +183,7 @@ def export_tflite(model, path, check_images=None):
     if not path.endswith(".tflite"):
         raise ValueError(f"The TFLite path must end in .tflite, received {path!r}.")
     difference = 0.0
-    with rundir.atomic_path(path) as staging:
+    with files.atomic_path(path) as staging:
         model.export(staging, format="litert", verbose=False)
         if check_images is not None:
             interpreter = tf.lite.Interpreter(staging)
@@ -209,47 +210,9 @@ def load_for_export(path):
     Returns:
         (model, class_names or None, `Preprocessing` or None).
     """
-    loaded = rundir.load_model(path, saved_model=False)
+    loaded = model_files.load_model(path, saved_model=False)
     return (
         loaded.model,
         loaded.data.get("class_names"),
         data_lib.Preprocessing.from_description(loaded.data),
     )
-
-
-def main(argv=None):
-    """Runs the export command; returns its exit status (1 for a bad input)."""
-    parser = argparse.ArgumentParser(description="Export a trained model for TF Serving.")
-    parser.add_argument("--model", required=True, help="run directory or .keras file")
-    parser.add_argument("--export-base", required=True, help="TF Serving model base path")
-    parser.add_argument("--name", help="model name for TF Serving (default: the model's name)")
-    parser.add_argument("--version", type=int, help="version number (default: next free)")
-    parser.add_argument(
-        "--tflite", help="also write a TFLite file here, checked against the export"
-    )
-    args = parser.parse_args(argv)
-
-    def run():
-        model, class_names, preprocessing = load_for_export(args.model)
-        path = export_saved_model(model, args.export_base, args.version, class_names, preprocessing)
-        if args.tflite:
-            check = np.random.RandomState(0).uniform(0, 255, (4, *model.input_shape[1:]))
-            difference = export_tflite(model, args.tflite, check.astype(np.float32))
-            print(
-                f"TFLite model {args.tflite} agrees with the Keras model "
-                f"(max difference {difference:.1e})."
-            )
-        name = args.name or model.name
-        base = os.path.abspath(args.export_base)
-        print(f"Exported {name} version {os.path.basename(path)} to {path}")
-        print(
-            f"Serve it: docker run -p 8501:8501 -v {base}:/models/{name} -e MODEL_NAME={name} "
-            "tensorflow/serving"
-        )
-        return 0
-
-    return run_command(parser.prog, run)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -34,7 +34,12 @@ stem); then per block `convS_blockB_K_{pad,conv,bn,relu}` for its K-th conv,
 `convS_blockB_add` and `convS_blockB_out`; `input_normalization`, `avg_pool`,
 `max_pool` and `predictions` around them. Stages are numbered from 2 as in the
 paper's Table 1 (`conv2` .. `conv5`; `conv2` .. `conv4` for CIFAR).
+
+`keras_resnet.features.feature_extractor(model)` turns any of these networks
+into a backbone: a model whose outputs are the stages' outputs by name.
 """
+
+import warnings
 
 import keras
 
@@ -59,6 +64,7 @@ def ResNet(
     input_shape=None,
     pooling=None,
     classes=None,
+    class_names=None,
     classifier_activation="softmax",
     input_mean=None,
     input_std=None,
@@ -103,9 +109,10 @@ def ResNet(
             ResNet `.h5`/`.weights.h5`, a PyTorch checkpoint (`.pth`, `.th`,
             `.pt`, `.safetensors`; torchvision or akamaster CIFAR layout), or a
             `.weights.h5` saved from a keras_resnet model of the same
-            architecture; or a `keras_resnet.weights.Pretrained` that
-            `keras_resnet.weights.prepare` read from such a file (read once,
-            build many). Pretrained weights must fit the requested network
+            architecture; or the `keras_resnet.weights.Source` that
+            `keras_resnet.weights.resolve` read from one of these (read once,
+            build many), or a `keras_resnet.weights.Pretrained`. Pretrained
+            weights must fit the requested network
             (the error names both) and bring their own input normalization;
             with `include_top=False` everything but the classifier is loaded.
             `keras_resnet.weights` has the details.
@@ -119,6 +126,15 @@ def ResNet(
         pooling: with `include_top=False`: None (the last stage's 4D output),
             `"avg"` or `"max"` (global pooling to a 2D output).
         classes: int, classifier outputs. Default 10 (CIFAR) or 1000 (ImageNet).
+        class_names: optional sequence of `classes` names in label order,
+            kept with the model as `model.class_names`: saved in its `.keras`
+            file, written to `assets/labels.txt` by an export, read by
+            `keras_resnet.decode_predictions(predictions, class_names=model)`.
+            Default None: with pretrained weights and their classifier, their
+            classes' names (`"cifar10"`: CIFAR-10's; `"imagenet"`: ImageNet's,
+            from keras.applications' class index in the Keras cache, with a
+            warning and no names when it cannot be fetched); else none. Needs
+            `include_top=True`.
         classifier_activation: activation of the classifier: `"softmax"`
             (default), None for logits, or any Keras activation.
         input_mean: optional array subtracted from the input by a first
@@ -153,10 +169,10 @@ def ResNet(
     spec = specs.make_spec(depth, stem, block, base_width, shortcut, plain, bottleneck_stride)
     defaults = specs.STEM_DEFAULTS[spec.stem]
     specs.check_head(include_top, pooling, defaults["classes"] if classes is None else classes)
-    pretrained = None
-    if weights is not None and not weights_lib.is_keras_resnet_file(weights):
-        pretrained = weights_lib.read(weights, spec, include_top, classes)
-        classes = weights_lib.check_head(pretrained, include_top, classes, weights)
+    source, pretrained = weights_lib.resolve(weights), None
+    if source is not None and not isinstance(source, weights_lib.KerasResNetFile):
+        pretrained = source.load(spec, include_top, classes)
+        classes = pretrained.classes if include_top else classes
         if input_mean is not None or input_std is not None:
             raise ValueError(
                 f"weights from {pretrained.source} come with their own input normalization; "
@@ -164,6 +180,9 @@ def ResNet(
             )
         input_mean, input_std = pretrained.input_mean, pretrained.input_std
     classes = defaults["classes"] if classes is None else classes
+    class_names = _check_class_names(class_names, include_top, classes)
+    if class_names is None and include_top and pretrained is not None:
+        class_names = _class_names_of(source)
     if input_shape is None:
         if input_tensor is not None and input_tensor.shape is not None:
             input_shape = tuple(input_tensor.shape[1:])
@@ -192,12 +211,48 @@ def ResNet(
     x = _head(x, include_top, pooling, classes, classifier_activation, layer_defaults)
 
     model_inputs = inputs if input_tensor is None else keras.utils.get_source_inputs(input_tensor)
-    model = ResNetModel(model_inputs, x, name=name)
+    model = ResNetModel(model_inputs, x, name=name, class_names=class_names)
     if pretrained is not None:
         weights_lib.assign(model, pretrained)
-    elif weights is not None:
-        model.load_weights(weights)
+    elif source is not None:
+        model.load_weights(source.path)
     return model
+
+
+def from_weights(weights, depth=None, *, bottleneck_stride=None, input_shape=None):
+    """The network pretrained weights fit, built with them and their classifier.
+
+    Args:
+        weights: a name (`"cifar10"`, `"imagenet"`) or a file, as `ResNet` takes.
+        depth: int, the network's depth: needed for a name, taken from a
+            file when None (a file that names its network must agree).
+        bottleneck_stride: where bottleneck blocks stride (default: the weights').
+        input_shape: the input's shape (default: the stem's, 32x32 CIFAR,
+            224x224 ImageNet).
+
+    Returns:
+        A `ResNetModel` with the weights' class names when they have them.
+
+    Raises:
+        ValueError: for weights that do not exist or fit, or a name without `depth`.
+    """
+    source = weights_lib.resolve(weights)
+    architecture = source.architecture
+    depth = depth or architecture.get("depth")
+    if depth is None:
+        entry = weights_lib.NAMED.get(weights) if isinstance(weights, str) else None
+        depths = f" ({', '.join(map(str, entry.depths))})" if entry else ""
+        raise ValueError(
+            f"--weights {weights} needs --depth{depths}: the network to load them into."
+        )
+    return ResNet(
+        depth,
+        stem=architecture.get("stem"),
+        shortcut=architecture.get("shortcut"),
+        bottleneck_stride=bottleneck_stride or architecture.get("bottleneck_stride"),
+        weights=source,
+        input_shape=input_shape,
+    )
 
 
 @keras.saving.register_keras_serializable(package="keras_resnet")
@@ -210,12 +265,49 @@ class ResNetModel(keras.Model):
     which ResNet-1202 takes past Python's default recursion limit
     (`keras_resnet._compat.recursion_headroom`). A saved model names this
     class, so loading it needs `import keras_resnet`, as its layers do.
+
+    It also keeps the names of its classes, `class_names` (a tuple in label
+    order, or None), in its config: a `.keras` file carries them, and one
+    saved before they existed loads with None.
     """
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, class_names=None, **kwargs):
         outputs = kwargs["outputs"] if "outputs" in kwargs else args[1]
         with _compat.recursion_headroom(_compat.count_graph_operations(outputs)):
             super().__init__(*args, **kwargs)
+        self.class_names = None if class_names is None else tuple(map(str, class_names))
+
+    def get_config(self):
+        config = super().get_config()
+        if self.class_names is not None:
+            config["class_names"] = list(self.class_names)
+        return config
+
+
+def _check_class_names(class_names, include_top, classes):
+    """`class_names` as a tuple of str, checked against the classifier; None stays None."""
+    if class_names is None:
+        return None
+    if isinstance(class_names, str) or not hasattr(class_names, "__len__"):
+        raise ValueError(
+            f"class_names must be a list of {classes} names, received {class_names!r}."
+        )
+    if not include_top:
+        raise ValueError("class_names name a classifier's outputs: they need include_top=True.")
+    if len(class_names) != classes:
+        raise ValueError(
+            f"class_names has {len(class_names)} names; the classifier has {classes} classes."
+        )
+    return tuple(map(str, class_names))
+
+
+def _class_names_of(source):
+    """The names of pretrained weights' classes; None, with a warning, when not to be had."""
+    try:
+        return source.class_names()
+    except ValueError as error:
+        warnings.warn(f"The model gets no class names: {error}", stacklevel=3)
+        return None
 
 
 def _input_normalization(mean, std, input_shape):

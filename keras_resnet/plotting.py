@@ -6,7 +6,7 @@ that importing keras_resnet neither needs a display nor pays for matplotlib.
 
 import numpy as np
 
-from keras_resnet import rundir
+from keras_resnet import files
 
 
 def _pyplot():
@@ -20,7 +20,7 @@ def _pyplot():
 
 def save_figure(fig, path, dpi=100):
     """Writes `fig` to `path` atomically and closes it."""
-    with rundir.atomic_path(path) as temporary:
+    with files.atomic_path(path) as temporary:
         fig.savefig(temporary, dpi=dpi)
     _pyplot().close(fig)
 

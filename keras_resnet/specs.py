@@ -24,8 +24,6 @@ IMAGENET_DEPTHS = {
     101: ("bottleneck", (3, 4, 23, 3)),
     152: ("bottleneck", (3, 8, 36, 3)),
 }
-# Depths the paper trains on CIFAR-10 (Table 6); any 6n+2 is accepted.
-CIFAR_PAPER_DEPTHS = (20, 32, 44, 56, 110, 1202)
 
 # Per stem: first-stage width, default shortcut option, input shape, classes, and
 # the depth a training run picks when none is given.
@@ -93,6 +91,24 @@ class Spec:
 def model_name(depth, plain):
     """`resnet56` or `plain20`: the name of models, run directories and sweeps."""
     return f"{'plain' if plain else 'resnet'}{depth}"
+
+
+def describe(spec):
+    """A spec in words, for messages.
+
+    Example: `ResNet-50 (ImageNet stem, bottleneck blocks 3x4x6x3, option B,
+    base width 64, stride on the 1x1 conv)`.
+    """
+    kind = "Plain" if spec.plain else "ResNet"
+    parts = [
+        f"{'ImageNet' if spec.stem == 'imagenet' else 'CIFAR'} stem",
+        f"{spec.block} blocks {'x'.join(map(str, spec.stage_blocks))}",
+        "no shortcuts" if spec.plain else f"option {spec.shortcut}",
+        f"base width {spec.base_width}",
+    ]
+    if spec.bottleneck_stride:
+        parts.append(f"stride on the {spec.bottleneck_stride} conv")
+    return f"{kind}-{spec.depth} ({', '.join(parts)})"
 
 
 def _choices(values):

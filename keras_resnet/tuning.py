@@ -23,7 +23,9 @@ import keras_tuner as kt
 import numpy as np
 
 from keras_resnet import config as config_lib
-from keras_resnet import callbacks, plotting, rundir, training
+from keras_resnet import callbacks, files, planning, plotting, training
+from keras_resnet.rundir import RunDir, RunDirError
+from keras_resnet.analysis import reports
 
 ORACLES = ("random", "bayesian", "hyperband", "genetic")
 OBJECTIVE = kt.Objective("val_accuracy", direction="max")
@@ -313,7 +315,9 @@ class ResNetTuner(kt.Tuner):
         run_dir = os.path.join(self.get_trial_dir(trial.trial_id), "run")
         number = int(trial.trial_id) + 1  # keras-tuner numbers trials from 0
         of = f" of {self.oracle.max_trials}" if self.oracle.max_trials else ""
-        shown = ", ".join(f"{k} {_format(v)}" for k, v in values.items() if k in CONFIG_FIELDS)
+        shown = ", ".join(
+            f"{k} {reports.format_value(v)}" for k, v in values.items() if k in CONFIG_FIELDS
+        )
         self.log(f"Trial {number}{of} (trial_{trial.trial_id}): {shown}.")
         started = time.perf_counter()
         accuracy = self._train(dataclasses.replace(self.base_config, output_dir=run_dir, **changes))
@@ -347,19 +351,18 @@ class ResNetTuner(kt.Tuner):
         # ran before it in this process: only its hyperparameters differ.
         keras.utils.set_random_seed(config.seed)
         try:
-            trained = training.train(
-                config, log=lambda line: None, data=self.data, strategy=self.strategy
-            )
+            plan = planning.prepare(config, self.data, self.strategy)
+            trained = training.train(plan, self.strategy, log=lambda line: None)
         except training.TrainingDiverged:
             return 0.0  # a diverged run is the least fit, not a crash
-        except (callbacks.Preempted, rundir.RunDirError) as error:
+        except (callbacks.Preempted, RunDirError) as error:
             # keras-tuner fails a trial on any other error and runs the next: these stop the
             # search, as they stop a training run (the trial resumes when the search does).
             raise kt.errors.FatalRuntimeError(str(error)) from None
         # A run keeps its summary, not its model: a search's trials add up.
         summary = trained.summary
         if trained.chief:
-            rundir.write_json(os.path.join(config.output_dir, "summary.json"), summary)
+            trained.run_dir.write_summary(summary)
         if trained.lock:
             trained.lock.release()
         return 1.0 - summary["final_val_top1_error"]
@@ -386,20 +389,20 @@ def write_results(tuner, output_dir, best_runs=3):
     if not trials:
         raise RuntimeError("No trial finished; nothing to report.")
     best = {k: v for k, v in trials[0].hyperparameters.values.items() if not k.startswith("tuner/")}
-    rundir.write_json(
+    files.write_json(
         os.path.join(output_dir, "best_hyperparameters.json"),
         {**best, "val_accuracy": trials[0].score, "trial_id": trials[0].trial_id},
     )
     names = [k for k in trials[0].hyperparameters.values if not k.startswith("tuner/")]
-    lines = [
-        "| rank | trial | val accuracy | " + " | ".join(names) + " |",
-        "|---:|---|---:|" + "---|" * len(names),
+    rows = [
+        {
+            "trial": t.trial_id,
+            "val_accuracy": t.score,
+            "values": {n: t.hyperparameters.values.get(n) for n in names},
+            "test_top1_error": None,
+        }
+        for t in trials
     ]
-    for rank, trial in enumerate(trials, start=1):
-        cells = [_format(trial.hyperparameters.values.get(n)) for n in names]
-        lines.append(
-            f"| {rank} | {trial.trial_id} | {trial.score:.4f} | " + " | ".join(cells) + " |"
-        )
     runs = [
         (f"trial {t.trial_id}", os.path.join(tuner.get_trial_dir(t.trial_id), "run"))
         for t in trials[:best_runs]
@@ -407,17 +410,17 @@ def write_results(tuner, output_dir, best_runs=3):
     baseline = _read_run(baseline_dir(output_dir))
     if baseline:
         config, summary = baseline
-        cells = [_format(config.get(CONFIG_FIELDS.get(n, n))) for n in names]
-        lines.append(
-            f"| - | baseline | {1 - summary['final_val_top1_error']:.4f} | "
-            + " | ".join(cells)
-            + " |"
-        )
-        lines += ["", _gain(trials[0], _read_run(runs[0][1]), summary)]
+        best_run = _read_run(runs[0][1])
+        rows[0]["test_top1_error"] = best_run[1].get("test_top1_error") if best_run else None
+        baseline = {
+            "val_accuracy": 1 - summary["final_val_top1_error"],
+            "values": {n: config.get(CONFIG_FIELDS.get(n, n)) for n in names},
+            "test_top1_error": summary.get("test_top1_error"),
+        }
         runs.append(("baseline", baseline_dir(output_dir)))
-    text = "\n".join(lines)
-    rundir.write_atomic(os.path.join(output_dir, "results.md"), text + "\n")
-    histories = [(label, rundir.load_state(run_dir)) for label, run_dir in runs]
+    text = reports.search_markdown(rows, baseline)
+    files.write_atomic(os.path.join(output_dir, "results.md"), text + "\n")
+    histories = [(label, RunDir(run_dir).state()) for label, run_dir in runs]
     plotting.plot_comparison(
         [(label, state["history"]) for label, state in histories if state],
         os.path.join(output_dir, "comparison.png"),
@@ -426,34 +429,7 @@ def write_results(tuner, output_dir, best_runs=3):
 
 
 def _read_run(run_dir):
-    """A finished run's (config.json, summary.json), or None."""
-    paths = [os.path.join(run_dir, name) for name in ("config.json", "summary.json")]
-    if not all(os.path.exists(p) for p in paths):
-        return None
-    return tuple(rundir.read_json(p) for p in paths)
-
-
-def _gain(best_trial, best_run, baseline):
-    """The sentence of results.md that compares the best trial with the baseline."""
-    theirs = 1 - baseline["final_val_top1_error"]
-    text = (
-        f"Best trial {best_trial.trial_id} against the baseline (the recipe's defaults): "
-        f"validation accuracy {best_trial.score:.4f} vs {theirs:.4f}, "
-        f"{_points(best_trial.score - theirs)}"
-    )
-    if best_run and best_run[1].get("test_top1_error") is not None:
-        ours, theirs = best_run[1]["test_top1_error"], baseline["test_top1_error"]
-        text += (
-            f"; test top-1 error {100 * ours:.2f}% vs {100 * theirs:.2f}%, "
-            f"{_points(theirs - ours)} (the test split chose nothing)"
-        )
-    return text + "."
-
-
-def _points(gain):
-    """`1.39 points better` for a gain of 0.0139 (`worse` when negative)."""
-    return f"{100 * abs(gain):.2f} points {'better' if gain >= 0 else 'worse'}"
-
-
-def _format(value):
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    """A finished run's (record, summary), or None."""
+    run_dir = RunDir(run_dir)
+    record, summary = run_dir.record(), run_dir.summary()
+    return (record, summary) if record and summary else None

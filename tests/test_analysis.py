@@ -11,6 +11,7 @@ import tensorflow as tf
 import keras_resnet
 from keras_resnet import analysis
 from keras_resnet import config as config_lib
+from keras_resnet.cli import analysis as analysis_cli
 
 
 def _read_csv(path):
@@ -72,7 +73,8 @@ def test_degradation_depth_table_and_layer_responses_on_real_cifar(cifar_dir, tm
     ]
     results = tmp_path / "results"
     assert (
-        analysis.main(["degradation", "--depths", "8", *common, "--results-dir", str(results)]) == 0
+        analysis_cli.main(["degradation", "--depths", "8", *common, "--results-dir", str(results)])
+        == 0
     )
     rows = _read_csv(results / "degradation.csv")
     assert [(r["model"], int(r["step"])) for r in rows] == [
@@ -92,14 +94,20 @@ def test_degradation_depth_table_and_layer_responses_on_real_cifar(cifar_dir, tm
     assert [r["model"] for r in responses] == ["plain-8"] * 7 + ["ResNet-8"] * 7
     assert _is_png(results / "layer_responses.png")
     assert (out / "plain8" / "model.keras").is_file() and (out / "resnet8" / "saved_model").is_dir()
-    # The results folder holds what is worth committing: tables and small files, no weights.
+    # The results folder holds what is worth committing: tables, small files, and the final
+    # weights in this package's .npz, which load into the network they came from exactly.
     for name in ("plain8", "resnet8"):
         assert sorted(os.listdir(results / name)) == [
             "config.json",
             "history.csv",
             "layer_responses.csv",
             "summary.json",
+            "weights.npz",
         ]
+    trained = keras.saving.load_model(out / "resnet8" / "model.keras")
+    kept = keras_resnet.ResNet(8, stem="cifar", weights=str(results / "resnet8" / "weights.npz"))
+    images = np.random.RandomState(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(kept.predict(images, verbose=0), trained.predict(images, verbose=0))
     summary = json.loads((results / "resnet8" / "summary.json").read_text())
     table = (results / "degradation.md").read_text()
     assert "| ResNet-8 | 4 | " in table and f"{100 * summary['test_top1_error']:.2f}%" in table
@@ -132,7 +140,8 @@ def test_degradation_depth_table_and_layer_responses_on_real_cifar(cifar_dir, tm
     # Results of another recipe are refused, naming the folder and the difference.
     other = [*common[:4], "--steps", "6", *common[6:10], "--output-dir", str(elsewhere)]
     assert (
-        analysis.main(["degradation", "--depths", "8", *other, "--results-dir", str(results)]) == 1
+        analysis_cli.main(["degradation", "--depths", "8", *other, "--results-dir", str(results)])
+        == 1
     )
     error = capsys.readouterr().err
     assert "plain8' holds the results of another recipe" in error and "total_steps: 4 -> 6" in error
@@ -143,7 +152,7 @@ def test_degradation_depth_table_and_layer_responses_on_real_cifar(cifar_dir, tm
     before = os.stat(weights).st_mtime_ns
     table_dir = tmp_path / "table"
     argv = ["depth-table", "--depths", "8", *common, "--results-dir", str(table_dir)]
-    assert analysis.main(argv) == 0
+    assert analysis_cli.main(argv) == 0
     assert os.stat(weights).st_mtime_ns == before
     assert "already finished" in capsys.readouterr().out
     table = _read_csv(table_dir / "depth_table.csv")
@@ -153,7 +162,7 @@ def test_degradation_depth_table_and_layer_responses_on_real_cifar(cifar_dir, tm
 
     responses = tmp_path / "responses"
     assert (
-        analysis.main(
+        analysis_cli.main(
             [
                 "layer-responses",
                 "--dataset",
@@ -183,9 +192,9 @@ def test_degradation_depth_table_and_layer_responses_on_real_cifar(cifar_dir, tm
     # Both figures again from the CSVs alone.
     (responses / "layer_responses.csv").rename(results / "layer_responses.csv")
     (results / "degradation.png").unlink()
-    assert analysis.main(["redraw", "--results-dir", str(results)]) == 0
+    assert analysis_cli.main(["redraw", "--results-dir", str(results)]) == 0
     assert _is_png(results / "degradation.png") and _is_png(results / "layer_responses.png")
-    assert analysis.main(["redraw", "--results-dir", str(tmp_path / "empty")]) == 1
+    assert analysis_cli.main(["redraw", "--results-dir", str(tmp_path / "empty")]) == 1
     assert "neither the results of a sweep's nets nor degradation.csv" in capsys.readouterr().err
 
 
@@ -204,7 +213,7 @@ def test_degradation_depth_table_and_layer_responses_on_real_cifar(cifar_dir, tm
 def test_bad_input_exits_1_naming_it_and_writes_nothing(argv, message, cifar_dir, tmp_path, capsys):
     out = tmp_path / "out"
     argv = [*argv, "--dataset", "cifar10", "--data-dir", str(cifar_dir), "--output-dir", str(out)]
-    assert analysis.main(argv) == 1
+    assert analysis_cli.main(argv) == 1
     assert message in capsys.readouterr().err
     assert not out.exists()
 
@@ -214,7 +223,7 @@ def test_an_unwritable_results_dir_fails_before_any_training(cifar_dir, tmp_path
     blocker.write_text("")
     argv = ["degradation", "--depths", "8", "--dataset", "cifar10", "--data-dir", str(cifar_dir)]
     argv += ["--output-dir", str(out), "--results-dir", str(blocker / "results")]
-    assert analysis.main(argv) == 1
+    assert analysis_cli.main(argv) == 1
     assert "results_dir '" in (error := capsys.readouterr().err) and "is not a directory" in error
     assert not out.exists()
 
@@ -235,14 +244,14 @@ def test_a_sweep_goes_on_from_the_checkpoint_kept_in_its_results_folder(
         raise KeyboardInterrupt  # the process ends right after the first epoch's copy
 
     monkeypatch.setattr(callbacks.CopyCheckpoint, "on_epoch_end", copy_then_lose_the_machine)
-    assert analysis.main(argv) == 130  # the command ends as on Ctrl-C
+    assert analysis_cli.main(argv) == 130  # the command ends as on Ctrl-C
     kept = results / "resnet8"
     state = json.loads((kept / "checkpoint" / "state.json").read_text())
     assert (state["epoch"], state["step"]) == (1, 3)
     assert sorted(os.listdir(kept / "checkpoint")) == ["epoch-0001.weights.h5", "state.json"]
     # The table shows how far the running net is (the sweep redraws it after each net, and
     # redraw does it from the results folder at any time).
-    assert analysis.main(["redraw", "--results-dir", str(results)]) == 0
+    assert analysis_cli.main(["redraw", "--results-dir", str(results)]) == 0
     running = (results / "depth_table.md").read_text()
     assert "| ResNet-8 | 8 |  | 3 of 6 | training: " in running and "so far |" in running
     first = _read_csv(kept / "history.csv")
@@ -252,7 +261,7 @@ def test_a_sweep_goes_on_from_the_checkpoint_kept_in_its_results_folder(
     shutil.rmtree(runs)  # the run directory is lost with its machine; the results folder is not
     monkeypatch.undo()
     capsys.readouterr()
-    assert analysis.main(argv) == 0
+    assert analysis_cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "Restored " in out and "(epoch 1, step 3)" in out
     assert "Resuming " in out and "from epoch 1 (step 3)" in out
@@ -265,6 +274,7 @@ def test_a_sweep_goes_on_from_the_checkpoint_kept_in_its_results_folder(
         "history.csv",
         "layer_responses.csv",
         "summary.json",
+        "weights.npz",
     ]
     summary = json.loads((kept / "summary.json").read_text())
     assert summary["steps"] == 6
@@ -278,6 +288,91 @@ def test_a_sweep_goes_on_from_the_checkpoint_kept_in_its_results_folder(
     # Everything again from the results folder alone, the same.
     os.remove(results / "depth_table.md")
     os.remove(results / "degradation.png")
-    assert analysis.main(["redraw", "--results-dir", str(results)]) == 0
+    assert analysis_cli.main(["redraw", "--results-dir", str(results)]) == 0
     assert (results / "depth_table.md").read_text() == table
     assert _is_png(results / "degradation.png")
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_a_layout_reads_back_the_rows_it_wrote(tmp_path):
+    from keras_resnet.analysis import reports
+
+    rows = [
+        {
+            "model": "plain-8",
+            "depth": 8,
+            "plain": True,
+            "step": 2,
+            "train_top1_error": 0.5,
+            "heldout_top1_error": None,
+            "evaluated_on": "test",
+        },
+        {
+            "model": "ResNet-8",
+            "depth": 8,
+            "plain": False,
+            "step": 4,
+            "train_top1_error": 0.1 / 3,
+            "heldout_top1_error": 0.25,
+            "evaluated_on": "test",
+            "extra": "left out",
+        },
+    ]
+    path = reports.DEGRADATION.write(str(tmp_path), rows)
+    assert path == str(tmp_path / "degradation.csv")
+    assert reports.DEGRADATION.read(str(tmp_path)) == [
+        {key: value for key, value in row.items() if key != "extra"} for row in rows
+    ]
+    first = (tmp_path / "degradation.csv").read_text()
+    reports.DEGRADATION.write(str(tmp_path), reports.DEGRADATION.read(str(tmp_path)))
+    assert (tmp_path / "degradation.csv").read_text() == first  # read and written back: the same
+
+
+@pytest.mark.parametrize("folder", ["paper_evidence", "paper_evidence_20_epochs"])
+def test_redrawing_committed_results_writes_the_same_tables(folder, tmp_path):
+    source = os.path.join(REPO, "docs", folder)
+    if not os.path.isdir(source):
+        pytest.skip(f"docs/{folder} is not in this checkout")
+    copy = tmp_path / folder
+    shutil.copytree(source, copy)
+    pngs = analysis.redraw(str(copy), log=lambda line: None)
+    assert [os.path.basename(png) for png in pngs] == ["degradation.png", "layer_responses.png"]
+    assert all(_is_png(png) for png in pngs)
+    for name in os.listdir(source):
+        if name.endswith((".csv", ".md")):
+            with open(os.path.join(source, name), "rb") as f:
+                assert (copy / name).read_bytes() == f.read(), name
+
+
+def test_a_search_table_ranks_trials_and_says_the_gain_over_the_baseline():
+    from keras_resnet.analysis import reports
+
+    trials = [
+        {
+            "trial": "1",
+            "val_accuracy": 0.91,
+            "values": {"lr": 0.05, "depth": 20},
+            "test_top1_error": 0.09,
+        },
+        {
+            "trial": "0",
+            "val_accuracy": 0.88,
+            "values": {"lr": 0.123456, "depth": 32},
+            "test_top1_error": None,
+        },
+    ]
+    baseline = {"val_accuracy": 0.9, "values": {"lr": 0.1, "depth": 20}, "test_top1_error": 0.1}
+    assert reports.search_markdown(trials, baseline).splitlines() == [
+        "| rank | trial | val accuracy | lr | depth |",
+        "|---:|---|---:|---|---|",
+        "| 1 | 1 | 0.9100 | 0.05 | 20 |",
+        "| 2 | 0 | 0.8800 | 0.1235 | 32 |",
+        "| - | baseline | 0.9000 | 0.1 | 20 |",
+        "",
+        "Best trial 1 against the baseline (the recipe's defaults): validation accuracy 0.9100 "
+        "vs 0.9000, 1.00 points better; test top-1 error 9.00% vs 10.00%, 1.00 points better "
+        "(the test split chose nothing).",
+    ]
+    assert len(reports.search_markdown(trials).splitlines()) == 4  # no baseline: the trials

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from keras_resnet import callbacks, rundir
+from keras_resnet.rundir import RunDir
 
 
 def tiny_model():
@@ -67,14 +68,14 @@ def test_stop_at_step_counts_steps_not_calls_with_several_steps_an_execution():
 def run_directory(tmp_path):
     """An empty run directory: its config.json, as train() writes before the first epoch."""
     (tmp_path / "config.json").write_text("{}")
-    return str(tmp_path)
+    return RunDir(tmp_path)
 
 
 def test_checkpointer_alone_saves_each_epoch_and_resumes(tmp_path):
     model = tiny_model()
     checkpointer = callbacks.Checkpointer(run_directory(tmp_path))
     model.fit(batches().repeat(), epochs=2, steps_per_epoch=5, callbacks=[checkpointer], verbose=0)
-    state = rundir.load_state(str(tmp_path))
+    state = RunDir(tmp_path).state()
     assert (state["epoch"], state["step"], state["weights"]) == (2, 10, "epoch-0002.weights.h5")
     assert [row["epoch"] for row in state["history"]] == [1, 2]
     assert sorted(os.listdir(tmp_path / "checkpoints")) == [
@@ -87,12 +88,12 @@ def test_checkpointer_alone_saves_each_epoch_and_resumes(tmp_path):
     assert (tmp_path / "history.csv").read_text().count("\n") == 3  # header and two epochs
     # A fresh model restored from the checkpoint has the same weights and optimizer step.
     restored = tiny_model()
-    assert rundir.restore_checkpoint(restored, str(tmp_path)) == state
+    assert RunDir(tmp_path).restore_checkpoint(restored) == state
     assert int(restored.optimizer.iterations.numpy()) == 10
     for a, b in zip(model.get_weights(), restored.get_weights()):
         np.testing.assert_array_equal(a, b)
     # It continues the history where the state left it.
-    resumed = callbacks.Checkpointer(str(tmp_path), state)
+    resumed = callbacks.Checkpointer(RunDir(tmp_path), state)
     restored.fit(
         batches().repeat(),
         epochs=3,
@@ -101,7 +102,7 @@ def test_checkpointer_alone_saves_each_epoch_and_resumes(tmp_path):
         callbacks=[resumed],
         verbose=0,
     )
-    assert [row["epoch"] for row in rundir.load_state(str(tmp_path))["history"]] == [1, 2, 3]
+    assert [row["epoch"] for row in RunDir(tmp_path).state()["history"]] == [1, 2, 3]
 
 
 def test_checkpointer_never_saves_a_diverged_epoch(tmp_path):
@@ -114,14 +115,14 @@ def test_checkpointer_never_saves_a_diverged_epoch(tmp_path):
         callbacks=[checkpointer],
         verbose=0,
     )
-    state = rundir.load_state(str(tmp_path))
+    state = RunDir(tmp_path).state()
     assert state["epoch"] == 1 and len(state["history"]) == 1
     assert glob.glob(str(tmp_path / "checkpoints" / "*.h5"))[0].endswith("epoch-0001.weights.h5")
 
 
 def test_checkpointer_of_a_non_chief_worker_writes_nothing(tmp_path):
     model = tiny_model()
-    checkpointer = callbacks.Checkpointer(str(tmp_path), write=False)
+    checkpointer = callbacks.Checkpointer(RunDir(tmp_path), write=False)
     model.fit(batches().repeat(), epochs=2, steps_per_epoch=5, callbacks=[checkpointer], verbose=0)
     assert checkpointer.state["epoch"] == 2 and not os.listdir(tmp_path)
 
@@ -170,33 +171,33 @@ def test_checkpointer_keeps_the_last_three_and_a_damaged_one_falls_back(tmp_path
     model.fit(batches().repeat(), epochs=5, steps_per_epoch=2, callbacks=[checkpointer], verbose=0)
     kept = sorted(glob.glob(str(tmp_path / "checkpoints" / "*.weights.h5")))
     assert [os.path.basename(p) for p in kept] == [f"epoch-000{e}.weights.h5" for e in (3, 4, 5)]
-    epoch4 = rundir.checkpoint_states(run_dir)[1]
+    epoch4 = run_dir.checkpoint_states()[1]
     restored = tiny_model()
-    rundir.restore_checkpoint(restored, run_dir)
+    run_dir.restore_checkpoint(restored)
     expected = restored.get_weights()
     # A truncated newest checkpoint (a disk error, a cut copy): named, and the one before is used.
     newest = tmp_path / "checkpoints" / "epoch-0005.weights.h5"
     newest.write_bytes(newest.read_bytes()[:1000])
     lines, restored = [], tiny_model()
-    assert rundir.restore_checkpoint(restored, run_dir, lines.append) == epoch4
+    assert run_dir.restore_checkpoint(restored, lines.append) == epoch4
     assert len(lines) == 1 and "epoch-0005.weights.h5' cannot be read (" in lines[0]
     assert "truncated file" in lines[0]
     # The damaged one is set aside, kept, and never tried again; state.json names epoch 4.
     assert (tmp_path / "checkpoints" / "epoch-0005.weights.h5.damaged").exists()
-    assert rundir.load_state(run_dir) == epoch4
-    assert rundir.restore_checkpoint(tiny_model(), run_dir, lines.append) == epoch4
+    assert run_dir.state() == epoch4
+    assert run_dir.restore_checkpoint(tiny_model(), lines.append) == epoch4
     assert len(lines) == 1
     kept = kept[:2]
     assert int(restored.optimizer.iterations.numpy()) == 8
     assert not all(np.array_equal(a, b) for a, b in zip(expected, restored.get_weights()))
     # A damaged state.json is passed over as well: each checkpoint has its own state.
     (tmp_path / "checkpoints" / "state.json").write_text('{"epo')
-    assert rundir.load_state(run_dir) == rundir.checkpoint_states(run_dir)[0]
+    assert run_dir.state() == run_dir.checkpoint_states()[0]
     for path in kept:
         with open(path, "r+b") as f:
             f.truncate(100)
     with pytest.raises(rundir.RunDirError, match="No checkpoint in .* can be read"):
-        rundir.restore_checkpoint(tiny_model(), run_dir, lambda line: None)
+        run_dir.restore_checkpoint(tiny_model(), lambda line: None)
 
 
 def _small_tmpfs(path, size):
@@ -249,7 +250,7 @@ def test_a_full_disk_during_a_checkpoint_leaves_the_last_one_intact(tmp_path, mo
             "epoch-0001.weights.h5.state.json",
             "state.json",
         ]
-        assert rundir.restore_checkpoint(model, run_dir)["epoch"] == 1
+        assert run_dir.restore_checkpoint(model)["epoch"] == 1
     finally:
         if mounted:
             import subprocess
@@ -266,7 +267,7 @@ def test_a_run_directory_that_vanishes_mid_run_is_said_plainly(tmp_path):
         def on_epoch_end(self, epoch, logs=None):
             import shutil
 
-            shutil.rmtree(run_dir)
+            shutil.rmtree(run_dir.path)
 
     with pytest.raises(rundir.RunDirError, match="'.*run' vanished during training"):
         model.fit(
@@ -276,7 +277,7 @@ def test_a_run_directory_that_vanishes_mid_run_is_said_plainly(tmp_path):
             callbacks=[Vanish(), callbacks.Checkpointer(run_dir)],
             verbose=0,
         )
-    assert not os.path.exists(run_dir)
+    assert not os.path.exists(run_dir.path)
 
 
 def test_a_run_directory_of_the_one_checkpoint_layout_resumes_and_keeps_it(tmp_path):
@@ -292,7 +293,7 @@ def test_a_run_directory_of_the_one_checkpoint_layout_resumes_and_keeps_it(tmp_p
     )
     os.remove(tmp_path / "checkpoints" / "epoch-0001.weights.h5.state.json")  # the old layout
     restored = tiny_model()
-    state = rundir.restore_checkpoint(restored, run_dir)
+    state = run_dir.restore_checkpoint(restored)
     assert (state["epoch"], state["step"]) == (1, 2)
     restored.fit(
         batches().repeat(),
@@ -303,4 +304,4 @@ def test_a_run_directory_of_the_one_checkpoint_layout_resumes_and_keeps_it(tmp_p
         verbose=0,
     )
     # The old checkpoint got its own state and is kept beside the new one.
-    assert [s["epoch"] for s in rundir.checkpoint_states(run_dir)] == [2, 1]
+    assert [s["epoch"] for s in run_dir.checkpoint_states()] == [2, 1]

@@ -15,7 +15,7 @@ from keras_resnet import data
 
 from conftest import REPO
 
-NAMES = ("train", "evaluate", "tune", "export", "analysis", "lr_find")
+NAMES = ("train", "evaluate", "tune", "export", "analysis", "lr_find", "predict")
 COMMANDS = {f"keras-resnet-{name.replace('_', '-')}": f"keras_resnet_cli:{name}" for name in NAMES}
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
@@ -70,7 +70,10 @@ def test_an_installed_script_and_a_checkout_file_answer_help_from_another_folder
 def test_every_form_of_every_command_answers_help_from_another_folder(tmp_path):
     commands = [[str(script(name))] for name in COMMANDS]
     commands += [[sys.executable, "-m", "keras_resnet_cli", name] for name in NAMES]
-    commands += [[sys.executable, "-m", f"keras_resnet.{name}"] for name in NAMES]
+    commands += [
+        [sys.executable, "-m", f"keras_resnet.{name}"]
+        for name in ("analysis", "lr_find", "predict")
+    ]
     commands += [
         [sys.executable, str(REPO / f"{name}.py")] for name in ("train", "evaluate", "tune")
     ]
@@ -177,6 +180,7 @@ def test_importing_the_package_changes_no_environment_variable():
         ("export", "keras_resnet.export.load_for_export"),
         ("analysis", "keras_resnet.analysis.redraw"),
         ("lr_find", "keras_resnet.lr_find.range_test"),
+        ("predict", "keras_resnet.predict.classify"),
     ],
 )
 @pytest.mark.parametrize(
@@ -201,8 +205,9 @@ def test_every_command_ends_an_expected_error_with_its_message_not_a_traceback(
         "export": ["--model", "run", "--export-base", str(tmp_path / "serving")],
         "analysis": ["redraw", "--results-dir", str(tmp_path)],
         "lr_find": ["--dataset", "digits"],
+        "predict": ["photo.jpg", "--weights", "cifar10", "--depth", "20"],
     }[command]
-    main = importlib.import_module(f"keras_resnet.{command}").main
+    main = importlib.import_module(f"keras_resnet.cli.{command}").main
     assert main(argv) == status
     message = capsys.readouterr().err.strip().splitlines()[-1]
     if status == 130:

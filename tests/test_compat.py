@@ -110,7 +110,7 @@ def test_keras_bug_20585_is_still_there():
 FAKE_NEW_KERAS_TRAIN = textwrap.dedent("""
     import sys, keras
     keras.__version__ = "3.99.0"
-    from keras_resnet.train import main
+    from keras_resnet.cli.train import main
     sys.exit(main(sys.argv[1:]))
 """)
 

@@ -1,5 +1,6 @@
-"""The training configuration: the paper's recipes, their overrides and the flags."""
+"""The training configuration: the paper's recipes, their overrides and their flags (cli.flags)."""
 
+import argparse
 import dataclasses
 import json
 
@@ -7,6 +8,7 @@ import pytest
 
 from keras_resnet import config as config_lib
 from keras_resnet import data, training
+from keras_resnet.cli import flags
 
 
 @pytest.fixture(scope="module")
@@ -72,19 +74,40 @@ def test_bad_recipe_values(synthetic, changes, message):
         config_lib.resolve(config_lib.TrainConfig(**changes), synthetic)
 
 
+def parse_config(argv, **taken):
+    parser = argparse.ArgumentParser()
+    flags.add_train_config_flags(parser, **taken)
+    parser.add_argument("--steps", type=int, default=300)  # a command's own flag
+    return flags.train_config(parser.parse_args(argv))
+
+
 def test_every_config_field_is_a_flag_and_config_files_merge(tmp_path):
-    parser = config_lib.build_parser()
-    flags = {a.dest for a in parser._actions}
-    assert {f.name for f in dataclasses.fields(config_lib.TrainConfig)} <= flags
+    parser = argparse.ArgumentParser()
+    flags.add_train_config_flags(parser)
+    fields = {f.name for f in dataclasses.fields(config_lib.TrainConfig)}
+    assert fields <= {a.dest for a in parser._actions}
     path = tmp_path / "config.json"
     path.write_text(json.dumps({"depth": 32, "lr": 0.05, "plain": True}))
-    config = config_lib.config_from_args(
-        ["--config", str(path), "--lr", "0.02", "--lr-boundaries", "5", "9"]
-    )
+    argv = ["--config", str(path), "--lr", "0.02", "--lr-boundaries", "5", "9"]
+    config = parse_config(argv, skip=("steps",))
     assert (config.depth, config.lr, config.plain, config.lr_boundaries) == (32, 0.02, True, [5, 9])
+    assert config.steps is None  # the command's own --steps is not the field's
     path.write_text(json.dumps({"depht": 32}))
-    with pytest.raises(SystemExit):
-        config_lib.config_from_args(["--config", str(path)])
+    with pytest.raises(ValueError, match=r"unknown fields \['depht'\]"):
+        parse_config(["--config", str(path)], skip=("steps",))
+
+
+def test_a_command_takes_the_fields_it_names_and_no_others(tmp_path):
+    config = parse_config(["--depth", "8"], only=("depth", "dataset"))
+    assert (config.depth, config.dataset) == (8, "cifar10")
+    with pytest.raises(SystemExit):  # argparse: unrecognized arguments
+        parse_config(["--lr", "0.1"], only=("depth", "dataset"))
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"depth": 8, "lr": 0.1}))
+    with pytest.raises(ValueError, match=r"sets \['lr'\], which this command sets itself"):
+        parse_config(["--config", str(path)], only=("depth", "dataset"))
+    with pytest.raises(ValueError, match="not TrainConfig fields"):
+        parse_config([], skip=("lrr",))
 
 
 def test_data_preprocessing_picks_the_papers_network_and_recipe(synthetic):

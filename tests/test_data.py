@@ -28,11 +28,11 @@ def test_class_folders_of_real_cifar10(cifar):
     assert cifar.image_shape == (32, 32, 3) and cifar.preprocessing == data.Preprocessing(
         "cifar", flip=True
     )
-    assert cifar.train.images.dtype == np.uint8 and cifar.train.images.shape == (1000, 32, 32, 3)
-    assert cifar.test.num_examples == 500
-    assert np.bincount(cifar.train.labels).tolist() == [100] * 10
-    # Pixels are the decoded JPEGs, and the mean is the training split's per-pixel mean.
-    raw = tf.io.decode_jpeg(tf.io.read_file(_first_file(cifar.source, "train", "airplane"))).numpy()
+    assert cifar.train.images.dtype == np.uint8 and cifar.train.images.shape == (500, 32, 32, 3)
+    assert cifar.test.num_examples == 250
+    assert np.bincount(cifar.train.labels).tolist() == [50] * 10
+    # Pixels are the decoded PNGs, and the mean is the training split's per-pixel mean.
+    raw = tf.io.decode_png(tf.io.read_file(_first_file(cifar.source, "train", "airplane"))).numpy()
     np.testing.assert_array_equal(cifar.train.images[0], raw)
     np.testing.assert_allclose(cifar.mean, cifar.train.images.mean(axis=0), rtol=1e-5)
     assert cifar.mean.shape == (32, 32, 3) and 90 < cifar.mean.mean() < 150
@@ -46,7 +46,7 @@ def _first_file(source, split, name):
 
 def test_validation_split_and_subset(cifar_dir):
     d = data.load_data("cifar10", data_dir=str(cifar_dir), validation_split=200, seed=1)
-    assert (d.train.num_examples, d.validation.num_examples) == (800, 200)
+    assert (d.train.num_examples, d.validation.num_examples) == (300, 200)
     # Held-out images are not in the training split, and the mean is the training split's.
     train_rows = {img.tobytes() for img in d.train.images}
     assert not any(img.tobytes() in train_rows for img in d.validation.images)
@@ -60,8 +60,8 @@ def test_validation_split_and_subset(cifar_dir):
     "break_it, message",
     [
         (
-            lambda root: open(root / "train" / "cat" / "0001.jpg", "wb").write(b"not a jpeg"),
-            "train/cat/0001.jpg",
+            lambda root: open(root / "train" / "cat" / "0001.png", "wb").write(b"not a png"),
+            "train/cat/0001.png",
         ),
         (
             lambda root: open(root / "train" / "cat" / "notes.txt", "w").write("x"),
@@ -103,6 +103,20 @@ def write_cifar_binary(folder, images, labels, names):
     records[:50].tofile(os.path.join(folder, "test_batch.bin"))
     with open(os.path.join(folder, "batches.meta.txt"), "w") as f:
         f.write("\n".join(names) + "\n")
+
+
+@pytest.mark.real_data
+def test_the_fixture_is_cut_losslessly_from_the_original_batches(cifar, full_cifar_dir):
+    """The fixture's PNGs are the first images of each class of data_batch_1.bin and
+    test_batch.bin (tests/data/make_cifar10_fixture.py), pixel for pixel."""
+    full = data.load_data("cifar10", str(full_cifar_dir))
+    assert (full.train.num_examples, full.test.num_examples) == (50_000, 10_000)
+    assert full.class_names == CLASSES
+    for part, whole, per_class in ((cifar.train, full.train, 50), (cifar.test, full.test, 25)):
+        images, labels = whole.images[:10_000], whole.labels[:10_000]  # the first batch file
+        expected = [images[labels == label][:per_class] for label in range(10)]
+        np.testing.assert_array_equal(part.images, np.concatenate(expected))
+        np.testing.assert_array_equal(part.labels, np.repeat(np.arange(10), per_class))
 
 
 def test_cifar_binary_and_python_batches(cifar, tmp_path):
@@ -247,7 +261,7 @@ def test_pipeline_is_seeded(cifar):
 
 def test_large_images_stream_with_scale_augmentation(cifar, tmp_path):
     # Real CIFAR images upscaled to 96x80 PNGs stand in for an ImageNet-style folder.
-    for split, split_data, per_class in (("train", cifar.train, 100), ("test", cifar.test, 50)):
+    for split, split_data, per_class in (("train", cifar.train, 50), ("test", cifar.test, 25)):
         for i in [c * per_class + j for c in range(10) for j in range(4)]:
             folder = tmp_path / split / CLASSES[split_data.labels[i]]
             os.makedirs(folder, exist_ok=True)
@@ -273,7 +287,7 @@ def test_test_data_alone_reads_no_training_images(cifar_dir, tmp_path, monkeypat
     (only_test / "test").symlink_to(cifar_dir / "test")
     test_data = data.load_test_data("cifar10", str(only_test))
     assert test_data.train is None and test_data.mean is None
-    assert test_data.test.num_examples == 500 and test_data.image_shape == (32, 32, 3)
+    assert test_data.test.num_examples == 250 and test_data.image_shape == (32, 32, 3)
     full = data.load_data("cifar10", str(cifar_dir))
     np.testing.assert_array_equal(test_data.test.images, full.test.images)
     assert test_data.class_names == full.class_names
@@ -304,4 +318,4 @@ def test_evaluate_command_on_a_test_only_folder(cifar_dir, tmp_path, run_main):
         "--confusion-png", tmp_path / "confusion.png",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "500 examples" in result.stdout
+    assert "250 examples" in result.stdout

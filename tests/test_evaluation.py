@@ -35,8 +35,8 @@ def test_same_numbers_for_every_format_on_real_cifar10(cifar_run, cifar_dir, tmp
         reports[name] = json.loads(out.read_text())
         assert os.path.getsize(tmp_path / f"{name}_confusion.png") > 10_000
     first = reports["run"]
-    assert first["num_examples"] == 500 and set(first["per_class_accuracy"]) >= {"cat", "dog"}
-    assert np.sum(first["confusion_matrix"]) == 500
+    assert first["num_examples"] == 250 and set(first["per_class_accuracy"]) >= {"cat", "dog"}
+    assert np.sum(first["confusion_matrix"]) == 250
     for report in reports.values():
         assert report["top1_error"] == first["top1_error"]
         assert report["top5_error"] == first["top5_error"]
@@ -56,7 +56,7 @@ def test_same_numbers_for_every_format_on_real_cifar10(cifar_run, cifar_dir, tmp
         ids = signature(image_bytes=tf.stack(encoded))["class_ids"].numpy()[:, 0]
         wrong += int(np.sum(ids != label))
         total += len(ids)
-    assert (total, wrong / total) == (500, pytest.approx(first["top1_error"]))
+    assert (total, wrong / total) == (250, pytest.approx(first["top1_error"]))
 
 
 def test_metrics_by_hand():
@@ -130,8 +130,9 @@ def test_evaluate_pretrained_weights_on_real_cifar10(cifar_dir, tmp_path, run_ma
     assert "resnet20 weights=cifar10 (keras) on cifar10: top-1 error" in result.stdout
     with open(report_path) as f:
         report = json.load(f)
-    # PyTorch's checkpoint scores 18.97% on all 10,000 of these JPEGs; these are 500 of them.
-    assert report["num_examples"] == 500 and report["top1_error"] < 0.25
+    # akamaster's ResNet-20 scores 8.27% on all 10,000 original test images; these are 250 of
+    # them, losslessly (the JPEG copy would cost about 10 points).
+    assert report["num_examples"] == 250 and report["top1_error"] < 0.15
 
     result = run_main("evaluate", "--weights", "cifar10", "--data-dir", cifar_dir)
     assert result.returncode == 1 and "--weights cifar10 needs --depth" in result.stderr

@@ -13,13 +13,17 @@ import keras_resnet
 from keras_resnet import export
 
 
-def real_test_files(cifar_dir, per_class=3):
+def real_test_jpegs(cifar_dir, destination, per_class=3):
+    """JPEG files of the first real test images of each class (the fixture's lossless PNGs,
+    encoded as a client would send them)."""
     root = os.path.join(cifar_dir, "test")
-    return [
-        os.path.join(root, c, f)
-        for c in sorted(os.listdir(root))
-        for f in sorted(os.listdir(os.path.join(root, c)))[:per_class]
-    ]
+    files = []
+    for c in sorted(os.listdir(root)):
+        for f in sorted(os.listdir(os.path.join(root, c)))[:per_class]:
+            pixels = tf.io.decode_png(tf.io.read_file(os.path.join(root, c, f)))
+            files.append(os.path.join(destination, f"{c}-{os.path.splitext(f)[0]}.jpg"))
+            tf.io.write_file(files[-1], tf.io.encode_jpeg(pixels, quality=90))
+    return files
 
 
 SERVE_WITHOUT_PACKAGE = textwrap.dedent(
@@ -47,7 +51,7 @@ def test_saved_model_serves_pixels_and_jpeg_bytes_without_the_package(
 ):
     saved = cifar_run / "saved_model" / "1"
     assert (saved / "saved_model.pb").exists() and (saved / "assets" / "labels.txt").exists()
-    files = real_test_files(cifar_dir)
+    files = real_test_jpegs(cifar_dir, str(tmp_path))
     out = tmp_path / "probabilities.npy"
     result = subprocess.run(
         [sys.executable, "-c", SERVE_WITHOUT_PACKAGE, str(saved), json.dumps(files), str(out)],

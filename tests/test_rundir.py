@@ -7,14 +7,15 @@ import keras
 import pytest
 
 import keras_resnet
-from keras_resnet import data, export, rundir
+from keras_resnet import data, export, files, model_files, rundir
+from keras_resnet.rundir import RunDir
 
 
 def test_an_interrupted_write_leaves_the_old_content_and_no_temporary_file(tmp_path):
     path = tmp_path / "summary.json"
-    rundir.write_json(str(path), {"epochs": 1})
+    files.write_json(str(path), {"epochs": 1})
     with pytest.raises(RuntimeError, match="killed"):
-        with rundir.atomic_path(str(path)) as temporary:
+        with files.atomic_path(str(path)) as temporary:
             with open(temporary, "w") as f:
                 f.write('{"epo')
             raise RuntimeError("killed halfway")
@@ -24,7 +25,7 @@ def test_an_interrupted_write_leaves_the_old_content_and_no_temporary_file(tmp_p
 
 def test_atomic_path_keeps_the_extension_and_creates_the_folder(tmp_path):
     path = tmp_path / "new" / "figure.png"
-    with rundir.atomic_path(str(path)) as temporary:
+    with files.atomic_path(str(path)) as temporary:
         assert temporary.endswith(".png") and temporary != str(path)
         open(temporary, "w").close()
     assert os.listdir(tmp_path / "new") == ["figure.png"]
@@ -32,16 +33,16 @@ def test_atomic_path_keeps_the_extension_and_creates_the_folder(tmp_path):
 
 def test_resuming_another_configuration_is_refused(tmp_path):
     config = {field: None for field in rundir.RESUME_FIELDS}
-    rundir.write_json(str(tmp_path / "config.json"), {**config, "depth": 20})
-    rundir.check_same_run(str(tmp_path), {**config, "depth": 56})  # no checkpoint: nothing to keep
+    files.write_json(str(tmp_path / "config.json"), {**config, "depth": 20})
+    RunDir(tmp_path).check_same_run({**config, "depth": 56})  # no checkpoint: nothing to keep
     os.makedirs(tmp_path / "checkpoints")
-    rundir.write_json(
+    files.write_json(
         str(tmp_path / "checkpoints" / "state.json"),
         {"epoch": 1, "step": 10, "weights": "epoch-0001.weights.h5", "history": []},
     )
-    rundir.check_same_run(str(tmp_path), {**config, "depth": 20})
+    RunDir(tmp_path).check_same_run({**config, "depth": 20})
     with pytest.raises(ValueError, match="depth: 20 -> 56"):
-        rundir.check_same_run(str(tmp_path), {**config, "depth": 56})
+        RunDir(tmp_path).check_same_run({**config, "depth": 56})
 
 
 def test_load_model_finds_every_format_and_names_what_it_cannot(tmp_path):
@@ -50,8 +51,8 @@ def test_load_model_finds_every_format_and_names_what_it_cannot(tmp_path):
     os.makedirs(run_dir)
     model.save(run_dir / "model.keras")
     described = {"class_names": ["a", "b", "c"], "preprocessing": {"kind": "cifar"}}
-    rundir.write_json(str(run_dir / "config.json"), {"data": described})
-    loaded = rundir.load_model(str(run_dir))
+    files.write_json(str(run_dir / "config.json"), {"data": described})
+    loaded = model_files.load_model(str(run_dir))
     assert (loaded.kind, loaded.data, loaded.path) == (
         "keras",
         described,
@@ -60,15 +61,15 @@ def test_load_model_finds_every_format_and_names_what_it_cannot(tmp_path):
     assert isinstance(loaded.model, keras.Model)
     export.export_saved_model(model, str(tmp_path / "serving"), class_names=["a", "b", "c"])
     for path in (tmp_path / "serving", tmp_path / "serving" / "1"):
-        loaded = rundir.load_model(str(path))
+        loaded = model_files.load_model(str(path))
         assert loaded.kind == "saved_model" and loaded.data == {"class_names": ["a", "b", "c"]}
     with pytest.raises(ValueError, match="neither a run directory with model.keras nor a .keras"):
-        rundir.load_model(str(tmp_path / "serving"), saved_model=False)
+        model_files.load_model(str(tmp_path / "serving"), saved_model=False)
     with pytest.raises(ValueError, match="does not exist"):
-        rundir.load_model(str(tmp_path / "missing"))
+        model_files.load_model(str(tmp_path / "missing"))
     (tmp_path / "broken.keras").write_text("not a zip file")
     with pytest.raises(ValueError, match="Cannot load"):
-        rundir.load_model(str(tmp_path / "broken.keras"))
+        model_files.load_model(str(tmp_path / "broken.keras"))
 
 
 def test_preprocessing_of_runs_written_before_it_was_recorded():
@@ -114,17 +115,17 @@ def test_one_writer_a_second_is_refused_naming_the_first_and_a_dead_ones_lock_is
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(rundir.RunDirError) as refused:
-            rundir.RunLock(run_dir).acquire()
+            RunDir(run_dir).lock()
         message = str(refused.value)
         assert f"process {holder.pid} on host {socket.gethostname()}" in message
         assert "is in use" in message and "--output-dir" in message
     finally:
         holder.send_signal(signal.SIGKILL)  # dies without releasing anything
         holder.wait()
-    lock = rundir.RunLock(run_dir).acquire()  # the kernel dropped the dead process's lock
+    lock = RunDir(run_dir).lock()  # the kernel dropped the dead process's lock
     with open(os.path.join(run_dir, "lock")) as f:
         assert f.read().startswith(f"process {os.getpid()} on host ")
     with pytest.raises(rundir.RunDirError):
-        rundir.RunLock(run_dir).acquire()  # one writer, even within a process
+        RunDir(run_dir).lock()  # one writer, even within a process
     lock.release()
-    rundir.RunLock(run_dir).acquire().release()
+    RunDir(run_dir).lock().release()

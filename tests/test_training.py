@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from keras_resnet import data
 
-from conftest import REPO, run_train
+from conftest import REPO, run_train, write_class_folders
 
 # Digits: 1,442 real training images of 8x8 pixels; ResNet-8 at batch 64 is 22 steps an epoch.
 TINY = ["--dataset", "digits", "--depth", "8", "--batch-size", "64"]
@@ -132,7 +132,8 @@ class Preempt(keras.callbacks.Callback):
 
 
 def test_sigterm_in_an_epochs_last_step_lets_it_end_then_stops(tmp_path):
-    from keras_resnet import callbacks, rundir, training
+    from keras_resnet import callbacks, training
+    from keras_resnet.rundir import RunDir
     from keras_resnet.config import TrainConfig
 
     run_dir = tmp_path / "run"
@@ -145,16 +146,17 @@ def test_sigterm_in_an_epochs_last_step_lets_it_end_then_stops(tmp_path):
         output_dir=str(run_dir),
     )
     with pytest.raises(callbacks.Preempted, match=r"after step 20 \(epoch 2\).*epoch-0002"):
-        training.train(config, log=lambda line: None, extra_callbacks=[Preempt(1, 9)])
-    state = rundir.load_state(str(run_dir))
+        training.run(config, log=lambda line: None, extra_callbacks=[Preempt(1, 9)])
+    state = RunDir(run_dir).state()
     assert (state["epoch"], state["step"]) == (2, 20) and len(state["history"]) == 2
-    training.finish(training.train(config, log=lambda line: None))
+    training.finish(training.run(config, log=lambda line: None))
     history = read_history(run_dir)
     assert [(int(r["epoch"]), int(r["step"])) for r in history] == [(1, 10), (2, 20), (3, 30)]
 
 
 def test_sigterm_mid_epoch_checkpoints_that_step_and_the_run_resumes_from_it(tmp_path):
-    from keras_resnet import callbacks, rundir, training
+    from keras_resnet import callbacks, training
+    from keras_resnet.rundir import RunDir
     from keras_resnet.config import TrainConfig
 
     run_dir = tmp_path / "run"
@@ -168,18 +170,18 @@ def test_sigterm_mid_epoch_checkpoints_that_step_and_the_run_resumes_from_it(tmp
     )
 
     with pytest.raises(callbacks.Preempted) as stopped:
-        training.train(config, log=lambda line: None, extra_callbacks=[Preempt(1, 3)])
+        training.run(config, log=lambda line: None, extra_callbacks=[Preempt(1, 3)])
     message = str(stopped.value)
     assert "Stopped by SIGTERM after step 14 (epoch 2)" in message
     assert "step-0000014.weights.h5" in message and "resume from step 14" in message
-    state = rundir.load_state(str(run_dir))
+    state = RunDir(run_dir).state()
     assert (state["epoch"], state["step"], state["weights"]) == (1, 14, "step-0000014.weights.h5")
     assert [row["epoch"] for row in state["history"]] == [1]
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handlers are put back
     assert not (run_dir / "summary.json").exists()
 
     lines = []
-    trained = training.train(config, log=lines.append)
+    trained = training.run(config, log=lines.append)
     assert "Resuming " + str(run_dir) + " from epoch 1 (step 14)" in "\n".join(lines)
     training.finish(trained)
     history = read_history(run_dir)
@@ -455,7 +457,7 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path):
         (["--freeze-backbone", "--output-dir", "{tmp}/run"], "needs pretrained --weights"),
         (
             ["--weights", "cifar10", "--depth", "110", "--output-dir", "{tmp}/run"],
-            "exist for the paper's CIFAR ResNet-20/32/44/56",
+            "exist for ResNet-20, 32, 44 and 56 with the CIFAR stem",
         ),
         (
             ["--weights", "cifar10", "--freeze-backbone", "--unfreeze-from", "conv5"]
@@ -482,8 +484,8 @@ def test_argparse_rejects_unknown_choices(run_main):
 
 def test_short_training_on_real_cifar10_images(cifar_run):
     summary = read_json(cifar_run / "summary.json")
-    # 60 steps on 1,000 real images: clearly better than chance (90% error) on 500 test images.
-    assert summary["num_test_examples"] == 500 and summary["test_top1_error"] < 0.8
+    # 60 steps on 500 real images: clearly better than chance (90% error) on 250 test images.
+    assert summary["num_test_examples"] == 250 and summary["test_top1_error"] < 0.8
     config = read_json(cifar_run / "config.json")
     assert config["data"]["class_names"][:3] == ["airplane", "automobile", "bird"]
 
@@ -594,7 +596,7 @@ def test_fine_tuning_keeps_frozen_stages_and_the_pretrained_normalization(cifar_
     from keras_resnet import specs, training
     from keras_resnet import weights as weights_lib
 
-    pretrained = weights_lib.read("cifar10", specs.make_spec(20, "cifar"))
+    pretrained = weights_lib.resolve("cifar10").load(specs.make_spec(20, "cifar"))
     folders = two_class_folders(cifar_dir, tmp_path / "catdog")
     config = config_lib.TrainConfig(
         dataset="catdog",
@@ -602,14 +604,15 @@ def test_fine_tuning_keeps_frozen_stages_and_the_pretrained_normalization(cifar_
         weights="cifar10",
         freeze_backbone=True,
         unfreeze_from="conv4",
-        epochs=1,
-        batch_size=50,
+        epochs=2,
+        batch_size=25,
         lr=0.01,
         output_dir=str(tmp_path / "run"),
     )
-    trained = training.train(config, log=lambda line: None)
+    trained = training.run(config, log=lambda line: None)
     model = trained.model
-    assert trained.summary["test_top1_error"] < 0.5  # 100 test images of 2 classes
+    # 8 steps on 100 training images: better than chance on 50 test images of 2 classes.
+    assert trained.summary["test_top1_error"] < 0.5
     normalization = model.get_layer("input_normalization").get_weights()
     np.testing.assert_array_equal(normalization[0], pretrained.input_mean)
     np.testing.assert_array_equal(normalization[1], pretrained.input_std)
@@ -637,9 +640,9 @@ def test_a_fine_tuning_run_resumes_without_its_weights_file(cifar_dir, tmp_path)
     from keras_resnet import specs, training
     from keras_resnet import weights as weights_lib
 
-    pretrained = weights_lib.read("cifar10", specs.make_spec(20, "cifar"))
+    pretrained = weights_lib.resolve("cifar10").load(specs.make_spec(20, "cifar"))
     path = tmp_path / "resnet20.npz"
-    weights_lib.save_npz(pretrained, path)
+    weights_lib.npz.save(pretrained, path)
     config = config_lib.TrainConfig(
         dataset="catdog",
         data_dir=str(two_class_folders(cifar_dir, tmp_path / "catdog")),
@@ -649,14 +652,14 @@ def test_a_fine_tuning_run_resumes_without_its_weights_file(cifar_dir, tmp_path)
         lr=0.01,
         output_dir=str(tmp_path / "run"),
     )
-    training.train(config, log=lambda line: None)
+    training.run(config, log=lambda line: None)
     recorded = read_json(tmp_path / "run" / "config.json")
     assert recorded["depth"] == 20
     assert recorded["pretrained"]["input_mean"] == pretrained.input_mean.tolist()
     path.unlink()
 
     lines = []
-    trained = training.train(dataclasses.replace(config, epochs=2), log=lines.append)
+    trained = training.run(dataclasses.replace(config, epochs=2), log=lines.append)
     assert any(line.startswith("Resuming") and "epoch 1" in line for line in lines), lines
     assert trained.summary["epochs"] == 2 and len(read_history(tmp_path / "run")) == 2
     normalization = trained.model.get_layer("input_normalization").get_weights()
@@ -665,21 +668,20 @@ def test_a_fine_tuning_run_resumes_without_its_weights_file(cifar_dir, tmp_path)
     assert read_json(tmp_path / "run" / "config.json")["pretrained"] == recorded["pretrained"]
     # A new run still needs the file, and says so.
     with pytest.raises(ValueError, match="resnet20.npz"):
-        training.train(dataclasses.replace(config, output_dir=str(tmp_path / "new")))
+        training.run(dataclasses.replace(config, output_dir=str(tmp_path / "new")))
     assert not (tmp_path / "new").exists()
 
 
 def test_same_classes_keep_the_pretrained_classifier(cifar):
     from keras_resnet import config as config_lib
-    from keras_resnet import specs, training
+    from keras_resnet import planning, specs, training
     from keras_resnet import weights as weights_lib
 
     config = config_lib.TrainConfig(dataset="cifar10", weights="cifar10", depth=32, epochs=1)
-    config, weights = training.follow_weights(config)
-    run = config_lib.resolve(config, cifar)
-    pretrained = training.read_pretrained(run.config, weights)
-    model = training.build_and_compile(run, cifar, pretrained)
-    expected = weights_lib.read("cifar10", specs.make_spec(32, "cifar")).layers["predictions"]
+    plan = planning.prepare(config, cifar, tf.distribute.get_strategy())
+    model = training.build_model(plan)
+    expected = weights_lib.resolve("cifar10").load(specs.make_spec(32, "cifar"))
+    expected = expected.layers["predictions"]
     for ours, theirs in zip(model.get_layer("predictions").get_weights(), expected):
         np.testing.assert_array_equal(ours, theirs)
     assert all(layer.trainable for layer in model.layers)
@@ -687,18 +689,18 @@ def test_same_classes_keep_the_pretrained_classifier(cifar):
 
 def test_a_weights_file_sets_the_architecture_and_is_read_once(cifar, tmp_path, monkeypatch):
     from keras_resnet import config as config_lib
-    from keras_resnet import specs, training
+    from keras_resnet import planning, specs, training
     from keras_resnet import weights as weights_lib
 
     path = tmp_path / "resnet32.npz"
-    weights_lib.save_npz(weights_lib.read("cifar10", specs.make_spec(32, "cifar")), path)
+    weights_lib.npz.save(weights_lib.resolve("cifar10").load(specs.make_spec(32, "cifar")), path)
     reads = []
-    read_file = weights_lib.read_file
-    monkeypatch.setattr(weights_lib, "read_file", lambda p: reads.append(p) or read_file(p))
-    config, weights = training.follow_weights(config_lib.TrainConfig(weights=str(path)))
-    assert (config.depth, config.stem, config.shortcut) == (32, "cifar", "A")
-    run = config_lib.resolve(config, cifar)
-    model = training.build_and_compile(run, cifar, training.read_pretrained(run.config, weights))
+    read_file = weights_lib.sources.read_file
+    monkeypatch.setattr(weights_lib.sources, "read_file", lambda p: reads.append(p) or read_file(p))
+    config = config_lib.TrainConfig(weights=str(path), output_dir=str(tmp_path / "run"))
+    plan = planning.prepare(config, cifar, tf.distribute.get_strategy())
+    assert (plan.config.depth, plan.config.stem, plan.config.shortcut) == (32, "cifar", "A")
+    model = training.build_model(plan)
     assert reads == [str(path)]
     expected = read_file(path).layers["conv4_block5_2_conv"]
     np.testing.assert_array_equal(
@@ -709,8 +711,9 @@ def test_a_weights_file_sets_the_architecture_and_is_read_once(cifar, tmp_path, 
 @pytest.mark.slow
 @pytest.mark.real_data
 def test_fine_tuning_from_cifar10_beats_training_from_scratch(full_cifar_dir, tmp_path):
-    """The README's recipe on cat against dog: 2 epochs from weights=cifar10 and from scratch."""
-    folders = two_class_folders(full_cifar_dir, tmp_path / "catdog")
+    """The README's recipe on cat against dog of the original CIFAR-10 (lossless PNG folders):
+    2 epochs from weights=cifar10 and from scratch."""
+    folders = write_class_folders(full_cifar_dir, tmp_path / "catdog", classes=("cat", "dog"))
     errors = {}
     for start in ("cifar10", None):
         run_dir = tmp_path / f"run-{start}"

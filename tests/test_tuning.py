@@ -151,11 +151,11 @@ def test_every_trial_starts_from_the_same_initial_weights(tmp_path, monkeypatch)
 
     kernels = []
 
-    def first_kernel(config, **kwargs):  # stands in for a training run
+    def first_kernel(plan, strategy, **kwargs):  # stands in for a training run
         model = keras_resnet.ResNet(8, stem="cifar", input_shape=(8, 8, 1))
         kernels.append(model.get_layer("conv1_conv").kernel.numpy())
         keras.random.uniform((3,))  # trials consume random numbers, as training does
-        return training.TrainedRun({"final_val_top1_error": 0.5}, config.output_dir)
+        return training.TrainedRun({"final_val_top1_error": 0.5}, plan.run_dir)
 
     monkeypatch.setattr(training, "train", first_kernel)
     hp = tuning.search_space(["learning_rate"])
@@ -165,7 +165,7 @@ def test_every_trial_starts_from_the_same_initial_weights(tmp_path, monkeypatch)
         oracle,
         config,
         data.load_data("digits"),
-        None,
+        tf.distribute.get_strategy(),
         directory=str(tmp_path),
         project_name="seeds",
     )
@@ -280,7 +280,7 @@ def test_tune_command_on_real_cifar10(cifar_dir, tmp_path):
     config = json.loads((trial / "config.json").read_text())
     assert (
         config["lr"] == pytest.approx(best["learning_rate"])
-        and config["data"]["num_validation"] == 100
+        and config["data"]["num_validation"] == 50  # 10% of the fixture's 500 training images
     )
     plugins = {
         value.metadata.plugin_data.plugin_name

@@ -1,4 +1,9 @@
-"""What the commands share: how an expected error ends a command.
+"""The commands: one module a command, each with `main(argv=None)`.
+
+`train`, `evaluate`, `tune`, `export`, `analysis`, `lr_find` and `predict` are the
+console scripts `keras-resnet-<command>` (through `keras_resnet_cli`, which
+sets TensorFlow's oneDNN default before TensorFlow loads). `flags` turns flags
+into a `TrainConfig`, the one way all of them do it.
 
 Every command's `main` runs its work through `run_command`, so that a bad
 input, a failed run or a file that cannot be read or written ends the same

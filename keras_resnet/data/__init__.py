@@ -8,7 +8,6 @@
 
 from keras_resnet.data.datasets import (
     Data,
-    add_evaluation_data_flags,
     eval_dataset,
     load_data,
     load_test_data,

@@ -54,21 +54,6 @@ class Data:
         }
 
 
-def add_evaluation_data_flags(parser):
-    """Adds the flags of a command that reads a dataset's test split in batches.
-
-    --dataset, --data-dir, --tfds-data-dir and --image-size are `load_data`'s
-    arguments; --batch-size is the evaluation batch.
-    """
-    parser.add_argument("--dataset", default="cifar10", help="dataset name (default: cifar10)")
-    parser.add_argument("--data-dir", help="local copy: class folders, CIFAR batches or IDX files")
-    parser.add_argument("--tfds-data-dir", help="TFDS data directory")
-    parser.add_argument("--image-size", type=int, default=224, help="crop size for large images")
-    parser.add_argument(
-        "--batch-size", type=int, default=256, help="images per batch (default: 256)"
-    )
-
-
 def load_data(
     name,
     data_dir=None,

@@ -1,4 +1,4 @@
-"""Search hyperparameters of the paper's recipe with keras-tuner.
+"""`keras-resnet-tune`: search hyperparameters of the paper's recipe with keras-tuner.
 
     keras-resnet-tune --dataset cifar10 --data-dir .data --depth 20 --epochs 10 --oracle genetic
     keras-resnet-tune --dataset digits --depth 8 --epochs 2 --oracle random --max-trials 8 \\
@@ -15,34 +15,19 @@ to resume. The same as `python -m keras_resnet_cli tune` and, in a
 checkout, `python tune.py`. The logic lives in `keras_resnet.tuning`.
 """
 
+import argparse
 import os
-import sys
 
-from keras_resnet.cli import run_command
 from keras_resnet import config as config_lib
-from keras_resnet import rundir, runtime, training, tuning
-
-TUNING_ARGS = (
-    "oracle",
-    "max_trials",
-    "population",
-    "generations",
-    "search",
-    "lr_range",
-    "momentum_range",
-    "weight_decay_range",
-    "schedules",
-    "depths",
-    "shortcuts",
-    "max_epochs",
-    "overwrite",
-)
+from keras_resnet import files, planning, runtime, tuning
+from keras_resnet.cli import flags, run_command
 
 
 def build_parser():
-    parser = config_lib.build_parser(
-        "Search hyperparameters of the paper's recipe with keras-tuner."
+    parser = argparse.ArgumentParser(
+        description="Search hyperparameters of the paper's recipe with keras-tuner."
     )
+    flags.add_train_config_flags(parser)
     group = parser.add_argument_group("search")
     group.add_argument(
         "--oracle",
@@ -89,45 +74,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     def run():
-        search = {name: getattr(args, name) for name in TUNING_ARGS}
-        for name in TUNING_ARGS:
-            delattr(args, name)
-        config = config_lib.config_from_namespace(parser, args)
-        hyperparameters = tuning.search_space(
-            search["search"],
-            tuple(search["lr_range"]),
-            tuple(search["momentum_range"]),
-            tuple(search["weight_decay_range"]),
-            search["schedules"],
-            search["depths"],
-            search["shortcuts"],
-        )
-        if not config.validation_split:
-            config.validation_split = 0.1  # never tune on the test split
-        config.output_dir = config.output_dir or os.path.join(
-            "tuning", f"{config.dataset}-{search['oracle']}"
-        )
-        rundir.check_writable(config.output_dir)
-        strategy = runtime.setup_devices(config)
-        data = training.load_config_data(config)
-        oracle = tuning.make_oracle(
-            search["oracle"],
-            hyperparameters,
-            search["max_trials"],
-            search["population"],
-            search["generations"],
-            config.seed,
-            search["max_epochs"] or config.epochs,
-        )
-        tuner = tuning.ResNetTuner(
-            oracle,
-            config,
-            data,
-            strategy,
-            directory=config.output_dir,
-            project_name="search",
-            overwrite=search["overwrite"],
-        )
+        config = search_base_config(args)
+        tuner = make_tuner(args, config)
         # keras-tuner's distributed search: the chief serves the oracle while
         # the workers run the trials, then trains the baseline itself.
         distributed = "KERASTUNER_ORACLE_IP" in os.environ
@@ -139,15 +87,62 @@ def main(argv=None):
             return 0
         if distributed:
             tuner.run_baseline()
-        best, table = tuning.write_results(tuner, config.output_dir)
-        print(table)
-        out = config.output_dir
-        print(f"Best: {best}; see {os.path.join(out, 'best_hyperparameters.json')}")
-        print(f"Curves of the best trials and the baseline: {os.path.join(out, 'comparison.png')}")
+        report(tuner, config.output_dir)
         return 0
 
     return run_command(parser.prog, run)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def search_base_config(args):
+    """The `TrainConfig` every trial starts from: held-out validation, the search's folder."""
+    config = flags.train_config(args)
+    if not config.validation_split:
+        config.validation_split = 0.1  # never tune on the test split
+    config.output_dir = config.output_dir or os.path.join(
+        "tuning", f"{config.dataset}-{args.oracle}"
+    )
+    files.check_writable(config.output_dir)
+    return config
+
+
+def make_tuner(args, config):
+    """The search space, oracle and `ResNetTuner` the flags describe, with its data loaded."""
+    hyperparameters = tuning.search_space(
+        args.search,
+        tuple(args.lr_range),
+        tuple(args.momentum_range),
+        tuple(args.weight_decay_range),
+        args.schedules,
+        args.depths,
+        args.shortcuts,
+    )
+    strategy = runtime.setup_devices(config)
+    data = planning.load_config_data(config)
+    oracle = tuning.make_oracle(
+        args.oracle,
+        hyperparameters,
+        args.max_trials,
+        args.population,
+        args.generations,
+        config.seed,
+        args.max_epochs or config.epochs,
+    )
+    return tuning.ResNetTuner(
+        oracle,
+        config,
+        data,
+        strategy,
+        directory=config.output_dir,
+        project_name="search",
+        overwrite=args.overwrite,
+    )
+
+
+def report(tuner, output_dir):
+    """Writes the search's results and prints the ranking and where the files are."""
+    best, table = tuning.write_results(tuner, output_dir)
+    print(table)
+    print(f"Best: {best}; see {os.path.join(output_dir, 'best_hyperparameters.json')}")
+    print(
+        f"Curves of the best trials and the baseline: {os.path.join(output_dir, 'comparison.png')}"
+    )

@@ -1,0 +1,325 @@
+"""The sweeps: Fig. 6 (`degradation`) and Table 6 (`depth_table`), trained and resumed.
+
+A sweep trains one net per (depth, plain) pair with one recipe, each an
+ordinary run directory `<output_dir>/<plain|resnet><depth>`, so a killed sweep
+resumes where it stopped and finished runs are collected, not retrained.
+
+Its results folder (`results_dir`) holds what is worth committing, a folder
+per net named as its run, and is how a sweep longer than one machine's
+session goes on elsewhere:
+
+    <results_dir>/<run name>/layer_responses.csv   Fig. 7's rows, measured as the net finishes
+                            /weights.npz           its final weights (`FINAL_WEIGHTS`)
+                            /config.json, history.csv, summary.json   copied from the run
+                                                   directory; summary.json last, as it marks
+                                                   the net's results complete (`RESULT_FILES`)
+                            /checkpoint/           while the net trains: a copy of its last
+                                                   checkpoint, with config.json and history.csv
+                                                   beside it, updated after every epoch
+
+A net whose results are complete there is not trained again, even where its
+run directory is gone; a run directory that is lost, or behind the copy,
+goes on from the copy. After each net the sweep redraws its tables and
+figures from the results folder alone (`write_reports`), as `redraw` does at
+any time.
+"""
+
+import dataclasses
+import os
+
+import keras
+
+from keras_resnet import callbacks, files, model_files, planning, rundir, runtime, specs, training
+from keras_resnet import data as data_lib
+from keras_resnet import weights as weights_lib
+from keras_resnet.analysis import reports, responses
+
+DEGRADATION_DEPTHS = (20, 32, 44, 56)  # Fig. 6
+TABLE_DEPTHS = (20, 32, 44, 56, 110)  # Table 6
+# A net's results, written as it finishes (summary.json last): small files to commit, from
+# which the tables and figures are drawn without the weights. A run's own results
+# (`rundir.RESULT_FILES`) and the layer responses the sweep measures of it.
+RESULT_FILES = (reports.RESPONSES.file_name, *rundir.RESULT_FILES)
+# A finished net's final weights in its results folder; not required of results written before
+# the sweeps kept them.
+FINAL_WEIGHTS = "weights.npz"
+
+
+def degradation(
+    config, depths=DEGRADATION_DEPTHS, output_dir="runs/degradation", results_dir=None, log=print
+):
+    """Fig. 6 and Fig. 7: trains the plain and residual nets of `depths`, draws both.
+
+    The plain and the residual (option A) CIFAR net of each depth, with one
+    recipe; `run_sweep` says how they are trained, kept and drawn.
+
+    Args:
+        config: `TrainConfig` of the shared recipe and data.
+        depths: CIFAR depths 6n+2.
+        output_dir: one run directory per net (weights and all).
+        results_dir: what is worth committing. Default: `output_dir`.
+        log: function taking one line of progress text.
+
+    Returns:
+        `reports.write_figures`'s dict.
+    """
+    nets = [(depth, plain) for plain in (True, False) for depth in depths]
+    return run_sweep(config, nets, output_dir, results_dir, log)
+
+
+def depth_table(
+    config, depths=TABLE_DEPTHS, output_dir="runs/depth-table", results_dir=None, log=print
+):
+    """Table 6: trains (or collects) the residual nets of `depths` and tables them.
+
+    Args:
+        config: `TrainConfig` of the shared recipe and data.
+        depths: CIFAR depths 6n+2, trained in this order.
+        output_dir: one run directory per net (weights and all).
+        results_dir: what is worth committing. Default: `output_dir`.
+        log: function taking one line of progress text.
+
+    Returns:
+        `reports.write_depth_table`'s dict.
+    """
+    return run_sweep(config, [(depth, False) for depth in depths], output_dir, results_dir, log)
+
+
+def run_sweep(config, nets, output_dir, results_dir=None, log=print):
+    """Trains `nets` (`train_sweep`), redrawing the reports after each; logs the final table.
+
+    As each net finishes, its results are written to `<results_dir>/<run
+    name>/` and the sweep's tables and figures are redrawn from that folder
+    alone (`write_reports`). So a sweep stopped part way leaves its finished
+    nets tabled and drawn, and committed results carry a long sweep across
+    machines.
+
+    Args:
+        config: `TrainConfig` of the shared recipe and data.
+        nets: list of (depth, plain) pairs, in the order to train and table them.
+        output_dir: one run directory per net (weights and all).
+        results_dir: the folder of what is worth committing: each net's
+            results and the reports drawn from them. Default: `output_dir`.
+        log: function taking one line of progress text.
+
+    Returns:
+        `write_reports`'s dict.
+    """
+    results_dir = results_dir or output_dir
+    files.check_writable(results_dir, "results_dir")  # before hours of training, not after
+    names = [specs.model_name(depth, plain) for depth, plain in nets]
+    train_sweep(
+        config,
+        nets,
+        output_dir,
+        log,
+        results_dir=results_dir,
+        on_result=lambda: write_reports(results_dir, names, log),
+    )
+    written = write_reports(results_dir, names, log)
+    with open(written["markdown"]) as f:
+        log(f.read().rstrip())
+    return written
+
+
+def train_sweep(config, nets, output_dir, log=print, results_dir=None, on_result=None):
+    """Trains (or resumes, or collects) one run per net with one recipe.
+
+    Args:
+        config: `TrainConfig` of the shared recipe and data; its depth, plain
+            and output_dir are set per net.
+        nets: list of (depth, plain) pairs.
+        output_dir: folder holding one run directory per net.
+        log: function taking one line of progress text.
+        results_dir: optional folder of the sweep's results, a folder per net
+            (see the module docstring): a net whose results are complete there
+            is not trained again; the running net's checkpoint is copied there
+            after every epoch, and a run directory that is lost, or behind
+            that copy, goes on from it.
+        on_result: optional function called with no arguments after each net's
+            results are written (a sweep redraws its reports).
+
+    Returns:
+        ({run name: summary dict}, the `Data` trained on).
+
+    Raises:
+        ValueError: for an invalid depth or config, or results of another
+            recipe in `results_dir`, before any training.
+    """
+    strategy = runtime.setup_devices(config)
+    data = planning.load_config_data(config)
+    plans, summaries = {}, {}
+    for depth, plain in nets:  # every net planned (and so checked) before any trains
+        name = specs.model_name(depth, plain)
+        net = dataclasses.replace(
+            config, depth=depth, plain=plain, output_dir=os.path.join(output_dir, name)
+        )
+        folder = results_dir and os.path.join(results_dir, name)
+        copy = bool(folder) and os.path.abspath(folder) != os.path.abspath(net.output_dir)
+        if copy:  # a lost run directory, or one behind the copy, goes on from the copy
+            _restore_checkpoint_copy(net.output_dir, folder, log)
+        plan = planning.prepare(net, data, strategy)
+        if folder and finished_results(folder, plan.record):
+            summaries[name] = rundir.RunDir(folder).summary()
+        else:
+            copies = [callbacks.CopyCheckpoint(plan.run_dir, folder)] if copy else []
+            plans[name] = plan, folder, copies
+    for name in summaries:
+        log(f"--- {reports.display_name(name)}: finished, its results are in {results_dir}/{name}")
+    for name, (plan, folder, copies) in plans.items():
+        log(f"--- {reports.display_name(name)}: {plan.run_dir.path}")
+        keras.utils.set_random_seed(plan.config.seed)  # every net starts from the same seed
+        trained = training.train(plan, strategy, log, extra_callbacks=copies)
+        summaries[name] = training.finish(trained)
+        if folder:
+            keep_results(plan, folder)
+            if on_result:
+                on_result()
+    return {specs.model_name(*net): summaries[specs.model_name(*net)] for net in nets}, data
+
+
+def _restore_checkpoint_copy(run_dir, folder, log):
+    """Restores `run_dir` from the checkpoint copy in `folder` where the copy is further on."""
+    restored = rundir.RunDir(run_dir).restore_checkpoint_copy(folder)
+    if restored:
+        log(
+            f"Restored {run_dir} from the checkpoint kept in {folder} (epoch "
+            f"{restored['epoch']}, step {restored['step']}); TensorBoard logs before it "
+            "stay with the lost run directory."
+        )
+
+
+def keep_results(plan, folder):
+    """Writes a finished net's results to its results folder; drops its checkpoint copy.
+
+    Its Fig. 7 responses are measured now, on the test images (they choose
+    nothing), and its final weights are kept as `FINAL_WEIGHTS` (this
+    package's `.npz`, which `weights=path` loads), so that they outlive the run
+    directory: the candidates for the packaged `weights="cifar10"`. Then the
+    run's own results (`rundir.RESULT_FILES`), `summary.json` last, as it marks
+    the results complete.
+
+    Args:
+        plan: the net's `keras_resnet.planning.RunPlan`, its run finished.
+        folder: the net's results folder.
+    """
+    data, record = plan.data, plan.record
+    model = model_files.load_model(plan.run_dir.path, saved_model=False).model
+    measured = responses.layer_responses(model, data_lib.eval_dataset(data, data.test, 256))
+    label = reports.display_name(os.path.basename(plan.run_dir.path))
+    reports.RESPONSES.write(folder, responses.response_rows(label, measured))
+    source = (
+        f"keras_resnet's own {label}, trained with the {record['recipe']} recipe for "
+        f"{record['total_steps']} steps on {record['dataset']} (a sweep's {plan.run_dir.path})"
+    )
+    pretrained = weights_lib.Pretrained.from_model(model, plan.spec, source)
+    weights_lib.npz.save(pretrained, os.path.join(folder, FINAL_WEIGHTS))
+    plan.run_dir.copy_results(folder)
+
+
+def finished_results(folder, record):
+    """Whether `folder` holds a net's complete results (`RESULT_FILES`) of `record`'s recipe.
+
+    Args:
+        folder: a net's results folder.
+        record: the record (`RunPlan.record`) of the run the sweep would train.
+
+    Raises:
+        ValueError: when the files are there but record another recipe
+            (`rundir.RECIPE_FIELDS`): a sweep never draws two recipes as one.
+    """
+    if not os.path.exists(os.path.join(folder, reports.RESPONSES.file_name)):
+        return False
+    return rundir.RunDir(folder).finished_results(record)
+
+
+# ---------------------------------------------------------------- reports
+def read_results(results_dir, names):
+    """The `reports.NetResults` of the nets of `names` that have a history in `results_dir`.
+
+    A net counts as finished (its summary and responses read) once its
+    folder holds every file of `RESULT_FILES`.
+    """
+    nets = []
+    for name in names:
+        folder = rundir.RunDir(os.path.join(results_dir, name))
+        history = folder.history()
+        if not history:
+            continue
+        finished = all(os.path.exists(folder.file(f)) for f in RESULT_FILES)
+        nets.append(
+            reports.NetResults(
+                name=name,
+                record=folder.record(),
+                history=history,
+                summary=folder.summary() if finished else None,
+                responses=reports.RESPONSES.read(folder.path) if finished else None,
+            )
+        )
+    return nets
+
+
+def write_reports(results_dir, names, log=print):
+    """A sweep's tables and figures, from the results of the nets of `names` in `results_dir`.
+
+    A sweep of residual nets only is Table 6's (`reports.write_depth_table`,
+    which draws the figures too); one with plain nets is Fig. 6's
+    (`reports.write_figures`). Nets without results yet are left out; those
+    still training are in Table 6, with how far they are.
+
+    Returns:
+        The dict of the report written; empty for Fig. 6 before any net has finished.
+    """
+    nets = read_results(results_dir, names)
+    if any(reports.parse_run_name(name)[1] for name in names):
+        written = reports.write_figures(results_dir, nets)
+    else:
+        written = reports.write_depth_table(results_dir, nets)
+    finished = sum(net.finished for net in nets)
+    if finished:
+        log(f"Wrote Fig. 6 and Fig. 7 of {finished} of {len(names)} nets in {results_dir}")
+    return written
+
+
+def sweep_names(results_dir):
+    """The nets of a sweep's results folder (`plain20`, `resnet56`, ...): plain first, by depth.
+
+    A net counts once its folder has a `history.csv` (a running net's, copied
+    after every epoch, or a finished one's).
+    """
+    names = [
+        name
+        for name in (os.listdir(results_dir) if os.path.isdir(results_dir) else [])
+        if reports.parse_run_name(name)
+        and os.path.exists(os.path.join(results_dir, name, "history.csv"))
+    ]
+    return sorted(
+        names,
+        key=lambda name: (not reports.parse_run_name(name)[1], reports.parse_run_name(name)[0]),
+    )
+
+
+def redraw(results_dir, log=print):
+    """Redraws a results folder's tables and figures without training anything.
+
+    A sweep's folder (a subfolder per net) is redrawn from the nets' own
+    files (`write_reports`). A folder of CSVs alone (the `layer-responses`
+    command's), or a Fig. 6 sweep's none of whose nets has all its
+    `RESULT_FILES`, is redrawn from `degradation.csv` and
+    `layer_responses.csv`, whichever exist.
+
+    Returns:
+        The PNG paths written.
+
+    Raises:
+        ValueError: when `results_dir` holds neither nets nor CSVs.
+    """
+    names = sweep_names(results_dir)
+    written = write_reports(results_dir, names, log=lambda line: None) if names else {}
+    if written:
+        pngs = [written[key] for key in ("png", "layer_responses_png") if key in written]
+        log(f"Wrote {', '.join([written['markdown'], *pngs])}")
+        return pngs
+    pngs = reports.draw_from_csvs(results_dir)
+    log(f"Wrote {' and '.join(pngs)}")
+    return pngs

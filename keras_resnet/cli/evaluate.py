@@ -1,0 +1,125 @@
+"""`keras-resnet-evaluate`: top-1/top-5 error, loss, per-class accuracy, confusion matrix.
+
+    keras-resnet-evaluate --model runs/cifar10-resnet20 --dataset cifar10 --data-dir .data
+    keras-resnet-evaluate --model runs/cifar10-resnet20/saved_model/1 --dataset cifar10 \\
+        --data-dir .data --output-json eval.json
+    keras-resnet-evaluate --weights cifar10 --depth 56 --dataset cifar10 --data-dir .data
+
+--model takes a run directory, a .keras file, a SavedModel folder or a TF Serving
+base folder; --weights evaluates pretrained weights (`keras_resnet.weights`): a name
+with --depth, or a file whose network it names itself. The same as
+`python -m keras_resnet_cli evaluate` and, in a checkout, `python evaluate.py`.
+The metrics are `keras_resnet.evaluation`'s.
+"""
+
+import argparse
+import os
+
+from keras_resnet import data as data_lib
+from keras_resnet import evaluation, files, models, plotting, specs
+from keras_resnet.cli import flags, run_command
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        description="Evaluate a trained model: top-1/top-5 error, loss, per-class accuracy, "
+        "confusion matrix."
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--model", help="run directory, .keras file, SavedModel folder or TF Serving base folder"
+    )
+    source.add_argument(
+        "--weights",
+        help="pretrained weights: 'cifar10', 'imagenet' or a file (.h5, .pth, .safetensors, .npz)",
+    )
+    parser.add_argument(
+        "--depth", type=int, help="with --weights: the network's depth (default: the file's)"
+    )
+    parser.add_argument(
+        "--bottleneck-stride",
+        choices=specs.BOTTLENECK_STRIDES,
+        help="with --weights: where bottleneck blocks stride (default: the weights')",
+    )
+    flags.add_evaluation_data_flags(parser)
+    parser.add_argument(
+        "--ten-crop", action="store_true", help="the paper's 10-crop testing (large images)"
+    )
+    parser.add_argument("--output-json", help="write the report here")
+    parser.add_argument(
+        "--confusion-png",
+        help="confusion-matrix PNG (default: beside --output-json, else confusion_matrix.png)",
+    )
+    return parser
+
+
+def main(argv=None):
+    """Runs the command; returns its exit status (1 for a bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+
+    def run():
+        _check_flags(args)
+        data = data_lib.load_test_data(
+            args.dataset, args.data_dir, args.tfds_data_dir, args.image_size
+        )
+        classifier, label = load_classifier(args, data)
+        report = evaluate(classifier, label, data, args)
+        write_report(report, data.class_names, args)
+
+    return run_command(parser.prog, run)
+
+
+def _check_flags(args):
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be positive, received {args.batch_size}.")
+    if args.model and (args.depth or args.bottleneck_stride):
+        raise ValueError("--depth and --bottleneck-stride go with --weights, not --model.")
+
+
+def load_classifier(args, data):
+    """The `evaluation.Classifier` of --model or --weights, and the label reports name it by."""
+    if args.model:
+        return evaluation.load_classifier(args.model), args.model
+    model = models.from_weights(
+        args.weights,
+        args.depth,
+        bottleneck_stride=args.bottleneck_stride,
+        input_shape=data.image_shape,
+    )
+    classifier = evaluation.classifier_from_model(model, path=args.weights)
+    return classifier, f"{model.name} weights={args.weights}"
+
+
+def evaluate(classifier, label, data, args):
+    """The report: what was evaluated on what, and `evaluation.evaluate`'s metrics."""
+    metrics = evaluation.evaluate(classifier, data, args.batch_size, args.ten_crop)
+    return {
+        "model": label,
+        "format": classifier.kind,
+        "dataset": args.dataset,
+        "ten_crop": args.ten_crop,
+        **metrics,
+    }
+
+
+def write_report(report, class_names, args):
+    """Draws the confusion matrix, writes --output-json, prints per-class and overall results."""
+    label = report["model"]
+    png = args.confusion_png or (
+        os.path.splitext(args.output_json)[0] + "_confusion.png"
+        if args.output_json
+        else "confusion_matrix.png"
+    )
+    plotting.plot_confusion(report, class_names, png, title=os.path.basename(label.rstrip("/")))
+    if args.output_json:
+        files.write_json(args.output_json, report)
+    width = max(len(name) for name in class_names)
+    for name, accuracy in report["per_class_accuracy"].items():
+        print(f"  {name:<{width}}  accuracy {100 * accuracy:6.2f}%")
+    print(
+        f"{label} ({report['format']}) on {report['dataset']}: top-1 error "
+        f"{100 * report['top1_error']:.2f}%, top-5 error {100 * report['top5_error']:.2f}%, "
+        f"loss {report['loss']:.4f}, {report['num_examples']} examples; "
+        f"confusion matrix in {png}"
+    )

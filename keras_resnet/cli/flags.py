@@ -1,0 +1,128 @@
+"""Flags -> `TrainConfig`: the one way every command turns its flags into a config.
+
+    parser = argparse.ArgumentParser()
+    flags.add_train_config_flags(parser, skip=("epochs", "output_dir"))
+    parser.add_argument("--output-dir")          # the command's own flag
+    config = flags.train_config(parser.parse_args(argv))
+
+A command takes the `TrainConfig` fields it has a use for as flags, one flag
+per field (`--batch-size` for `batch_size`), plus `--config`, a JSON file of
+fields that the flags override. `train_config` builds the config from exactly
+those: the command's own flags never reach it, even where one shares a
+field's name (the range test's `--steps`, the sweeps' `--output-dir`).
+"""
+
+import argparse
+import dataclasses
+import json
+
+from keras_resnet.config import TrainConfig
+
+# Where `add_train_config_flags` leaves, in the parsed namespace, the fields it added.
+_FIELDS_TAKEN = "train_config_fields"
+_TYPES = {"int": int, "float": float, "str": str, "list": int}
+
+
+def _fields(names, what):
+    known = {field.name: field for field in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise ValueError(
+            f"{what} names {unknown}, not TrainConfig fields; allowed: {sorted(known)}"
+        )
+    return known
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def _add_field_flag(parser, field, default=argparse.SUPPRESS):
+    """Adds the flag of one field; with the default default, an unset flag stays absent."""
+    meta = dict(field.metadata)
+    if field.default is not None:
+        meta["help"] += f" (default: {field.default})"
+    if field.type is bool:
+        action = argparse.BooleanOptionalAction
+        parser.add_argument(_flag(field.name), action=action, default=default, help=meta["help"])
+        return
+    kind = meta.pop("type", _TYPES[field.type.__name__])
+    parser.add_argument(_flag(field.name), type=kind, default=default, **meta)
+
+
+def add_train_config_flags(parser, skip=(), only=None):
+    """Adds `--config` and one flag per `TrainConfig` field the command takes.
+
+    Args:
+        parser: an `argparse.ArgumentParser` (or a subcommand's parser).
+        skip: names of fields the command sets itself or has no use for.
+        only: names of the only fields it takes (None: every field not in `skip`).
+
+    Raises:
+        ValueError: for a name in `skip` or `only` that is not a field.
+    """
+    known = _fields([*skip, *(only or ())], "add_train_config_flags")
+    taken = [name for name in known if (only is None or name in only) and name not in skip]
+    parser.add_argument("--config", help="JSON file of TrainConfig fields; flags override it")
+    for name in taken:
+        _add_field_flag(parser, known[name])
+    parser.set_defaults(**{_FIELDS_TAKEN: tuple(taken)})
+
+
+def train_config(args):
+    """The `TrainConfig` of parsed flags: the `--config` file's fields, overridden by flags.
+
+    Args:
+        args: the namespace a parser given `add_train_config_flags` returned.
+
+    Returns:
+        A `TrainConfig`; the fields neither the file nor a flag sets keep their defaults.
+
+    Raises:
+        ValueError: for a `--config` file that cannot be read, is not a JSON
+            object, or sets a field that is unknown or that this command does
+            not take.
+        OSError: for a `--config` file that cannot be opened.
+    """
+    taken = getattr(args, _FIELDS_TAKEN)
+    values = _read_config_file(args.config, taken) if args.config else {}
+    values.update({name: getattr(args, name) for name in taken if hasattr(args, name)})
+    return TrainConfig(**values)
+
+
+def _read_config_file(path, taken):
+    with open(path) as f:
+        try:
+            values = json.load(f)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"--config {path!r} is not valid JSON: {error}.") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"--config {path!r} must hold a JSON object of TrainConfig fields.")
+    known = {field.name for field in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(
+            f"--config {path!r} has unknown fields {unknown}; allowed: {sorted(known)}."
+        )
+    refused = sorted(set(values) - set(taken))
+    if refused:
+        raise ValueError(
+            f"--config {path!r} sets {refused}, which this command sets itself or does not "
+            f"use; it takes {sorted(taken)}."
+        )
+    return values
+
+
+def add_evaluation_data_flags(parser):
+    """Adds the flags of a command that reads a dataset's test split in batches.
+
+    --dataset, --data-dir, --tfds-data-dir and --image-size are the
+    `TrainConfig` fields of that name, with their defaults (the arguments of
+    `keras_resnet.data.load_test_data`); --batch-size is the evaluation batch.
+    """
+    known = _fields((), "add_evaluation_data_flags")
+    for name in ("dataset", "data_dir", "tfds_data_dir", "image_size"):
+        _add_field_flag(parser, known[name], default=known[name].default)
+    parser.add_argument(
+        "--batch-size", type=int, default=256, help="images per batch (default: 256)"
+    )

@@ -1,0 +1,98 @@
+"""Files written whole or not at all: JSON, CSV, text and copies.
+
+Every file the package writes goes through `atomic_path`: it is written under
+a temporary name beside its target, flushed and renamed over it, so that a
+kill or a full disk at any moment leaves the old content or the new one,
+never half a file under its final name.
+"""
+
+import contextlib
+import csv
+import io
+import json
+import os
+import shutil
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temporary path beside `path` to write; renames it over `path` on success.
+
+    The temporary name keeps the extension (matplotlib and exporters read it).
+    On an error the temporary file is removed and `path` is left as it was.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    root, extension = os.path.splitext(path)
+    temporary = f"{root}.tmp-{os.getpid()}{extension}"
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def write_atomic(path, text):
+    """Writes `text` to `path` whole or not at all, flushed to disk."""
+    with atomic_path(path) as temporary:
+        with open(temporary, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def write_json(path, value):
+    """Writes `value` as indented JSON, whole or not at all."""
+    write_atomic(path, json.dumps(value, indent=1))
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def copy_file(source, target):
+    """Copies `source` to `target` whole or not at all, flushed to disk."""
+    with atomic_path(target) as temporary:
+        shutil.copyfile(source, temporary)
+        with open(temporary, "rb+") as f:
+            os.fsync(f.fileno())
+
+
+def read_csv(path):
+    """The rows of a CSV file as dicts of strings (empty cells as "")."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def write_csv(path, rows, fields=None):
+    """Writes dict `rows` as CSV atomically; None and missing values as empty cells.
+
+    Args:
+        path: the file to write.
+        rows: list of dicts.
+        fields: the columns, in order. Default: the first row's keys.
+    """
+    buffer = io.StringIO()
+    fields = list(fields or (rows[0] if rows else []))
+    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(path, buffer.getvalue())
+
+
+def check_writable(folder, flag="output_dir"):
+    """Fails if `folder` could not be created or written, naming `flag`; creates nothing.
+
+    Raises:
+        ValueError: naming `flag`, the folder, and the existing path that is
+            read-only or not a directory.
+    """
+    path = os.path.abspath(folder)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path) or not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"{flag} {folder!r} is not writable: {path!r} is "
+            f"{'not a directory' if not os.path.isdir(path) else 'read-only'}."
+        )
