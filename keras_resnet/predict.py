@@ -283,9 +283,10 @@ def _raise_bad_file(paths, error):
         except tf.errors.NotFoundError:
             raise ValueError(f"Cannot read {path!r}: it no longer exists.") from None
         except tf.errors.OpError as problem:
+            # TensorFlow's message opens with the op's internal name in braces: keep its reason.
+            reason = problem.message.split("}}")[-1].split("[Op:")[0].strip()
             raise ValueError(
-                f"{path!r} is not an image that can be decoded (JPEG, PNG, BMP or GIF): "
-                f"{problem.message.strip()}"
+                f"{path!r} is not an image that can be decoded (JPEG, PNG, BMP or GIF): {reason}"
             ) from None
     raise ValueError(f"Cannot prepare the images {paths[0]!r}...: {error.message}") from None
 
