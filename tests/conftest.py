@@ -2,6 +2,7 @@ import importlib
 import io
 import os
 import pathlib
+import socket
 import subprocess
 import sys
 import tarfile
@@ -29,6 +30,17 @@ def _fresh_keras_session():
     keras.config.set_dtype_policy("float32")
     keras.config.set_image_data_format("channels_last")
     keras.backend.clear_session(free_memory=False)  # a gc.collect() per test slows the suite
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any connection attempt fails the test's call instead of reaching a network."""
+
+    def refuse(*args, **kwargs):
+        raise OSError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 def extract_cifar10(archive_path, destination):

@@ -16,7 +16,7 @@ import argparse
 import os
 
 from keras_resnet import data as data_lib
-from keras_resnet import evaluation, files, models, plotting, specs
+from keras_resnet import evaluation, files, models, plotting
 from keras_resnet.cli import flags, run_command
 
 
@@ -25,22 +25,7 @@ def build_parser():
         description="Evaluate a trained model: top-1/top-5 error, loss, per-class accuracy, "
         "confusion matrix."
     )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument(
-        "--model", help="run directory, .keras file, SavedModel folder or TF Serving base folder"
-    )
-    source.add_argument(
-        "--weights",
-        help="pretrained weights: 'cifar10', 'imagenet' or a file (.h5, .pth, .safetensors, .npz)",
-    )
-    parser.add_argument(
-        "--depth", type=int, help="with --weights: the network's depth (default: the file's)"
-    )
-    parser.add_argument(
-        "--bottleneck-stride",
-        choices=specs.BOTTLENECK_STRIDES,
-        help="with --weights: where bottleneck blocks stride (default: the weights')",
-    )
+    flags.add_model_source_flags(parser)
     flags.add_evaluation_data_flags(parser)
     parser.add_argument(
         "--ten-crop", action="store_true", help="the paper's 10-crop testing (large images)"
@@ -73,8 +58,7 @@ def main(argv=None):
 def _check_flags(args):
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be positive, received {args.batch_size}.")
-    if args.model and (args.depth or args.bottleneck_stride):
-        raise ValueError("--depth and --bottleneck-stride go with --weights, not --model.")
+    flags.check_model_source_flags(args)
 
 
 def load_classifier(args, data):

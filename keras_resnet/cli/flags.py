@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import json
 
+from keras_resnet import specs
 from keras_resnet.config import TrainConfig
 
 # Where `add_train_config_flags` leaves, in the parsed namespace, the fields it added.
@@ -126,3 +127,47 @@ def add_evaluation_data_flags(parser):
     parser.add_argument(
         "--batch-size", type=int, default=256, help="images per batch (default: 256)"
     )
+
+
+def add_model_source_flags(parser):
+    """Adds the flags that say where a command's model comes from.
+
+    --model (a run directory, a `.keras` file, a SavedModel folder or a TF
+    Serving base folder) and --weights (pretrained weights: a name or a file,
+    `keras_resnet.weights`) are a required, mutually exclusive choice;
+    --depth and --bottleneck-stride go with --weights and pick the network
+    the weights load into. `check_model_source_flags` refuses them with
+    --model.
+
+    Args:
+        parser: an `argparse.ArgumentParser` (or a subcommand's parser).
+    """
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--model", help="run directory, .keras file, SavedModel folder or TF Serving base folder"
+    )
+    source.add_argument(
+        "--weights",
+        help="pretrained weights: 'cifar10', 'imagenet' or a file (.h5, .pth, .safetensors, .npz)",
+    )
+    parser.add_argument(
+        "--depth", type=int, help="with --weights: the network's depth (default: the file's)"
+    )
+    parser.add_argument(
+        "--bottleneck-stride",
+        choices=specs.BOTTLENECK_STRIDES,
+        help="with --weights: where bottleneck blocks stride (default: the weights')",
+    )
+
+
+def check_model_source_flags(args):
+    """Refuses --depth and --bottleneck-stride without --weights.
+
+    Args:
+        args: the namespace a parser given `add_model_source_flags` returned.
+
+    Raises:
+        ValueError: for --depth or --bottleneck-stride given with --model.
+    """
+    if args.model and (args.depth or args.bottleneck_stride):
+        raise ValueError("--depth and --bottleneck-stride go with --weights, not --model.")

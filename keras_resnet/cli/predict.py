@@ -15,9 +15,9 @@ as `python -m keras_resnet_cli predict` and `python -m keras_resnet.predict`.
 import argparse
 import os
 
-from keras_resnet import files, specs
+from keras_resnet import files
 from keras_resnet import predict as predict_lib
-from keras_resnet.cli import run_command
+from keras_resnet.cli import flags, run_command
 
 
 def build_parser():
@@ -31,22 +31,7 @@ def build_parser():
         help="image files (JPEG, PNG, BMP, GIF), folders of them (searched recursively) or "
         "glob patterns (quoted: 'photos/*.jpg')",
     )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument(
-        "--model", help="run directory, .keras file, SavedModel folder or TF Serving base folder"
-    )
-    source.add_argument(
-        "--weights",
-        help="pretrained weights: 'cifar10', 'imagenet' or a file (.h5, .pth, .safetensors, .npz)",
-    )
-    parser.add_argument(
-        "--depth", type=int, help="with --weights: the network's depth (default: the file's)"
-    )
-    parser.add_argument(
-        "--bottleneck-stride",
-        choices=specs.BOTTLENECK_STRIDES,
-        help="with --weights: where bottleneck blocks stride (default: the weights')",
-    )
+    flags.add_model_source_flags(parser)
     parser.add_argument(
         "--top", type=int, help="classes shown per image (default: 5, or all of fewer)"
     )
@@ -65,8 +50,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     def run():
-        if args.model and (args.depth or args.bottleneck_stride):
-            raise ValueError("--depth and --bottleneck-stride go with --weights, not --model.")
+        flags.check_model_source_flags(args)
         if args.output_json:  # before the work, not after it
             files.check_writable(
                 os.path.dirname(os.path.abspath(args.output_json)), "--output-json"
