@@ -1,12 +1,14 @@
-"""The packaged CIFAR-10 weights against the PyTorch checkpoints they come from.
+"""akamaster's CIFAR-10 checkpoints, converted, against PyTorch; and what ships as "cifar10".
 
 For each of ResNet-20/32/44/56: top-1 error on the 10,000 images of the original
 CIFAR-10 test batch (`test_batch.bin` of ../shared/data/cifar-10-binary.tar.gz) of
-- keras_resnet with `weights="cifar10"` (the evaluate command's numbers);
+- keras_resnet with `weights=<akamaster's checkpoint>` (the evaluate command's numbers);
 - the PyTorch checkpoint on the same pixels (a functional forward of akamaster's
   layout written here with torch ops), and the largest logit difference between the two;
 - beside them, the published figures: akamaster's README table, and 100 - `best_prec1`
-  stored in the checkpoint (its best epoch's test accuracy).
+  stored in the checkpoint (its best epoch's test accuracy);
+- the packaged `weights="cifar10"` and whose they are (`packaged.CIFAR10_NETS`: akamaster's
+  checkpoint, the same figure, or this package's own run where that scores at least as well).
 
 `--jpeg-dir` (the extracted ../shared/data/cifar10-jpeg.tar.gz) adds the same networks
 on the 10,000 test JPEGs of that re-encoded copy: keras_resnet (TensorFlow's JPEG
@@ -109,16 +111,18 @@ def main():
     import keras_resnet
     from keras_resnet import data as data_lib
     from keras_resnet import evaluation
+    from keras_resnet.weights import packaged
 
     data = data_lib.load_test_data("cifar10", args.data_dir)
     if not data.source.startswith("cifar batches"):
         parser.error(f"--data-dir {args.data_dir} is not CIFAR-10 binary batches ({data.source})")
     pixels, labels = data.test.images, data.test.labels
     header = (
-        '| network | keras_resnet `weights="cifar10"` | PyTorch, same pixels | largest logit '
-        "difference | published: akamaster's README | published: 100 - best_prec1 |"
+        "| network | keras_resnet, akamaster's checkpoint converted | PyTorch, same pixels "
+        "| largest logit difference | published: akamaster's README | published: 100 - best_prec1 "
+        '| packaged `weights="cifar10"` (trained by) |'
     )
-    rule = "|---|---:|---:|---:|---:|---:|"
+    rule = "|---|---:|---:|---:|---:|---:|---:|"
     if args.jpeg_dir:
         jpeg = data_lib.load_test_data("cifar10", args.jpeg_dir)
         pil_pixels, pil_labels = pil_test_images(args.jpeg_dir, jpeg.class_names)
@@ -129,19 +133,28 @@ def main():
         (checkpoint,) = sorted(pathlib.Path(args.checkpoints).glob(f"resnet{depth}-*.th"))
         saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
         state = {k.removeprefix("module."): v for k, v in saved["state_dict"].items()}
-        model = keras_resnet.build_model(f"resnet{depth}", weights="cifar10")
+        model = keras_resnet.build_model(f"resnet{depth}", weights=str(checkpoint))
         classifier = evaluation.classifier_from_model(model, data.class_names)
         ours = evaluation.evaluate(classifier, data, 500)
         logits = keras_resnet.build_model(
-            f"resnet{depth}", weights="cifar10", classifier_activation=None
+            f"resnet{depth}", weights=str(checkpoint), classifier_activation=None
         ).predict(pixels.astype("float32"), batch_size=500, verbose=0)
+        shipped = packaged.CIFAR10_NETS[depth]
+        if shipped.trained_by == packaged.AKAMASTER:
+            packaged_error = ours["top1_error"]  # the same weights (tests/test_weights.py)
+        else:
+            packaged_model = keras_resnet.build_model(f"resnet{depth}", weights="cifar10")
+            packaged_error = evaluation.evaluate(
+                evaluation.classifier_from_model(packaged_model, data.class_names), data, 500
+            )["top1_error"]
         theirs = akamaster_logits(state, pixels)
         line = (
             f"| ResNet-{depth} | {100 * ours['top1_error']:.2f}% "
             f"| {100 * np.mean(theirs.argmax(1) != labels):.2f}% "
             f"| {np.abs(logits - theirs).max():.1e} "
             f"| {AKAMASTER_README_ERRORS[depth]:.2f}% "
-            f"| {100 - float(saved['best_prec1']):.2f}% |"
+            f"| {100 - float(saved['best_prec1']):.2f}% "
+            f"| {100 * packaged_error:.2f}% ({shipped.trained_by}) |"
         )
         if args.jpeg_dir:
             on_jpeg = evaluation.evaluate(classifier, jpeg, 500)
@@ -153,7 +166,8 @@ def main():
         lines.append(line)
         print(line, flush=True)
     common.report(
-        "Packaged CIFAR-10 weights against their PyTorch checkpoints, top-1 error on the "
+        "akamaster's CIFAR-10 checkpoints converted, against PyTorch, and the packaged "
+        'weights="cifar10"; top-1 error on the '
         "10,000 images of the original CIFAR-10 test batch"
         + (" (and, labelled, on the JPEG copy's 10,000 test JPEGs)" if args.jpeg_dir else ""),
         " ".join(["python benchmarks/pretrained_accuracy.py", *sys.argv[1:]]),

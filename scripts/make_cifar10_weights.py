@@ -1,16 +1,28 @@
-"""Converts the trained CIFAR-10 checkpoints into the weights the package ships.
+"""Writes the CIFAR-10 weights the package ships (`weights="cifar10"`).
 
-    python scripts/make_cifar10_weights.py [--source ../shared/data/pretrained]
+    python scripts/make_cifar10_weights.py [--source ../shared/data/pretrained] \\
+        [--results docs/paper_table6]
 
-Input: akamaster/pytorch_resnet_cifar10's ResNet-20/32/44/56 checkpoints
-(`resnet20-12fca82f.th`, ...; BSD 2-Clause), the files ../shared/data/README.md
-describes. Output: `keras_resnet/pretrained/resnet{20,32,44,56}_cifar10.npz`,
-converted by `keras_resnet.weights.pytorch` (the converter `weights=PATH` uses), and
-their licence beside them. `ResNet56(weights="cifar10")` reads them; reading
-needs neither torch nor a network. Needs torch to read the checkpoints.
+For each depth of `keras_resnet.weights.packaged.CIFAR10_NETS`, the table of
+what ships, it writes `keras_resnet/pretrained/resnet{depth}_cifar10.npz` with
+the table's description as the file's `source`:
+
+- this package's own runs from their committed results (`--results`, a
+  sweep's results folder: `<net>/weights.npz`, the weights after the last
+  iteration, and `<net>/summary.json`, whose final test error must be the
+  table's);
+- akamaster/pytorch_resnet_cifar10's checkpoints (`--source`, the files
+  ../shared/data/README.md describes; BSD 2-Clause), converted by
+  `keras_resnet.weights.pytorch` (the converter `weights=PATH` uses), their
+  licence copied beside them. Needs torch.
+
+`tests/test_weights.py` checks that each file scores the table's error on the
+original CIFAR-10 test batch.
 """
 
 import argparse
+import dataclasses
+import json
 import pathlib
 import shutil
 import sys
@@ -22,31 +34,50 @@ from keras_resnet import specs  # noqa: E402
 from keras_resnet.weights import npz, packaged, pytorch  # noqa: E402
 
 DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "pretrained"
-REPOSITORY = "akamaster/pytorch_resnet_cifar10"
+DEFAULT_RESULTS = ROOT / "docs" / "paper_table6"
+
+
+def our_weights(net, results, parser):
+    """This package's run of `net` from its committed results, checked against the table."""
+    folder = results / f"resnet{net.depth}"
+    summary = json.loads((folder / "summary.json").read_text())
+    if summary.get("steps") != 64_000 or summary.get("num_test_examples") != 10_000:
+        parser.error(f"{folder}: not a finished 64,000-iteration run measured on 10,000 images")
+    if abs(summary["test_top1_error"] - net.test_error) > 5e-5:
+        parser.error(
+            f"{folder}: the run's final test error is {summary['test_top1_error']:.4f}, "
+            f"the table in keras_resnet/weights/packaged.py says {net.test_error:.4f}"
+        )
+    return npz.read(str(folder / "weights.npz"))
+
+
+def akamaster_weights(net, source, parser):
+    """akamaster's checkpoint of `net`, converted."""
+    checkpoint = source / net.origin
+    if not checkpoint.is_file():
+        parser.error(f"--source {source}: no {net.origin} there")
+    return pytorch.read(str(checkpoint), source=net.description)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--source", type=pathlib.Path, default=DEFAULT_SOURCE)
+    parser.add_argument("--results", type=pathlib.Path, default=DEFAULT_RESULTS)
     args = parser.parse_args(argv)
     licence = args.source / "LICENSE-akamaster"
     if not licence.is_file():
         parser.error(f"--source {args.source}: no LICENSE-akamaster there")
-    target = pathlib.Path(packaged.DIRECTORY)
-    target.mkdir(exist_ok=True)
-    for depth in packaged.CIFAR10.depths:
-        found = sorted(args.source.glob(f"resnet{depth}-*.th"))
-        if len(found) != 1:
-            parser.error(f"--source {args.source}: expected one resnet{depth}-*.th, found {found}")
-        checkpoint = found[0]
-        pretrained = pytorch.read(
-            str(checkpoint), source=f"{REPOSITORY} {checkpoint.name} (BSD 2-Clause)"
-        )
-        if pretrained.spec != specs.make_spec(depth, "cifar"):
-            parser.error(f"{checkpoint} holds a {specs.describe(pretrained.spec)}")
-        path = packaged.cifar10_path(depth)
-        npz.save(pretrained, path)
-        print(f"{checkpoint.name} -> {path} ({pathlib.Path(path).stat().st_size / 1e6:.2f} MB)")
+    pathlib.Path(packaged.DIRECTORY).mkdir(exist_ok=True)
+    for net in packaged.CIFAR10_NETS.values():
+        if net.trained_by == packaged.KERAS_RESNET:
+            pretrained = our_weights(net, args.results, parser)
+        else:
+            pretrained = akamaster_weights(net, args.source, parser)
+        if pretrained.spec != specs.make_spec(net.depth, "cifar"):
+            parser.error(f"{net.origin} holds a {specs.describe(pretrained.spec)}")
+        npz.save(dataclasses.replace(pretrained, source=net.description), net.file)
+        size = pathlib.Path(net.file).stat().st_size / 1e6
+        print(f"{net.origin} -> {net.file} ({size:.2f} MB)")
     shutil.copyfile(licence, packaged.LICENCE_FILE)
     return 0
 

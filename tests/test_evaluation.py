@@ -130,7 +130,7 @@ def test_evaluate_pretrained_weights_on_real_cifar10(cifar_dir, tmp_path, run_ma
     assert "resnet20 weights=cifar10 (keras) on cifar10: top-1 error" in result.stdout
     with open(report_path) as f:
         report = json.load(f)
-    # akamaster's ResNet-20 scores 8.27% on all 10,000 original test images; these are 250 of
+    # The packaged ResNet-20 scores 8.19% on all 10,000 original test images; these are 250 of
     # them, losslessly (the JPEG copy would cost about 10 points).
     assert report["num_examples"] == 250 and report["top1_error"] < 0.15
 

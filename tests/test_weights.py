@@ -6,7 +6,8 @@ networks in the torchvision and akamaster layouts (tests/torch_reference.py).
 """
 
 import hashlib
-import socket
+import json
+import pathlib
 import sys
 
 import keras
@@ -117,17 +118,6 @@ def test_keras_applications_without_top_any_size(tmp_path):
     assert close(ours.predict(pixels, verbose=0), features.mean(axis=(1, 2)))
     with pytest.raises(ValueError, match="no classifier.*include_top=False"):
         keras_resnet.ResNet50(weights=path)
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    """Any connection attempt fails the test's call instead of reaching a network."""
-
-    def refuse(*args, **kwargs):
-        raise OSError("network access attempted")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 def test_imagenet_weights_come_from_the_keras_cache_without_network(
@@ -299,18 +289,46 @@ def test_bad_weights_arguments_say_what_is_allowed(tmp_path):
 # --- the packaged CIFAR-10 weights ------------------------------------------------------
 
 
-def test_packaged_cifar10_weights_are_small_and_licensed():
-    files = [packaged.cifar10_path(d) for d in packaged.CIFAR10.depths]
-    total = sum(
-        (REPO / "keras_resnet" / "pretrained" / f.rsplit("/", 1)[1]).stat().st_size for f in files
-    )
-    assert total < 10e6
+def test_packaged_cifar10_weights_are_small_licensed_and_say_whose_they_are():
+    files = [pathlib.Path(net.file) for net in packaged.CIFAR10_NETS.values()]
+    assert [f.parent for f in files] == [REPO / "keras_resnet" / "pretrained"] * 4
+    assert sum(f.stat().st_size for f in files) < 10e6
     notice = (REPO / "keras_resnet" / "pretrained" / "LICENSE-akamaster").read_text()
     assert "Redistribution" in notice
+    for net in packaged.CIFAR10_NETS.values():
+        # The file's own metadata names who trained it, how, and its error.
+        assert npz.read(net.file).source == net.description
+        assert net.trained_by in net.description and f"{100 * net.test_error:.2f}%" in (
+            net.description
+        )
+        if net.trained_by == packaged.AKAMASTER:
+            assert net.test_error == PUBLISHED_ERROR[net.depth]
+            assert net.licence == "BSD 2-Clause"
+
+
+def test_our_packaged_cifar10_weights_are_our_committed_runs_final_weights():
+    """What ships as this package's own is exactly its Table 6 run's last weights and figure."""
+    ours = [n for n in packaged.CIFAR10_NETS.values() if n.trained_by == packaged.KERAS_RESNET]
+    assert ours, "no packaged weights of this package's own runs"
+    for net in ours:
+        folder = REPO / net.origin
+        summary = json.loads((folder / "summary.json").read_text())
+        assert (summary["steps"], summary["num_test_examples"]) == (64_000, 10_000)
+        assert summary["test_top1_error"] == pytest.approx(net.test_error, abs=5e-5)
+        # At least as good as akamaster's checkpoint of the same depth, which it replaces.
+        assert net.test_error <= PUBLISHED_ERROR.get(net.depth, 1.0)
+        shipped, run = npz.read(net.file), npz.read(str(folder / "weights.npz"))
+        assert shipped.spec == run.spec == specs.make_spec(net.depth, "cifar")
+        assert shipped.layers.keys() == run.layers.keys()
+        for name, arrays in run.layers.items():
+            for a, b in zip(arrays, shipped.layers[name], strict=True):
+                np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(shipped.input_mean, run.input_mean)
+        np.testing.assert_array_equal(shipped.input_std, run.input_std)
 
 
 def test_cifar10_weights_score_on_real_test_images_offline(cifar_dir, no_network):
-    """ResNet-20 on the fixture's 250 original CIFAR-10 test images (8.27% on all 10,000)."""
+    """ResNet-20 on the fixture's 250 original CIFAR-10 test images (8.19% on all 10,000)."""
     data = data_lib.load_data("cifar10", str(cifar_dir))
     model = keras_resnet.ResNet20(weights="cifar10")
     report = evaluation.evaluate(
@@ -343,30 +361,61 @@ def test_npz_round_trip_is_exact(tmp_path):
 
 
 @pytest.mark.real_data
-@pytest.mark.parametrize("depth", packaged.CIFAR10.depths)
-def test_cifar10_weights_match_pytorch_on_the_real_test_set(depth, full_cifar_dir, torch_reference):
-    """akamaster's published figure on the original test batch; same logits as PyTorch."""
+@pytest.mark.parametrize("depth", sorted(PUBLISHED_ERROR))
+def test_akamaster_checkpoints_convert_exactly(depth, full_cifar_dir, torch_reference):
+    """akamaster's published figure on the original test batch; same logits as PyTorch.
+
+    Where akamaster's network is the one that ships, the packaged file holds
+    exactly these converted weights.
+    """
     checkpoints = sorted(PRETRAINED.glob(f"resnet{depth}-*.th"))
     assert checkpoints, f"no resnet{depth}-*.th in {PRETRAINED}"
     data = data_lib.load_test_data("cifar10", str(full_cifar_dir))
-    model = keras_resnet.build_model(f"resnet{depth}", weights="cifar10")
+    model = keras_resnet.build_model(f"resnet{depth}", weights=str(checkpoints[0]))
     report = evaluation.evaluate(
         evaluation.classifier_from_model(model, data.class_names), data, 500
     )
     assert report["num_examples"] == 10_000
     assert report["top1_error"] == pytest.approx(PUBLISHED_ERROR[depth], abs=0.0003)
 
-    # The packaged weights are the checkpoint's, exactly: same logits on the same pixels.
+    # The conversion is exact: same logits on the same pixels.
     import torch
 
     net = torch_reference.AkamasterResNet((depth - 2) // 6)
     state = torch.load(checkpoints[0], map_location="cpu", weights_only=True)["state_dict"]
     net.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
     pixels = data.test.images[:64].astype("float32")
-    ours = keras_resnet.build_model(f"resnet{depth}", weights="cifar10", classifier_activation=None)
+    ours = keras_resnet.build_model(
+        f"resnet{depth}", weights=str(checkpoints[0]), classifier_activation=None
+    )
     assert close(
         ours.predict(pixels, verbose=0), torch_outputs(net.eval(), pixels, torch_reference)
     )
+
+    if packaged.CIFAR10_NETS[depth].trained_by == packaged.AKAMASTER:
+        assert packaged.CIFAR10_NETS[depth].origin == checkpoints[0].name
+        spec = specs.make_spec(depth, "cifar")
+        converted = weights_lib.resolve(str(checkpoints[0])).load(spec)
+        shipped = weights_lib.resolve("cifar10").load(spec)
+        for name, arrays in converted.layers.items():
+            for a, b in zip(arrays, shipped.layers[name], strict=True):
+                np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize(
+    "depth",
+    [n.depth for n in packaged.CIFAR10_NETS.values() if n.trained_by == packaged.KERAS_RESNET],
+)
+def test_our_packaged_cifar10_weights_score_their_runs_figure(depth, full_cifar_dir, no_network):
+    """`ResNet20(weights="cifar10")`, offline: its committed run's final error on the test batch."""
+    data = data_lib.load_test_data("cifar10", str(full_cifar_dir))
+    model = keras_resnet.build_model(f"resnet{depth}", weights="cifar10")
+    report = evaluation.evaluate(
+        evaluation.classifier_from_model(model, data.class_names), data, 500
+    )
+    assert report["num_examples"] == 10_000
+    assert report["top1_error"] == pytest.approx(packaged.CIFAR10_NETS[depth].test_error, abs=5e-5)
 
 
 def test_pytorch_files_without_torch_say_which_extra_to_install(tmp_path, monkeypatch):
@@ -389,8 +438,9 @@ def test_named_weights_are_one_table_of_what_exists():
         for depth in entry.depths:
             specs.make_spec(depth, entry.stem)  # a network of the paper
     assert weights_lib.NAMED["imagenet"].depths == tuple(keras_applications.HASHES)
-    for depth in weights_lib.NAMED["cifar10"].depths:
-        assert (REPO / "keras_resnet" / "pretrained" / f"resnet{depth}_cifar10.npz").is_file()
+    assert weights_lib.NAMED["cifar10"].depths == tuple(packaged.CIFAR10_NETS)
+    for net in packaged.CIFAR10_NETS.values():
+        assert pathlib.Path(net.file).is_file()
 
 
 def test_resolve_reads_a_file_once_and_answers_both_questions(tmp_path, monkeypatch):
