@@ -275,6 +275,8 @@ def _check_values(config):
     for name in ("momentum", "weight_decay", "warmup_lr", "cpu_devices", "validation_split"):
         if getattr(config, name) < 0:
             raise ValueError(f"{name} must be >= 0, received {getattr(config, name)!r}.")
+    if not 0 <= config.seed < 2**32:
+        raise ValueError(f"seed must be from 0 to 2**32 - 1, received {config.seed!r}.")
     if config.warmup is not None and config.warmup < 0:
         raise ValueError(f"warmup must be >= 0 steps, received {config.warmup!r}.")
     if config.profile_steps is not None:

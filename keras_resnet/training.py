@@ -280,7 +280,10 @@ def _fit_epochs(plan, model, strategy, fit_callbacks, state):
     """
     run, data = plan.run, plan.data
     multi_worker = runtime.is_multi_worker(strategy)
-    train_ds = data_lib.train_dataset(data, run.config.batch_size, run.config.seed, multi_worker)
+    epoch, step = (state["epoch"], state["step"]) if state else (0, 0)
+    train_ds = data_lib.train_dataset(
+        data, run.config.batch_size, run.config.seed, multi_worker, start_step=step
+    )
     val_ds = data_lib.eval_dataset(
         data, data.validation or data.test, run.config.batch_size, multi_worker
     )
@@ -289,7 +292,6 @@ def _fit_epochs(plan, model, strategy, fit_callbacks, state):
         if multi_worker
         else contextlib.nullcontext()
     )
-    epoch, step = (state["epoch"], state["step"]) if state else (0, 0)
     done_in_epoch = step - epoch * run.steps_per_epoch
     # (first epoch, last epoch, steps of each): the rest of a part-done epoch, then the others
     spans = [(epoch, run.epochs, run.steps_per_epoch)]

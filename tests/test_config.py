@@ -67,6 +67,8 @@ def test_length_overrides_scale_the_boundaries(synthetic):
         ({"steps_per_epoch": 0}, "steps_per_epoch must be positive"),
         ({"lr": -0.1}, "lr must be positive"),
         ({"weight_decay": -1.0}, "weight_decay must be >= 0"),
+        ({"seed": -1}, "seed must be from 0 to 2\\*\\*32 - 1"),
+        ({"seed": 2**32}, "seed must be from 0 to 2\\*\\*32 - 1"),
     ],
 )
 def test_bad_recipe_values(synthetic, changes, message):

@@ -248,6 +248,25 @@ def _is_window(image, candidates):
     return False
 
 
+def test_a_resumed_stream_goes_on_with_the_batches_of_the_run_that_stopped(cifar):
+    """From any step, across the end of a pass too: what an unstopped run would have seen."""
+    batch = 64  # 500 examples: 7.8 batches a pass
+    whole = list(data.train_dataset(cifar, batch, seed=4).take(20).as_numpy_iterator())
+    for start in (3, 7, 8, 15):
+        resumed = data.train_dataset(cifar, batch, seed=4, start_step=start)
+        for (images, labels), (expected, expected_labels) in zip(
+            resumed.take(20 - start).as_numpy_iterator(), whole[start:], strict=True
+        ):
+            np.testing.assert_array_equal(images, expected)
+            np.testing.assert_array_equal(labels, expected_labels)
+    # Each pass is shuffled anew: every example once a pass, in another order each time.
+    labels = np.concatenate([labels for _, labels in whole])
+    passes = labels[:1000].reshape(2, 500)
+    for one in passes:
+        np.testing.assert_array_equal(np.bincount(one), np.bincount(cifar.train.labels))
+    assert not np.array_equal(passes[0], passes[1])
+
+
 def test_pipeline_is_seeded(cifar):
     first = next(iter(data.train_dataset(cifar, 8, seed=5)))[0].numpy()
     again = next(iter(data.train_dataset(cifar, 8, seed=5)))[0].numpy()

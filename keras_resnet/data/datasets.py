@@ -166,27 +166,70 @@ def _options(multi_worker):
     return options
 
 
-def train_dataset(data, batch_size, seed, multi_worker=False):
+def train_dataset(data, batch_size, seed, multi_worker=False, start_step=0):
     """Shuffled, augmented, batched training pipeline of (uint8 images, labels).
 
-    Augmentation draws stateless random numbers from `seed`, a fresh stream per
-    pass, so runs with the same seed see the same crops and flips. The stream
+    Runs with the same seed see the same batches, crops and flips. The stream
     repeats forever: the trainer's `steps_per_epoch` says where an epoch ends,
-    so an epoch need not be one pass over the data.
-    """
-    dataset = data.train.dataset()
-    in_memory = data.train.images is not None
-    buffer = data.train.num_examples if in_memory else 10_000
-    dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    dataset = tf.data.Dataset.zip((dataset, randoms))
+    so an epoch need not be one pass over the data. An in-memory training set
+    (CIFAR batches, IDX files, folders that fit in memory) is a stream that is
+    a function of `seed` and the step alone: each pass over it is shuffled and
+    augmented with seeds of its own drawn from (`seed`, pass), so a run resumed
+    at `start_step` trains on exactly the batches it would have had it not
+    stopped. A streamed one (TFDS, large folders) is shuffled in a buffer of
+    10,000 examples and starts its order again on a resume.
 
-    def augment(example, random):
-        return data.preprocessing.augment(example[0], random), example[1]
+    Args:
+        data: a `Data` with a training split.
+        batch_size: examples per batch (a distributed run's global batch).
+        seed: the seed of the shuffles and of the augmentation.
+        multi_worker: whether the workers of a cluster each read their share.
+        start_step: batches already trained: an in-memory stream starts after them.
+    """
+    if data.train.images is None:
+        examples = data.train.dataset().shuffle(10_000, seed=seed).repeat()
+        randoms = tf.data.Dataset.random(seed=seed).batch(2)
+        dataset = tf.data.Dataset.zip((examples, randoms))
+
+        def augment(example, random):
+            return data.preprocessing.augment(example[0], random), example[1]
+
+    else:
+        dataset = _in_memory_stream(data.train, seed, start_step * batch_size)
+        images, labels = tf.constant(data.train.images), tf.constant(data.train.labels)
+
+        def augment(index, random):
+            return data.preprocessing.augment(tf.gather(images, index), random), labels[index]
 
     dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.batch(batch_size, drop_remainder=True).repeat()
+    dataset = dataset.batch(batch_size, drop_remainder=True)
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(_options(multi_worker))
+
+
+def _in_memory_stream(split, seed, start):
+    """(example index, 2 random int64s) pairs, pass after pass, from the `start`-th on.
+
+    Stateless: pass `p`'s order and randoms come from the seed (`seed`, `p`)
+    alone, so the stream can start anywhere without producing what comes before.
+    """
+    count = split.num_examples
+    first_pass, skipped = divmod(start, count)
+
+    def one_pass(index):
+        seeds = tf.random.experimental.stateless_split(
+            tf.stack([tf.constant(seed, tf.int64), index]), 2
+        )
+        order_seed, random_seed = seeds[0], seeds[1]
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(count, dtype=tf.int64), seed=order_seed
+        )
+        randoms = tf.random.stateless_uniform(
+            [count, 2], seed=random_seed, minval=None, maxval=None, dtype=tf.int64
+        )
+        pairs = tf.data.Dataset.from_tensor_slices((order, randoms))
+        return pairs.skip(tf.where(index == first_pass, tf.constant(skipped, tf.int64), 0))
+
+    return tf.data.Dataset.range(first_pass, 2**62).flat_map(one_pass)
 
 
 def eval_dataset(data, split, batch_size, multi_worker=False):
