@@ -23,6 +23,7 @@ and the table is written to benchmarks/schedule_experiment/results.md.
 """
 
 import argparse
+import glob
 import json
 import os
 import shutil
@@ -129,10 +130,22 @@ def read_run(folder):
     return config, history, summary
 
 
-def table(copied):
+def test_images(data_dir):
+    """How the table names the test images of `data_dir`: figures on the JPEG copy are labelled."""
+    from keras_resnet import data as data_lib
+
+    source = data_lib.load_test_data("cifar10", data_dir).source
+    if source.startswith("cifar batches"):
+        return "original test batch"
+    if any(glob.iglob(os.path.join(data_dir, "**", "*.jpg"), recursive=True)):
+        return "JPEG copy"
+    return source
+
+
+def table(copied, images):
     rows = [
         "| run | schedule | rate (one cycle: peak) | momentum | weight decay | epochs "
-        "| validation error | test error (JPEG) | wall time |",
+        f"| validation error | test error ({images}) | wall time |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     with open(os.path.join(RESULTS, "resnet20-genetic", "best_hyperparameters.json")) as f:
@@ -164,7 +177,9 @@ def table(copied):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", required=True, help="the real CIFAR-10 (class folders)")
+    parser.add_argument(
+        "--data-dir", required=True, help="CIFAR-10: the original binary batches, or class folders"
+    )
     parser.add_argument("--work-dir", default=".data/experiments", help="where the runs live")
     parser.add_argument(
         "--epochs", type=int, default=20, help="epochs of each step and one-cycle run"
@@ -183,10 +198,11 @@ def main(argv=None):
     results = os.path.join(RESULTS, "results.md")
     if os.path.exists(results):
         os.remove(results)
+    images = test_images(args.data_dir)
     common.report(
-        "ResNet-20 on the real CIFAR-10: step schedule, one cycle, genetic search",
-        "python benchmarks/schedule_experiment.py --data-dir .data",
-        table(copied),
+        f"ResNet-20 on CIFAR-10 ({images}): step schedule, one cycle, genetic search",
+        " ".join(["python benchmarks/schedule_experiment.py", *(argv or sys.argv[1:])]),
+        table(copied, images),
         output=results,
     )
     return 0
