@@ -344,7 +344,7 @@ def depth_table_markdown(rows):
             params = f"{row['parameters'] / 1e6:.2f}M"
         else:
             iterations = f"{row['steps']:,} of {row['total_steps']:,}"
-            ours = f"training: {percent(row['latest_test_top1_error'])} so far"
+            ours = f"{percent(row['latest_test_top1_error'])} so far, still training"
             params = ""
         lines.append(
             f"| {row['model']} | {row['layers']} | {params} | {iterations} | {ours} | "
