@@ -109,14 +109,9 @@ CIFAR10_NETS = {
 }
 
 
-def cifar10_path(depth):
-    """The path of the packaged CIFAR-10 weights of ResNet-`depth`."""
-    return CIFAR10_NETS[depth].file
-
-
 def _locate_cifar10(depth, include_top):
     """The packaged file, the same with or without classifier; an error when it is missing."""
-    path = cifar10_path(depth)
+    path = CIFAR10_NETS[depth].file
     if not os.path.isfile(path):
         raise ValueError(f"The packaged weights {path!r} are missing: reinstall keras_resnet.")
     return path
