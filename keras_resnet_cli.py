@@ -26,6 +26,26 @@ def run(command, argv=None):
     return importlib.import_module(f"keras_resnet.cli.{command}").main(argv)
 
 
+def run_module(command):
+    """`python -m keras_resnet.<command>`: `run(command)`, TensorFlow already loaded.
+
+    Python imports the `keras_resnet` package, and with it TensorFlow, before
+    the module runs: too late for `run` to set the oneDNN default. Where that
+    left oneDNN off only because the variable was unset, the command starts
+    again in a fresh Python as `python -m keras_resnet_cli`, which sets it
+    first.
+    """
+    if "TF_ENABLE_ONEDNN_OPTS" not in os.environ:
+        from keras_resnet import _compat
+
+        if _compat.onednn_enabled() is False:
+            os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
+            argv = [sys.executable, "-m", "keras_resnet_cli", command, *sys.argv[1:]]
+            os.execv(sys.executable, argv)
+    sys.argv[0] = f"python -m keras_resnet.{command}"  # argparse's name, not "__main__.py"
+    return run(command)
+
+
 def train():
     sys.exit(run("train"))
 

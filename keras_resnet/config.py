@@ -258,7 +258,39 @@ def resolve(config, data, output_prefix=""):
     )
 
 
+def check(config):
+    """Checks what `config` says on its own, before the data it names loads.
+
+    Loading may mean a download of minutes, so a mistyped flag should not wait
+    for it. Checks its values and its architecture: for the stem it gives, or
+    else for either stem its data may imply. `resolve` checks all again with
+    the data.
+
+    Raises:
+        ValueError: naming the first flag that no data could make valid.
+    """
+    _check_values(config)
+    if config.depth is None:
+        return
+    stems = [config.stem] if config.stem else [d["stem"] for d in PREPROCESSING_DEFAULTS.values()]
+    errors = []
+    for stem in stems:
+        try:
+            specs.make_spec(
+                config.depth,
+                stem,
+                shortcut=config.shortcut,
+                plain=config.plain,
+                bottleneck_stride=config.bottleneck_stride,
+            )
+            return
+        except ValueError as error:
+            errors.append(str(error))
+    raise ValueError(" ".join(dict.fromkeys(errors)))  # each stem's reason, once
+
+
 def _check_values(config):
+    """Checks the values `config` gives; None (the recipe's value) passes."""
     positive = {
         "batch_size": config.batch_size,
         "lr": config.lr,
@@ -273,8 +305,9 @@ def _check_values(config):
         if value is not None and value <= 0:
             raise ValueError(f"{name} must be positive, received {value!r}.")
     for name in ("momentum", "weight_decay", "warmup_lr", "cpu_devices", "validation_split"):
-        if getattr(config, name) < 0:
-            raise ValueError(f"{name} must be >= 0, received {getattr(config, name)!r}.")
+        value = getattr(config, name)
+        if value is not None and value < 0:
+            raise ValueError(f"{name} must be >= 0, received {value!r}.")
     if not 0 <= config.seed < 2**32:
         raise ValueError(f"seed must be from 0 to 2**32 - 1, received {config.seed!r}.")
     if config.warmup is not None and config.warmup < 0:

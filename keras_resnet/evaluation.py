@@ -14,6 +14,7 @@ images; the probabilities are averaged.
 """
 
 import dataclasses
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -21,6 +22,7 @@ import tensorflow as tf
 from keras_resnet import data as data_lib
 from keras_resnet import model_files
 from keras_resnet.progress import Progress
+from keras_resnet.weights import keras_applications
 
 
 @dataclasses.dataclass
@@ -107,6 +109,23 @@ def _classifier_from_saved_model(loaded, class_names, path):
     )
 
 
+def _same_classes(model_names, data_names):
+    """Whether two lists name the same classes in the same order.
+
+    ImageNet's are named two ways: keras.applications' readable names, which
+    a pretrained model carries, and WordNet ids, which TFDS's imagenet2012
+    and ImageNet's class folders use. Both come from the same class index.
+    """
+    if list(model_names) == list(data_names):
+        return True
+    if len(data_names) != 1000 or not all(re.fullmatch(r"n\d{8}", n) for n in data_names):
+        return False
+    index = keras_applications.class_index()  # cached where the model's names came from it
+    return [name for _, name in index] == list(model_names) and [
+        wordnet_id for wordnet_id, _ in index
+    ] == list(data_names)
+
+
 def check_compatible(classifier, data):
     """Raises ValueError when a model cannot be evaluated on a dataset."""
     if classifier.num_classes != data.num_classes:
@@ -114,8 +133,8 @@ def check_compatible(classifier, data):
             f"The model has {classifier.num_classes} classes; {data.name} has "
             f"{data.num_classes} ({', '.join(data.class_names[:12])}...)."
         )
-    if classifier.class_names is not None and list(classifier.class_names) != list(
-        data.class_names
+    if classifier.class_names is not None and not _same_classes(
+        classifier.class_names, data.class_names
     ):
         raise ValueError(
             f"The model's classes {classifier.class_names} differ from the dataset's "

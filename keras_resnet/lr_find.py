@@ -138,4 +138,4 @@ def range_test(config, min_lr=1e-5, max_lr=10.0, steps=300, log=print):
 if __name__ == "__main__":
     import keras_resnet_cli
 
-    sys.exit(keras_resnet_cli.run("lr_find"))
+    sys.exit(keras_resnet_cli.run_module("lr_find"))

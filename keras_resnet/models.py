@@ -223,7 +223,8 @@ def from_weights(weights, depth=None, *, bottleneck_stride=None, input_shape=Non
     """The network pretrained weights fit, built with them and their classifier.
 
     Args:
-        weights: a name (`"cifar10"`, `"imagenet"`) or a file, as `ResNet` takes.
+        weights: a name (`"cifar10"`, `"imagenet"`), a file, as `ResNet` takes,
+            or the source `weights_network` returned.
         depth: int, the network's depth: needed for a name, taken from a
             file when None (a file that names its network must agree).
         bottleneck_stride: where bottleneck blocks stride (default: the weights').
@@ -236,23 +237,42 @@ def from_weights(weights, depth=None, *, bottleneck_stride=None, input_shape=Non
     Raises:
         ValueError: for weights that do not exist or fit, or a name without `depth`.
     """
+    source, architecture = weights_network(weights, depth, bottleneck_stride=bottleneck_stride)
+    return ResNet(**architecture, weights=source, input_shape=input_shape)
+
+
+def weights_network(weights, depth=None, *, bottleneck_stride=None):
+    """Reads `weights` once and checks the network they fit, before anything is fetched.
+
+    Args: as `from_weights` takes them.
+
+    Returns:
+        (the `keras_resnet.weights.Source`, `ResNet`'s architecture arguments:
+        depth, stem, shortcut and bottleneck_stride).
+
+    Raises:
+        ValueError: for weights that do not exist for that network, an invalid
+            depth, or a name without `depth`.
+    """
     source = weights_lib.resolve(weights)
-    architecture = source.architecture
-    depth = depth or architecture.get("depth")
+    implied = source.architecture
+    depth = depth or implied.get("depth")
     if depth is None:
         entry = weights_lib.NAMED.get(weights) if isinstance(weights, str) else None
         depths = f" ({', '.join(map(str, entry.depths))})" if entry else ""
         raise ValueError(
             f"--weights {weights} needs --depth{depths}: the network to load them into."
         )
-    return ResNet(
-        depth,
-        stem=architecture.get("stem"),
-        shortcut=architecture.get("shortcut"),
-        bottleneck_stride=bottleneck_stride or architecture.get("bottleneck_stride"),
-        weights=source,
-        input_shape=input_shape,
-    )
+    architecture = {
+        "depth": depth,
+        "stem": implied.get("stem"),
+        "shortcut": implied.get("shortcut"),
+        "bottleneck_stride": bottleneck_stride or implied.get("bottleneck_stride"),
+    }
+    spec = specs.make_spec(**architecture)
+    if isinstance(source, weights_lib.NamedSource):  # the rest is checked as a file is read
+        source.entry.check_exists(spec, source.label)
+    return source, architecture
 
 
 @keras.saving.register_keras_serializable(package="keras_resnet")
@@ -268,7 +288,9 @@ class ResNetModel(keras.Model):
 
     It also keeps the names of its classes, `class_names` (a tuple in label
     order, or None), in its config: a `.keras` file carries them, and one
-    saved before they existed loads with None.
+    saved before they existed loads with None. `keras.models.clone_model`
+    rebuilds the model from its inputs and outputs only, so a clone has None:
+    set `clone.class_names = model.class_names`.
     """
 
     def __init__(self, *args, class_names=None, **kwargs):

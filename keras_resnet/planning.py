@@ -81,7 +81,11 @@ class RunPlan:
 
 
 def load_config_data(config):
-    """The `Data` a `TrainConfig` names: its dataset, split, subset and image size."""
+    """The `Data` a `TrainConfig` names: its dataset, split, subset and image size.
+
+    Checks the config first (`keras_resnet.config.check`): loading may download.
+    """
+    config_lib.check(config)
     return data_lib.load_data(
         config.dataset,
         config.data_dir,

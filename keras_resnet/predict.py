@@ -346,4 +346,4 @@ def classify(inputs, top=None, batch_size=64, **model):
 if __name__ == "__main__":
     import keras_resnet_cli
 
-    sys.exit(keras_resnet_cli.run("predict"))
+    sys.exit(keras_resnet_cli.run_module("predict"))

@@ -157,6 +157,43 @@ def test_commands_turn_onednn_on_before_tensorflow_loads_unless_the_user_says_no
     assert results["0"][0].split()[-2:] == ["0", "False"], results["0"][1][-2000:]
 
 
+@pytest.mark.parametrize(
+    "setting, onednn_on, starts_again",
+    [(None, False, True), (None, True, False), ("0", False, False), ("1", False, False)],
+)
+def test_python_m_a_package_module_starts_again_only_where_that_turns_onednn_on(
+    setting, onednn_on, starts_again, monkeypatch
+):
+    # TensorFlow is loaded already: the module can only ask for a fresh Python.
+    import keras_resnet_cli
+    from keras_resnet import _compat
+
+    class StartedAgain(Exception):
+        pass
+
+    def execv(path, argv):
+        assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1"
+        raise StartedAgain(path, argv)
+
+    if setting is None:
+        monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    else:
+        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", setting)
+    monkeypatch.setattr(_compat, "onednn_enabled", lambda: onednn_on)
+    monkeypatch.setattr(os, "execv", execv)
+    monkeypatch.setattr(keras_resnet_cli, "run", lambda command: f"ran {command}")
+    monkeypatch.setattr(sys, "argv", ["/site/keras_resnet/predict.py", "a.jpg", "--top", "3"])
+    if starts_again:
+        with pytest.raises(StartedAgain) as started:
+            keras_resnet_cli.run_module("predict")
+        python = [sys.executable, "-m", "keras_resnet_cli", "predict", "a.jpg", "--top", "3"]
+        assert started.value.args == (sys.executable, python)
+    else:
+        assert keras_resnet_cli.run_module("predict") == "ran predict"
+        assert sys.argv[0] == "python -m keras_resnet.predict"  # its usage line's name
+        assert os.environ.get("TF_ENABLE_ONEDNN_OPTS") == setting
+
+
 def test_importing_the_package_changes_no_environment_variable():
     # Third-party packages first: what they do to the environment is not ours to test.
     code = (

@@ -2,12 +2,15 @@
 
 import argparse
 import dataclasses
+import importlib
 import json
+import re
 
 import pytest
 
 from keras_resnet import config as config_lib
-from keras_resnet import data, training
+from keras_resnet import data, planning, training
+from keras_resnet.analysis import sweeps
 from keras_resnet.cli import flags
 
 
@@ -74,6 +77,74 @@ def test_length_overrides_scale_the_boundaries(synthetic):
 def test_bad_recipe_values(synthetic, changes, message):
     with pytest.raises(ValueError, match=message):
         config_lib.resolve(config_lib.TrainConfig(**changes), synthetic)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        # No stem given: the data picks it, so each stem's reason is given.
+        ({"depth": 7}, "Invalid depth 7 for the CIFAR stem.*Invalid depth 7 for the ImageNet stem"),
+        ({"depth": 20, "stem": "imagenet"}, "^Invalid depth 20 for the ImageNet stem"),
+        ({"depth": 20, "plain": True, "shortcut": "B"}, "plain"),
+        ({"lr": -0.1}, "lr must be positive"),
+        ({"momentum": -0.9}, "momentum must be >= 0"),
+    ],
+)
+def test_a_bad_flag_stops_the_run_before_its_data_loads(changes, message, monkeypatch):
+    # cifar10 without --data-dir is a TFDS download: minutes before any check after it.
+    def load_data(*args, **kwargs):
+        raise AssertionError("the data was loaded before the config was checked")
+
+    monkeypatch.setattr(data, "load_data", load_data)
+    config = config_lib.TrainConfig(dataset="cifar10", **changes)
+    with pytest.raises(ValueError, match=message):
+        planning.load_config_data(config)
+    with pytest.raises(ValueError, match=message):  # and a sweep, for any of its nets
+        sweeps.train_sweep(
+            dataclasses.replace(config, depth=None),
+            [(20, False), (config.depth or 20, config.plain)],
+            "unused",
+        )
+
+
+@pytest.mark.parametrize(
+    "command, argv, message",
+    [
+        (
+            "evaluate",
+            ["--weights", "cifar10", "--depth", "7"],
+            "Invalid depth 7 for the CIFAR stem",
+        ),
+        ("evaluate", ["--weights", "cifar10", "--depth", "1202"], "weights='cifar10' exist for"),
+        (
+            "evaluate",
+            ["--weights", "imagenet", "--depth", "20"],
+            "Invalid depth 20 for the ImageNet",
+        ),
+        ("evaluate", ["--model", "no/such/run"], "no/such/run"),
+        ("tune", ["--search", "depth", "--depths", "20", "57"], "Invalid depth 57"),
+        ("tune", ["--depths", "20", "56"], "--depths shapes the search of depth, which --search"),
+        ("tune", ["--lr-range", "0.01", "0.1", "--search", "momentum"], "--lr-range shapes"),
+    ],
+)
+def test_a_command_names_a_bad_flag_before_its_data_loads(
+    command, argv, message, monkeypatch, capsys, no_network, tmp_path
+):
+    def load(*args, **kwargs):
+        raise AssertionError("the data was loaded before the flags were checked")
+
+    monkeypatch.setattr(data, "load_data", load)
+    monkeypatch.setattr(data, "load_test_data", load)
+    main = importlib.import_module(f"keras_resnet.cli.{command}").main
+    output = ["--output-dir", str(tmp_path / "tune")] if command == "tune" else []
+    assert main(["--dataset", "cifar10", *argv, *output]) == 1
+    assert re.search(message, capsys.readouterr().err.splitlines()[-1])
+    assert not (tmp_path / "tune").exists()
+
+
+@pytest.mark.parametrize("depth", [20, 50])  # a CIFAR and an ImageNet depth
+def test_the_check_before_the_data_lets_a_depth_of_either_stem_through(depth):
+    config_lib.check(config_lib.TrainConfig(dataset="cifar10", depth=depth))
 
 
 def parse_config(argv, **taken):

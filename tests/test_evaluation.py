@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 
@@ -140,3 +141,28 @@ def test_evaluate_pretrained_weights_on_real_cifar10(cifar_dir, tmp_path, run_ma
     assert result.returncode == 1 and "go with --weights, not --model" in result.stderr
     result = run_main("evaluate", "--model", "x", "--weights", "cifar10")
     assert result.returncode == 2 and "not allowed with argument" in result.stderr
+
+
+def test_imagenet_names_match_its_wordnet_id_folders_in_the_same_order(
+    tmp_path, monkeypatch, no_network
+):
+    # A model saved from ResNet50(weights="imagenet") names its classes as
+    # keras.applications does; ImageNet's folders (and TFDS) by WordNet id.
+    from test_predict import cache_class_index
+
+    index = json.loads(cache_class_index(tmp_path, monkeypatch).read_text())
+    ids, names = zip(*(index[str(i)] for i in range(1000)))
+    classifier = evaluation.Classifier(None, (224, 224, 3), 1000, list(names), "keras", "m")
+
+    def imagenet(class_names):
+        return data.Data("imagenet", "folders", list(class_names), (224, 224, 3), *[None] * 5)
+
+    evaluation.check_compatible(classifier, imagenet(ids))
+    evaluation.check_compatible(classifier, imagenet(names))
+    swapped = list(ids)
+    swapped[0], swapped[1] = swapped[1], swapped[0]
+    with pytest.raises(ValueError, match="differ from the dataset's"):
+        evaluation.check_compatible(classifier, imagenet(swapped))
+    other = dataclasses.replace(classifier, class_names=[f"x{i}" for i in range(1000)])
+    with pytest.raises(ValueError, match="differ from the dataset's"):
+        evaluation.check_compatible(other, imagenet(ids))

@@ -2,6 +2,6 @@
 
 import sys
 
-from keras_resnet.cli.analysis import main
+import keras_resnet_cli
 
-sys.exit(main())
+sys.exit(keras_resnet_cli.run_module("analysis"))

@@ -30,6 +30,7 @@ import os
 import keras
 
 from keras_resnet import callbacks, files, model_files, planning, rundir, runtime, specs, training
+from keras_resnet import config as config_lib
 from keras_resnet import data as data_lib
 from keras_resnet import weights as weights_lib
 from keras_resnet.analysis import reports, responses
@@ -146,6 +147,8 @@ def train_sweep(config, nets, output_dir, log=print, results_dir=None, on_result
         ValueError: for an invalid depth or config, or results of another
             recipe in `results_dir`, before any training.
     """
+    for depth, plain in nets:  # a mistyped depth before the data loads (it may download)
+        config_lib.check(dataclasses.replace(config, depth=depth, plain=plain))
     strategy = runtime.setup_devices(config)
     data = planning.load_config_data(config)
     plans, summaries = {}, {}

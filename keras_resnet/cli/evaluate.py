@@ -45,10 +45,18 @@ def main(argv=None):
 
     def run():
         _check_flags(args)
-        data = data_lib.load_test_data(
-            args.dataset, args.data_dir, args.tfds_data_dir, args.image_size
-        )
-        classifier, label = load_classifier(args, data)
+        # The model before the data, which may be a download of minutes.
+        if args.model:
+            classifier, label = evaluation.load_classifier(args.model), args.model
+            data = load_data(args)
+        else:
+            source, architecture = models.weights_network(
+                args.weights, args.depth, bottleneck_stride=args.bottleneck_stride
+            )
+            data = load_data(args)
+            model = models.ResNet(**architecture, weights=source, input_shape=data.image_shape)
+            classifier = evaluation.classifier_from_model(model, path=args.weights)
+            label = f"{model.name} weights={args.weights}"
         report = evaluate(classifier, label, data, args)
         write_report(report, data.class_names, args)
 
@@ -61,18 +69,8 @@ def _check_flags(args):
     flags.check_model_source_flags(args)
 
 
-def load_classifier(args, data):
-    """The `evaluation.Classifier` of --model or --weights, and the label reports name it by."""
-    if args.model:
-        return evaluation.load_classifier(args.model), args.model
-    model = models.from_weights(
-        args.weights,
-        args.depth,
-        bottleneck_stride=args.bottleneck_stride,
-        input_shape=data.image_shape,
-    )
-    classifier = evaluation.classifier_from_model(model, path=args.weights)
-    return classifier, f"{model.name} weights={args.weights}"
+def load_data(args):
+    return data_lib.load_test_data(args.dataset, args.data_dir, args.tfds_data_dir, args.image_size)
 
 
 def evaluate(classifier, label, data, args):

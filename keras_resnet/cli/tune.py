@@ -16,11 +16,29 @@ checkout, `python tune.py`. The logic lives in `keras_resnet.tuning`.
 """
 
 import argparse
+import dataclasses
+import inspect
 import os
 
 from keras_resnet import config as config_lib
 from keras_resnet import files, planning, runtime, tuning
 from keras_resnet.cli import flags, run_command
+
+
+# The flags that shape one searched hyperparameter each, and its name in --search.
+SEARCH_FLAGS = {
+    "lr_range": "learning_rate",
+    "momentum_range": "momentum",
+    "weight_decay_range": "weight_decay",
+    "schedules": "schedule",
+    "depths": "depth",
+    "shortcuts": "shortcut",
+}
+
+
+def _search_help(flag):
+    default = inspect.signature(tuning.search_space).parameters[flag].default
+    return f"with --search {SEARCH_FLAGS[flag]} (default: {' '.join(map(str, default))})"
 
 
 def build_parser():
@@ -53,14 +71,18 @@ def build_parser():
         help="what to search: learning_rate momentum weight_decay schedule depth shortcut",
     )
     range_flag = {"nargs": 2, "type": float, "metavar": ("LOW", "HIGH")}
-    group.add_argument("--lr-range", default=(1e-3, 1.0), **range_flag)
-    group.add_argument("--momentum-range", default=(0.8, 0.99), **range_flag)
-    group.add_argument("--weight-decay-range", default=(1e-5, 1e-3), **range_flag)
+    group.add_argument("--lr-range", help=_search_help("lr_range"), **range_flag)
+    group.add_argument("--momentum-range", help=_search_help("momentum_range"), **range_flag)
     group.add_argument(
-        "--schedules", nargs="+", choices=config_lib.SCHEDULES, default=list(config_lib.SCHEDULES)
+        "--weight-decay-range", help=_search_help("weight_decay_range"), **range_flag
     )
-    group.add_argument("--depths", nargs="+", type=int, default=[20, 32, 44, 56])
-    group.add_argument("--shortcuts", nargs="+", choices=("A", "B", "C"), default=["A", "B", "C"])
+    group.add_argument(
+        "--schedules", nargs="+", choices=config_lib.SCHEDULES, help=_search_help("schedules")
+    )
+    group.add_argument("--depths", nargs="+", type=int, help=_search_help("depths"))
+    group.add_argument(
+        "--shortcuts", nargs="+", choices=("A", "B", "C"), help=_search_help("shortcuts")
+    )
     group.add_argument(
         "--max-epochs", type=int, help="hyperband: most epochs of a trial (default: --epochs or 9)"
     )
@@ -107,15 +129,16 @@ def search_base_config(args):
 
 def make_tuner(args, config):
     """The search space, oracle and `ResNetTuner` the flags describe, with its data loaded."""
-    hyperparameters = tuning.search_space(
-        args.search,
-        tuple(args.lr_range),
-        tuple(args.momentum_range),
-        tuple(args.weight_decay_range),
-        args.schedules,
-        args.depths,
-        args.shortcuts,
-    )
+    given = {flag: tuple(getattr(args, flag)) for flag in SEARCH_FLAGS if getattr(args, flag)}
+    for flag in given:
+        if SEARCH_FLAGS[flag] not in args.search:
+            raise ValueError(
+                f"--{flag.replace('_', '-')} shapes the search of {SEARCH_FLAGS[flag]}, "
+                f"which --search leaves out (it searches {' '.join(args.search)})."
+            )
+    hyperparameters = tuning.search_space(args.search, **given)
+    for depth in given.get("depths", ()):  # before the data loads: it may download
+        config_lib.check(dataclasses.replace(config, depth=depth))
     strategy = runtime.setup_devices(config)
     data = planning.load_config_data(config)
     oracle = tuning.make_oracle(

@@ -97,16 +97,21 @@ def class_names():
         ValueError: when it is not cached and cannot be downloaded, or is not
             a class index (the message names the file).
     """
+    return tuple(name for _, name in class_index())
+
+
+def class_index():
+    """ImageNet's classes in label order as `(WordNet id, name)` pairs; see `class_names`."""
     path = _get_file(CLASS_INDEX_NAME, CLASS_INDEX_URL, CLASS_INDEX_HASH)
     try:
         with open(path) as f:
             index = json.load(f)
-        names = tuple(str(index[str(i)][1]) for i in range(len(index)))
+        pairs = tuple((str(index[str(i)][0]), str(index[str(i)][1])) for i in range(len(index)))
     except (OSError, ValueError, KeyError, IndexError, TypeError) as error:
         raise ValueError(f"{path!r} is not an ImageNet class index ({error!r}).") from None
-    if len(names) != 1000:
-        raise ValueError(f"{path!r} names {len(names)} classes; ImageNet has 1000.")
-    return names
+    if len(pairs) != 1000:
+        raise ValueError(f"{path!r} names {len(pairs)} classes; ImageNet has 1000.")
+    return pairs
 
 
 def _layout(path):
