@@ -30,10 +30,11 @@ def run_module(command):
     """`python -m keras_resnet.<command>`: `run(command)`, TensorFlow already loaded.
 
     Python imports the `keras_resnet` package, and with it TensorFlow, before
-    the module runs: too late for `run` to set the oneDNN default. Where that
-    left oneDNN off only because the variable was unset, the command starts
-    again in a fresh Python as `python -m keras_resnet_cli`, which sets it
-    first.
+    the module runs: too late for `run` to set the oneDNN default. Where
+    oneDNN is off and the variable unset, the command starts again in a fresh
+    Python as `python -m keras_resnet_cli` (its messages name it so), which
+    sets it first. A TensorFlow built without oneDNN starts again once, for
+    nothing.
     """
     if "TF_ENABLE_ONEDNN_OPTS" not in os.environ:
         from keras_resnet import _compat
@@ -41,6 +42,8 @@ def run_module(command):
         if _compat.onednn_enabled() is False:
             os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
             argv = [sys.executable, "-m", "keras_resnet_cli", command, *sys.argv[1:]]
+            sys.stdout.flush()
+            sys.stderr.flush()
             os.execv(sys.executable, argv)
     sys.argv[0] = f"python -m keras_resnet.{command}"  # argparse's name, not "__main__.py"
     return run(command)

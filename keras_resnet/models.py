@@ -242,7 +242,7 @@ def from_weights(weights, depth=None, *, bottleneck_stride=None, input_shape=Non
 
 
 def weights_network(weights, depth=None, *, bottleneck_stride=None):
-    """Reads `weights` once and checks the network they fit, before anything is fetched.
+    """Reads `weights` once and checks the network they fit, before named weights are fetched.
 
     Args: as `from_weights` takes them.
 
@@ -269,9 +269,7 @@ def weights_network(weights, depth=None, *, bottleneck_stride=None):
         "shortcut": implied.get("shortcut"),
         "bottleneck_stride": bottleneck_stride or implied.get("bottleneck_stride"),
     }
-    spec = specs.make_spec(**architecture)
-    if isinstance(source, weights_lib.NamedSource):  # the rest is checked as a file is read
-        source.entry.check_exists(spec, source.label)
+    source.check(specs.make_spec(**architecture))
     return source, architecture
 
 

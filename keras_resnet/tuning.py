@@ -204,6 +204,10 @@ class GeneticOracle(kt.Oracle):
         self.offspring = state["offspring"]
 
 
+# What `search_space` can search, in the names of keras-tuner's HyperParameters.
+SEARCHABLE = ("learning_rate", "momentum", "weight_decay", "schedule", "depth", "shortcut")
+
+
 def search_space(
     search=("learning_rate", "momentum", "weight_decay"),
     lr_range=(1e-3, 1.0),
@@ -222,10 +226,11 @@ def search_space(
             rate and the decay are sampled on a log scale.
         schedules, depths, shortcuts: the choices when searched.
     """
-    known = ("learning_rate", "momentum", "weight_decay", "schedule", "depth", "shortcut")
-    unknown = sorted(set(search) - set(known))
+    unknown = sorted(set(search) - set(SEARCHABLE))
     if unknown or not search:
-        raise ValueError(f"Cannot search {unknown or 'nothing'}; choose from {', '.join(known)}.")
+        raise ValueError(
+            f"Cannot search {unknown or 'nothing'}; choose from {', '.join(SEARCHABLE)}."
+        )
     for name, (low, high) in (
         ("lr_range", lr_range),
         ("momentum_range", momentum_range),

@@ -9,8 +9,10 @@ import re
 import pytest
 
 from keras_resnet import config as config_lib
-from keras_resnet import data, planning, training
+from keras_resnet import data, planning, specs, training
+from keras_resnet import weights as weights_lib
 from keras_resnet.analysis import sweeps
+from keras_resnet.weights import npz
 from keras_resnet.cli import flags
 
 
@@ -125,6 +127,18 @@ def test_a_bad_flag_stops_the_run_before_its_data_loads(changes, message, monkey
         ("tune", ["--search", "depth", "--depths", "20", "57"], "Invalid depth 57"),
         ("tune", ["--depths", "20", "56"], "--depths shapes the search of depth, which --search"),
         ("tune", ["--lr-range", "0.01", "0.1", "--search", "momentum"], "--lr-range shapes"),
+        ("tune", ["--search", "depth", "--stem", "imagenet"], "Invalid depth 20 for the ImageNet"),
+        # A file's architecture against --depth, and named weights' bottleneck stride:
+        (
+            "evaluate",
+            ["--weights", "WEIGHTS_FILE", "--depth", "56"],
+            "hold a .*ResNet-20.*is a .*ResNet-56",
+        ),
+        (
+            "evaluate",
+            ["--weights", "imagenet", "--depth", "50", "--bottleneck-stride", "3x3"],
+            "Pass bottleneck_stride='1x1'",
+        ),
     ],
 )
 def test_a_command_names_a_bad_flag_before_its_data_loads(
@@ -136,6 +150,10 @@ def test_a_command_names_a_bad_flag_before_its_data_loads(
     monkeypatch.setattr(data, "load_data", load)
     monkeypatch.setattr(data, "load_test_data", load)
     main = importlib.import_module(f"keras_resnet.cli.{command}").main
+    if "WEIGHTS_FILE" in argv:  # a ResNet-20's weights in this package's .npz
+        path = tmp_path / "resnet20.npz"
+        npz.save(weights_lib.resolve("cifar10").load(specs.make_spec(20, "cifar")), path)
+        argv = [str(path) if arg == "WEIGHTS_FILE" else arg for arg in argv]
     output = ["--output-dir", str(tmp_path / "tune")] if command == "tune" else []
     assert main(["--dataset", "cifar10", *argv, *output]) == 1
     assert re.search(message, capsys.readouterr().err.splitlines()[-1])

@@ -50,11 +50,16 @@ def main(argv=None):
             classifier, label = evaluation.load_classifier(args.model), args.model
             data = load_data(args)
         else:
-            source, architecture = models.weights_network(
+            source, _ = models.weights_network(
                 args.weights, args.depth, bottleneck_stride=args.bottleneck_stride
             )
             data = load_data(args)
-            model = models.ResNet(**architecture, weights=source, input_shape=data.image_shape)
+            model = models.from_weights(
+                source,
+                args.depth,
+                bottleneck_stride=args.bottleneck_stride,
+                input_shape=data.image_shape,
+            )
             classifier = evaluation.classifier_from_model(model, path=args.weights)
             label = f"{model.name} weights={args.weights}"
         report = evaluate(classifier, label, data, args)
@@ -70,6 +75,7 @@ def _check_flags(args):
 
 
 def load_data(args):
+    """The test split of the data the flags name."""
     return data_lib.load_test_data(args.dataset, args.data_dir, args.tfds_data_dir, args.image_size)
 
 

@@ -68,7 +68,10 @@ def build_parser():
         "--search",
         nargs="+",
         default=["learning_rate", "momentum", "weight_decay"],
-        help="what to search: learning_rate momentum weight_decay schedule depth shortcut",
+        choices=tuning.SEARCHABLE,
+        metavar="NAME",
+        help="what to search, all of it: any of "
+        f"{' '.join(tuning.SEARCHABLE)} (default: learning_rate momentum weight_decay)",
     )
     range_flag = {"nargs": 2, "type": float, "metavar": ("LOW", "HIGH")}
     group.add_argument("--lr-range", help=_search_help("lr_range"), **range_flag)
@@ -128,17 +131,23 @@ def search_base_config(args):
 
 
 def make_tuner(args, config):
-    """The search space, oracle and `ResNetTuner` the flags describe, with its data loaded."""
+    """The search space, oracle and `ResNetTuner` the flags describe, with its data loaded.
+
+    Refuses a flag that shapes a hyperparameter --search leaves out, and
+    checks each searched depth before the data loads.
+    """
     given = {flag: tuple(getattr(args, flag)) for flag in SEARCH_FLAGS if getattr(args, flag)}
     for flag in given:
         if SEARCH_FLAGS[flag] not in args.search:
             raise ValueError(
                 f"--{flag.replace('_', '-')} shapes the search of {SEARCH_FLAGS[flag]}, "
-                f"which --search leaves out (it searches {' '.join(args.search)})."
+                f"which --search leaves out (it searches {' '.join(args.search)}): add "
+                f"{SEARCH_FLAGS[flag]} to --search, or drop --{flag.replace('_', '-')}."
             )
     hyperparameters = tuning.search_space(args.search, **given)
-    for depth in given.get("depths", ()):  # before the data loads: it may download
-        config_lib.check(dataclasses.replace(config, depth=depth))
+    searched = {hp.name: hp for hp in hyperparameters.space}
+    for depth in searched["depth"].values if "depth" in searched else ():
+        config_lib.check(dataclasses.replace(config, depth=depth))  # before a download of data
     strategy = runtime.setup_devices(config)
     data = planning.load_config_data(config)
     oracle = tuning.make_oracle(

@@ -69,6 +69,14 @@ class Source(abc.ABC):
                 (the message names both), or that cannot be fetched.
         """
 
+    def check(self, spec):
+        """Raises the `ValueError` that `load` would for a network of `spec`, fetching nothing.
+
+        The check of a file's architecture before anything slow (a download of
+        data, say) happens; `load` checks the classifier too. A `.weights.h5`
+        saved from a keras_resnet model is checked by Keras as it loads.
+        """
+
     def class_names(self):
         """The names of the weights' classes in label order, or None when they have none.
 
@@ -109,12 +117,15 @@ class NamedSource(Source):
     def class_names(self):
         return tuple(self.entry.class_names())
 
+    def check(self, spec):
+        self.entry.check_exists(spec, self.label)
+        check_fits(specs.make_spec(spec.depth, self.entry.stem), spec, self.label)
+
     def load(self, spec, include_top=True, classes=None, fine_tune=False):
         entry = self.entry
         if not fine_tune:
             check_head(entry.classes, include_top, classes, self.label)
-        entry.check_exists(spec, self.label)
-        check_fits(specs.make_spec(spec.depth, entry.stem), spec, self.label)  # before fetching
+        self.check(spec)  # before fetching
         pretrained = entry.read(entry.locate(spec.depth, include_top))
         return self._checked(pretrained, spec, include_top, classes, fine_tune)
 
@@ -133,6 +144,9 @@ class FileSource(Source):
     @property
     def architecture(self):
         return self.pretrained.architecture
+
+    def check(self, spec):
+        check_fits(self.pretrained.spec, spec, self.label)
 
     def load(self, spec, include_top=True, classes=None, fine_tune=False):
         return self._checked(self.pretrained, spec, include_top, classes, fine_tune)
