@@ -31,20 +31,19 @@ def run_module(command):
 
     Python imports the `keras_resnet` package, and with it TensorFlow, before
     the module runs: too late for `run` to set the oneDNN default. Where
-    oneDNN is off and the variable unset, the command starts again in a fresh
-    Python as `python -m keras_resnet_cli` (its messages name it so), which
-    sets it first. A TensorFlow built without oneDNN starts again once, for
-    nothing.
+    oneDNN is off and the variable unset, the same command line
+    (`sys.orig_argv`: interpreter flags, module and arguments) starts again
+    with the variable set, so that the new Python's TensorFlow reads it. A
+    TensorFlow built without oneDNN starts again once, for nothing.
     """
     if "TF_ENABLE_ONEDNN_OPTS" not in os.environ:
         from keras_resnet import _compat
 
         if _compat.onednn_enabled() is False:
-            os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
-            argv = [sys.executable, "-m", "keras_resnet_cli", command, *sys.argv[1:]]
+            os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"  # set: the new Python does not restart
             sys.stdout.flush()
             sys.stderr.flush()
-            os.execv(sys.executable, argv)
+            os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
     sys.argv[0] = f"python -m keras_resnet.{command}"  # argparse's name, not "__main__.py"
     return run(command)
 

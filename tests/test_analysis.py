@@ -253,7 +253,8 @@ def test_a_sweep_goes_on_from_the_checkpoint_kept_in_its_results_folder(
     # redraw does it from the results folder at any time).
     assert analysis_cli.main(["redraw", "--results-dir", str(results)]) == 0
     running = (results / "depth_table.md").read_text()
-    assert "| ResNet-8 | 8 |  | 3 of 6 | " in running and "% so far, still training |" in running
+    assert "| ResNet-8 | 8 | 0.08M | 3 of 6 | " in running
+    assert "% so far, still training |" in running and " h so far |" in running
     first = _read_csv(kept / "history.csv")
     assert [row["epoch"] for row in first] == ["1"]
     assert json.loads((kept / "config.json").read_text())["total_steps"] == 6

@@ -183,11 +183,13 @@ def test_python_m_a_package_module_starts_again_only_where_that_turns_onednn_on(
     monkeypatch.setattr(os, "execv", execv)
     monkeypatch.setattr(keras_resnet_cli, "run", lambda command: f"ran {command}")
     monkeypatch.setattr(sys, "argv", ["/site/keras_resnet/predict.py", "a.jpg", "--top", "3"])
+    command_line = ["python3", "-W", "error", "-m", "keras_resnet.predict", "a.jpg", "--top", "3"]
+    monkeypatch.setattr(sys, "orig_argv", command_line)
     if starts_again:
         with pytest.raises(StartedAgain) as started:
             keras_resnet_cli.run_module("predict")
-        python = [sys.executable, "-m", "keras_resnet_cli", "predict", "a.jpg", "--top", "3"]
-        assert started.value.args == (sys.executable, python)
+        # The same command line, interpreter flags and all, in this Python.
+        assert started.value.args == (sys.executable, [sys.executable, *command_line[1:]])
     else:
         assert keras_resnet_cli.run_module("predict") == "ran predict"
         assert sys.argv[0] == "python -m keras_resnet.predict"  # its usage line's name

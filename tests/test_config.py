@@ -124,6 +124,7 @@ def test_a_bad_flag_stops_the_run_before_its_data_loads(changes, message, monkey
             "Invalid depth 20 for the ImageNet",
         ),
         ("evaluate", ["--model", "no/such/run"], "no/such/run"),
+        ("analysis", ["layer-responses", "--model", "no/such/run"], "no/such/run"),
         ("tune", ["--search", "depth", "--depths", "20", "57"], "Invalid depth 57"),
         ("tune", ["--depths", "20", "56"], "--depths shapes the search of depth, which --search"),
         ("tune", ["--lr-range", "0.01", "0.1", "--search", "momentum"], "--lr-range shapes"),
@@ -155,7 +156,7 @@ def test_a_command_names_a_bad_flag_before_its_data_loads(
         npz.save(weights_lib.resolve("cifar10").load(specs.make_spec(20, "cifar")), path)
         argv = [str(path) if arg == "WEIGHTS_FILE" else arg for arg in argv]
     output = ["--output-dir", str(tmp_path / "tune")] if command == "tune" else []
-    assert main(["--dataset", "cifar10", *argv, *output]) == 1
+    assert main([*argv, "--dataset", "cifar10", *output]) == 1
     assert re.search(message, capsys.readouterr().err.splitlines()[-1])
     assert not (tmp_path / "tune").exists()
 

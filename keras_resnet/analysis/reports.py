@@ -23,7 +23,9 @@ import dataclasses
 import os
 import re
 
-from keras_resnet import files, plotting
+import numpy as np
+
+from keras_resnet import files, models, plotting
 
 # Table 6 of the paper: CIFAR-10 test error (%) and parameters of the residual
 # nets. 110 layers: best of 5 runs (their mean is 6.61 +- 0.16).
@@ -93,7 +95,8 @@ RESPONSES = Layout(
     "layer_responses.csv",
     (("model", str), ("layer_index", int), ("layer", str), ("std", float), ("rank", int)),
 )
-# Table 6: a row per net; the results of a net still training are empty, but its steps.
+# Table 6: a row per net; the results of a net still training are empty, but its
+# parameters, steps, latest test error and hours.
 DEPTH_TABLE = Layout(
     "depth_table.csv",
     (
@@ -315,7 +318,7 @@ def depth_table_row(net):
     return {
         "model": display_name(net.name),
         "layers": depth,
-        "parameters": summary.get("trainable_parameters"),
+        "parameters": summary.get("trainable_parameters") or _trainable_parameters(net.record),
         "paper_parameters": paper_params,
         "steps": int(history[-1]["step"]) if history else 0,
         "total_steps": net.record["total_steps"],
@@ -330,6 +333,20 @@ def depth_table_row(net):
     }
 
 
+def _trainable_parameters(record):
+    """A net's trainable parameters, counted on the network its `config.json` describes."""
+    model = models.ResNet(
+        record["depth"],
+        stem=record["stem"],
+        shortcut=record["shortcut"],
+        plain=record["plain"],
+        bottleneck_stride=record["bottleneck_stride"],
+        input_shape=tuple(record["data"]["image_shape"]),
+        classes=len(record["data"]["class_names"]),
+    )
+    return int(sum(np.prod(weight.shape) for weight in model.trainable_weights))
+
+
 def depth_table_markdown(rows):
     """Table 6's columns from `DEPTH_TABLE` rows: ours beside the paper's and akamaster's."""
     lines = [
@@ -341,15 +358,15 @@ def depth_table_markdown(rows):
         if row["finished"]:
             iterations = f"{row['steps']:,}"
             ours = percent(row["test_top1_error"])
-            params = f"{row['parameters'] / 1e6:.2f}M"
+            hours = f"{row['hours']:.1f} h"
         else:
             iterations = f"{row['steps']:,} of {row['total_steps']:,}"
             ours = f"{percent(row['latest_test_top1_error'])} so far, still training"
-            params = ""
+            hours = f"{row['hours']:.1f} h so far"
         lines.append(
-            f"| {row['model']} | {row['layers']} | {params} | {iterations} | {ours} | "
-            f"{percent(row['paper_test_error'])} | {percent(row['akamaster_test_error'])} | "
-            f"{row['hours']:.1f} h |"
+            f"| {row['model']} | {row['layers']} | {row['parameters'] / 1e6:.2f}M | {iterations} "
+            f"| {ours} | {percent(row['paper_test_error'])} "
+            f"| {percent(row['akamaster_test_error'])} | {hours} |"
         )
     return "\n".join(lines) + "\n"
 
