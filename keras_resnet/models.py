@@ -39,6 +39,7 @@ paper's Table 1 (`conv2` .. `conv5`; `conv2` .. `conv4` for CIFAR).
 into a backbone: a model whose outputs are the stages' outputs by name.
 """
 
+import re
 import warnings
 
 import keras
@@ -432,6 +433,22 @@ Plain34 = _register("Plain34", 34, "imagenet", plain=True)
 Plain50 = _register("Plain50", 50, "imagenet", plain=True)
 Plain101 = _register("Plain101", 101, "imagenet", plain=True)
 Plain152 = _register("Plain152", 152, "imagenet", plain=True)
+
+
+def freeze_backbone(model, unfreeze_from=None):
+    """Freezes every layer but the classifier (`predictions`) and the stages from `unfreeze_from`.
+
+    Args:
+        model: a network of `ResNet`.
+        unfreeze_from: None (only the classifier trains) or a stage name,
+            `"conv4"`: that stage and the later ones train too.
+    """
+    first = int(unfreeze_from[len("conv") :]) if unfreeze_from else None
+    for layer in model.layers:
+        stage = re.match(r"conv(\d+)_", layer.name)
+        layer.trainable = layer.name == "predictions" or bool(
+            first and stage and int(stage.group(1)) >= first
+        )
 
 
 def list_models():

@@ -13,7 +13,6 @@ finished one is reported, not retrained.
 import contextlib
 import dataclasses
 import gc
-import re
 import sys
 import time
 
@@ -160,12 +159,7 @@ def build_model(plan, schedule=None):
     if isinstance(start, weights_lib.Pretrained):
         weights_lib.assign(model, start, new_classifier=start.classes != data.num_classes)
     if config.freeze_backbone:
-        first = int(config.unfreeze_from[len("conv") :]) if config.unfreeze_from else None
-        for layer in model.layers:
-            stage = re.match(r"conv(\d+)_", layer.name)
-            layer.trainable = layer.name == "predictions" or bool(
-                first and stage and int(stage.group(1)) >= first
-            )
+        models.freeze_backbone(model, config.unfreeze_from)
     schedule = schedule or make_schedule(plan.run)
     optimizer = schedules.SGD(
         learning_rate=schedule,

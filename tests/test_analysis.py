@@ -35,6 +35,30 @@ def test_response_layers_are_the_bn_after_every_3x3_conv(depth, plain, expected)
     assert all(isinstance(layer, keras.layers.BatchNormalization) for layer in layers)
 
 
+@pytest.mark.parametrize(
+    "freeze, unfreeze_from, expected",
+    [(False, None, 75_290), (True, None, 650), (True, "conv4", 650 + 55_552)],
+)
+def test_a_running_nets_table_row_counts_the_parameters_its_run_trains(
+    freeze, unfreeze_from, expected
+):
+    from keras_resnet.analysis import reports
+
+    record = {
+        "depth": 8,
+        "stem": "cifar",
+        "shortcut": None,
+        "plain": False,
+        "bottleneck_stride": None,
+        "freeze_backbone": freeze,
+        "unfreeze_from": unfreeze_from,
+        "total_steps": 6,
+        "data": {"image_shape": [32, 32, 3], "class_names": [str(i) for i in range(10)]},
+    }
+    row = reports.depth_table_row(reports.NetResults("resnet8", record, history=[]))
+    assert row["parameters"] == expected and not row["finished"]
+
+
 def test_response_layers_of_a_bottleneck_net_are_its_3x3_convs_only():
     model = keras_resnet.ResNet50(input_shape=(64, 64, 3), classes=10)
     layers = analysis.response_layers(model)
@@ -255,6 +279,7 @@ def test_a_sweep_goes_on_from_the_checkpoint_kept_in_its_results_folder(
     running = (results / "depth_table.md").read_text()
     assert "| ResNet-8 | 8 | 0.08M | 3 of 6 | " in running
     assert "% so far, still training |" in running and " h so far |" in running
+    running_parameters = int(_read_csv(results / "depth_table.csv")[0]["parameters"])
     first = _read_csv(kept / "history.csv")
     assert [row["epoch"] for row in first] == ["1"]
     assert json.loads((kept / "config.json").read_text())["total_steps"] == 6
@@ -279,6 +304,7 @@ def test_a_sweep_goes_on_from_the_checkpoint_kept_in_its_results_folder(
     ]
     summary = json.loads((kept / "summary.json").read_text())
     assert summary["steps"] == 6
+    assert running_parameters == summary["trainable_parameters"]  # counted as training counts
     table = (results / "depth_table.md").read_text()
     hours = sum(float(row["seconds"]) for row in history) / 3600
     assert (

@@ -335,7 +335,7 @@ def depth_table_row(net):
 
 def _trainable_parameters(record):
     """A net's trainable parameters, counted on the network its `config.json` describes."""
-    model = models.ResNet(
+    network = models.ResNet(
         record["depth"],
         stem=record["stem"],
         shortcut=record["shortcut"],
@@ -344,7 +344,9 @@ def _trainable_parameters(record):
         input_shape=tuple(record["data"]["image_shape"]),
         classes=len(record["data"]["class_names"]),
     )
-    return int(sum(np.prod(weight.shape) for weight in model.trainable_weights))
+    if record["freeze_backbone"]:
+        models.freeze_backbone(network, record["unfreeze_from"])
+    return int(sum(np.prod(weight.shape) for weight in network.trainable_weights))
 
 
 def depth_table_markdown(rows):
