@@ -34,9 +34,11 @@ def run_module(command):
     oneDNN is off and the variable unset, the same command line
     (`sys.orig_argv`: interpreter flags, module and arguments) starts again
     with the variable set, so that the new Python's TensorFlow reads it. A
-    TensorFlow built without oneDNN starts again once, for nothing.
+    TensorFlow built without oneDNN starts again once, for nothing. Run some
+    other way (`runpy` from a script, IPython's `%run -m`), the command line
+    is another program's: the command runs as it is, with oneDNN as it is.
     """
-    if "TF_ENABLE_ONEDNN_OPTS" not in os.environ:
+    if "TF_ENABLE_ONEDNN_OPTS" not in os.environ and _started_as(f"keras_resnet.{command}"):
         from keras_resnet import _compat
 
         if _compat.onednn_enabled() is False:
@@ -46,6 +48,12 @@ def run_module(command):
             os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
     sys.argv[0] = f"python -m keras_resnet.{command}"  # argparse's name, not "__main__.py"
     return run(command)
+
+
+def _started_as(module):
+    """Whether this Python's own command line is `python [flags] -m <module> ...`."""
+    argv = sys.orig_argv
+    return any(a == "-m" and b == module for a, b in zip(argv, argv[1:])) or f"-m{module}" in argv
 
 
 def train():

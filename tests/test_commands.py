@@ -157,12 +157,24 @@ def test_commands_turn_onednn_on_before_tensorflow_loads_unless_the_user_says_no
     assert results["0"][0].split()[-2:] == ["0", "False"], results["0"][1][-2000:]
 
 
+PYTHON_M = ["python3", "-W", "error", "-m", "keras_resnet.predict", "a.jpg", "--top", "3"]
+# runpy.run_module("keras_resnet.predict") from a script: starting again would run the script.
+FROM_A_SCRIPT = ["python3", "host.py", "a.jpg", "--top", "3"]
+
+
 @pytest.mark.parametrize(
-    "setting, onednn_on, starts_again",
-    [(None, False, True), (None, True, False), ("0", False, False), ("1", False, False)],
+    "setting, onednn_on, command_line, starts_again",
+    [
+        (None, False, PYTHON_M, True),
+        (None, False, ["python3", "-mkeras_resnet.predict", "a.jpg", "--top", "3"], True),
+        (None, True, PYTHON_M, False),
+        ("0", False, PYTHON_M, False),
+        ("1", False, PYTHON_M, False),
+        (None, False, FROM_A_SCRIPT, False),
+    ],
 )
 def test_python_m_a_package_module_starts_again_only_where_that_turns_onednn_on(
-    setting, onednn_on, starts_again, monkeypatch
+    setting, onednn_on, command_line, starts_again, monkeypatch
 ):
     # TensorFlow is loaded already: the module can only ask for a fresh Python.
     import keras_resnet_cli
@@ -183,7 +195,6 @@ def test_python_m_a_package_module_starts_again_only_where_that_turns_onednn_on(
     monkeypatch.setattr(os, "execv", execv)
     monkeypatch.setattr(keras_resnet_cli, "run", lambda command: f"ran {command}")
     monkeypatch.setattr(sys, "argv", ["/site/keras_resnet/predict.py", "a.jpg", "--top", "3"])
-    command_line = ["python3", "-W", "error", "-m", "keras_resnet.predict", "a.jpg", "--top", "3"]
     monkeypatch.setattr(sys, "orig_argv", command_line)
     if starts_again:
         with pytest.raises(StartedAgain) as started:
