@@ -51,9 +51,30 @@ def run_module(command):
 
 
 def _started_as(module):
-    """Whether this Python's own command line is `python [flags] -m <module> ...`."""
-    argv = sys.orig_argv
-    return any(a == "-m" and b == module for a, b in zip(argv, argv[1:])) or f"-m{module}" in argv
+    """Whether this Python's own command line is `python [options] -m <module> ...`.
+
+    Reads the interpreter's options as CPython does (`-Im mod`, `-W error`,
+    `-mmod`), up to the first that is not one: `python -m pdb -m <module>`
+    and `python host.py -m <module>` run another program.
+    """
+    args = sys.orig_argv[1:]
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--check-hash-based-pycs":  # the one long option with a value
+            i += 2
+            continue
+        if not arg.startswith("-") or arg == "-" or arg.startswith("--"):
+            return False  # a script, stdin, or a long option that ends the options
+        for at, letter in enumerate(arg[1:], start=2):
+            if letter in "cm":  # the rest of this argument, or the next, is the program
+                program = arg[at:] or (args[i + 1] if i + 1 < len(args) else "")
+                return letter == "m" and program == module
+            if letter in "WX":  # its value: the rest of this argument, or the next
+                i += 0 if arg[at:] else 1
+                break
+        i += 1
+    return False
 
 
 def train():

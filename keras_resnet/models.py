@@ -442,10 +442,22 @@ def freeze_backbone(model, unfreeze_from=None):
         model: a network of `ResNet`.
         unfreeze_from: None (only the classifier trains) or a stage name,
             `"conv4"`: that stage and the later ones train too.
+
+    Raises:
+        ValueError: `unfreeze_from` names no stage of `model`.
     """
-    first = int(unfreeze_from[len("conv") :]) if unfreeze_from else None
-    for layer in model.layers:
-        stage = re.match(r"conv(\d+)_", layer.name)
+    stages = {layer: re.match(r"conv(\d+)_", layer.name) for layer in model.layers}
+    numbers = sorted({int(match.group(1)) for match in stages.values() if match})
+    first = None
+    if unfreeze_from is not None:
+        names = [f"conv{number}" for number in numbers]
+        if unfreeze_from not in names:
+            raise ValueError(
+                f"Invalid unfreeze_from {unfreeze_from!r}: {model.name} has the stages "
+                f"{', '.join(names)}."
+            )
+        first = int(unfreeze_from[len("conv") :])
+    for layer, stage in stages.items():
         layer.trainable = layer.name == "predictions" or bool(
             first and stage and int(stage.group(1)) >= first
         )

@@ -170,7 +170,12 @@ FROM_A_SCRIPT = ["python3", "host.py", "a.jpg", "--top", "3"]
         (None, True, PYTHON_M, False),
         ("0", False, PYTHON_M, False),
         ("1", False, PYTHON_M, False),
+        (None, False, ["python3", "-Im", "keras_resnet.predict", "a.jpg"], True),
+        (None, False, ["python3", "-X", "dev", "-OOmkeras_resnet.predict", "a.jpg"], True),
         (None, False, FROM_A_SCRIPT, False),
+        (None, False, ["python3", "host.py", "-m", "keras_resnet.predict"], False),
+        (None, False, ["python3", "-m", "pdb", "-m", "keras_resnet.predict", "a.jpg"], False),
+        (None, False, ["python3", "-c", "import runpy", "-m", "keras_resnet.predict"], False),
     ],
 )
 def test_python_m_a_package_module_starts_again_only_where_that_turns_onednn_on(

@@ -526,3 +526,18 @@ def test_bad_input_raises_before_any_layer_is_built(monkeypatch, kwargs, message
 def test_build_model_rejects_unknown_names():
     with pytest.raises(ValueError, match="Unknown model 'resnet21'. Allowed: resnet20"):
         keras_resnet.build_model("resnet21")
+
+
+def test_freeze_backbone_trains_the_classifier_and_the_named_stages_only():
+    model = keras_resnet.ResNet20(weights=None)
+
+    def trainable():
+        return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+    keras_resnet.models.freeze_backbone(model)
+    assert trainable() == 64 * 10 + 10  # the classifier
+    # conv4: 3x3 convs 32->64 and five 64->64, their batch norms' gamma and beta
+    keras_resnet.models.freeze_backbone(model, "conv4")
+    assert trainable() == 9 * 32 * 64 + 5 * 9 * 64 * 64 + 6 * 2 * 64 + 650
+    with pytest.raises(ValueError, match="'conv5': resnet20 has the stages conv1, conv2, conv3"):
+        keras_resnet.models.freeze_backbone(model, "conv5")

@@ -206,9 +206,10 @@ def test_sigterm_from_outside_stops_cleanly_and_the_same_command_resumes(tmp_pat
     deadline = time.time() + 240
     while time.time() < deadline and process.poll() is None and not state.exists():
         time.sleep(0.02)
-    # At once: epoch 1's checkpoint is written, so the signal lands in epoch 2's first
-    # step, which finishes and stops the run. (A pause here let a fast machine finish
-    # all 60 steps of epoch 2 before the signal came.)
+    assert process.poll() is None, "the run ended before it could be signalled"
+    # At once: epoch 1's checkpoint is written, so the signal lands in epoch 2, whose step
+    # under way finishes and stops the run. (A pause here let a fast machine finish all 60
+    # steps of epoch 2 before the signal came.)
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 1, err[-3000:]
@@ -370,6 +371,7 @@ def test_sigterm_to_one_worker_stops_the_cluster_at_one_step_and_it_resumes(tmp_
         if state.exists():
             break
         time.sleep(0.02)
+    assert all(p.poll() is None for p in processes), "the run ended before it could be signalled"
     # At once, as in the one-worker test: a pause let a fast machine finish epoch 2 first.
     processes[0].send_signal(signal.SIGTERM)  # the machine of the non-chief worker goes
     outputs = [p.communicate(timeout=120) for p in processes]
