@@ -149,6 +149,15 @@ def plot_degradation(rows, path, test_label="test"):
     colours = dict(zip(depths, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4))
     kinds = [plain for plain in (True, False) if any(row["plain"] == plain for row in rows)]
     fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 4.2), sharey=True)
+    # The paper's axes, 0-20%, where every net ends well inside them: final errors a point
+    # apart can then be told apart. Otherwise (short runs, the JPEG copy) matplotlib's.
+    last = {}
+    for row in rows:
+        key = (row["model"], row["plain"])
+        if key not in last or row["step"] > last[key]["step"]:
+            last[key] = row
+    ends = [row["heldout_top1_error"] or row["train_top1_error"] for row in last.values()]
+    paper_axes = max(ends) < 0.15
     for axis, plain in zip(np.atleast_1d(axes), kinds):
         for depth in depths:
             mine = [row for row in rows if row["plain"] == plain and row["depth"] == depth]
@@ -178,6 +187,8 @@ def plot_degradation(rows, path, test_label="test"):
             xlabel="iterations",
             ylabel="error (%)",
         )
+        if paper_axes:
+            axis.set_ylim(0, 20)
         axis.grid(alpha=0.3)
         if axis.lines:  # a sweep part way through may have no net of one kind yet
             axis.legend(fontsize=8)

@@ -373,6 +373,25 @@ def test_redrawing_committed_results_writes_the_same_tables(folder, tmp_path):
                 assert (copy / name).read_bytes() == f.read(), name
 
 
+def test_fig6_has_the_papers_axes_only_where_every_net_ends_inside_them(monkeypatch, tmp_path):
+    from keras_resnet import plotting
+
+    figures = []
+    monkeypatch.setattr(plotting, "save_figure", lambda fig, path, dpi: figures.append(fig))
+
+    def rows(final):
+        return [
+            {"model": f"ResNet-{d}", "depth": d, "plain": False, "step": step,
+             "train_top1_error": error / 2, "heldout_top1_error": error}
+            for d in (20, 56) for step, error in ((400, 0.9), (64_000, final))
+        ]  # fmt: skip
+
+    plotting.plot_degradation(rows(0.08), tmp_path / "full_length.png")
+    plotting.plot_degradation(rows(0.30), tmp_path / "short.png")
+    assert figures[0].axes[0].get_ylim() == (0, 20)
+    assert figures[1].axes[0].get_ylim()[1] > 90  # every point shown
+
+
 def test_a_search_table_ranks_trials_and_says_the_gain_over_the_baseline():
     from keras_resnet.analysis import reports
 
