@@ -134,19 +134,24 @@ def plot_confusion(report, class_names, path, title=""):
 
 
 def plot_degradation(rows, path, test_label="test"):
-    """Fig. 6's layout: plain nets left, residual nets right, a colour per depth.
+    """Fig. 6's layout: plain nets left, residual nets right, a colour per depth and seed.
 
     A panel is drawn only for the kind of net `rows` has (Table 6's sweep has
     residual nets only).
 
     Args:
-        rows: dicts with `model` (its label), `depth`, `plain`, `step`,
-            `train_top1_error` and `heldout_top1_error` (None when not measured).
+        rows: dicts with `model` (its label), `depth`, `plain`, `seed` (None
+            where not recorded), `step`, `train_top1_error` and
+            `heldout_top1_error` (None when not measured).
         test_label: what the held-out error was measured on.
     """
     plt = _pyplot()
-    depths = sorted({row["depth"] for row in rows})
-    colours = dict(zip(depths, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4))
+
+    def net(row):  # the plain and residual net of one depth and seed share a colour
+        return row["depth"], row.get("seed") or 0
+
+    nets = sorted({net(row) for row in rows})
+    colours = dict(zip(nets, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4))
     kinds = [plain for plain in (True, False) if any(row["plain"] == plain for row in rows)]
     fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 4.2), sharey=True)
     # The paper's axes, 0-20%, where every net ends well inside them: final errors a point
@@ -159,8 +164,8 @@ def plot_degradation(rows, path, test_label="test"):
     ends = [row["heldout_top1_error"] or row["train_top1_error"] for row in last.values()]
     paper_axes = max(ends) < 0.15
     for axis, plain in zip(np.atleast_1d(axes), kinds):
-        for depth in depths:
-            mine = [row for row in rows if row["plain"] == plain and row["depth"] == depth]
+        for key in nets:
+            mine = [row for row in rows if row["plain"] == plain and net(row) == key]
             if not mine:
                 continue
             steps = [row["step"] for row in mine]
@@ -170,7 +175,7 @@ def plot_degradation(rows, path, test_label="test"):
                 [100 * row["train_top1_error"] for row in mine],
                 "--",
                 lw=1,
-                color=colours[depth],
+                color=colours[key],
                 label=f"{label} train",
             )
             if mine[0]["heldout_top1_error"] is not None:
@@ -179,7 +184,7 @@ def plot_degradation(rows, path, test_label="test"):
                     [100 * row["heldout_top1_error"] for row in mine],
                     "-",
                     lw=2.2,
-                    color=colours[depth],
+                    color=colours[key],
                     label=f"{label} {test_label}",
                 )
         axis.set(

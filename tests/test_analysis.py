@@ -183,6 +183,31 @@ def test_degradation_depth_table_and_layer_responses_on_real_cifar(cifar_dir, tm
     assert table[0]["model"] == "ResNet-8" and int(table[0]["parameters"]) == 75_290
     assert "| ResNet-8 | 8 | 0.08M | 4 | " in (table_dir / "depth_table.md").read_text()
     assert _is_png(table_dir / "degradation.png") and _is_png(table_dir / "layer_responses.png")
+    # A second seed of the same recipe is another net of the same folder: its own run, its row
+    # beneath the first seed's. A net of another recipe is refused before any training.
+    seed1 = ["depth-table", "--depths", "8", "--seed", "1", *common, "--results-dir"]
+    assert analysis_cli.main([*seed1, str(table_dir)]) == 0
+    table = _read_csv(table_dir / "depth_table.csv")
+    assert [(row["model"], row["seed"]) for row in table] == [
+        ("ResNet-8", "0"),
+        ("ResNet-8, seed 1", "1"),
+    ]
+    markdown = (table_dir / "depth_table.md").read_text()
+    assert "| ResNet-8 | 8 | 0.08M | 4 | " in markdown
+    assert "| ResNet-8, seed 1 | 8 | 0.08M | 4 | " in markdown
+    assert json.loads((table_dir / "resnet8-seed1" / "config.json").read_text())["seed"] == 1
+    first, second = (
+        np.load(table_dir / name / "weights.npz") for name in ("resnet8", "resnet8-seed1")
+    )
+    assert not all(np.array_equal(first[key], second[key]) for key in first.files)
+    assert os.stat(weights).st_mtime_ns == before  # the first seed's run is not trained again
+    capsys.readouterr()
+    other = ["depth-table", "--depths", "8", "--seed", "2", "--lr", "0.05", *common]
+    assert analysis_cli.main([*other, "--results-dir", str(table_dir)]) == 1
+    error = capsys.readouterr().err
+    assert "resnet8' holds the results of another recipe (lr: 0.1 -> 0.05)" in error
+    assert not (out / "resnet8-seed2").exists() and not (table_dir / "resnet8-seed2").exists()
+    assert (table_dir / "depth_table.md").read_text() == markdown
 
     responses = tmp_path / "responses"
     assert (
@@ -331,6 +356,7 @@ def test_a_layout_reads_back_the_rows_it_wrote(tmp_path):
             "model": "plain-8",
             "depth": 8,
             "plain": True,
+            "seed": 0,
             "step": 2,
             "train_top1_error": 0.5,
             "heldout_top1_error": None,
@@ -340,6 +366,7 @@ def test_a_layout_reads_back_the_rows_it_wrote(tmp_path):
             "model": "ResNet-8",
             "depth": 8,
             "plain": False,
+            "seed": 1,
             "step": 4,
             "train_top1_error": 0.1 / 3,
             "heldout_top1_error": 0.25,
@@ -371,6 +398,60 @@ def test_redrawing_committed_results_writes_the_same_tables(folder, tmp_path):
         if name.endswith((".csv", ".md")):
             with open(os.path.join(source, name), "rb") as f:
                 assert (copy / name).read_bytes() == f.read(), name
+
+
+def test_run_names_carry_the_seed_where_it_is_not_the_default():
+    from keras_resnet.analysis import reports
+
+    assert reports.run_name(56, False) == reports.run_name(56, False, 0) == "resnet56"
+    assert reports.run_name(20, True, 3) == "plain20-seed3"
+    for name, parsed, shown in [
+        ("resnet56", (56, False, 0), "ResNet-56"),
+        ("plain20", (20, True, 0), "plain-20"),
+        ("resnet56-seed1", (56, False, 1), "ResNet-56, seed 1"),
+    ]:
+        assert reports.parse_run_name(name) == parsed
+        assert reports.display_name(name) == shown
+    for other in ("resnet56-seed0", "resnet056", "resnet56-seed01", "resnet56_seed1", "model"):
+        assert reports.parse_run_name(other) is None and reports.display_name(other) == other
+
+
+def test_a_second_seed_in_a_results_folder_gets_its_own_row_and_curves(monkeypatch, tmp_path):
+    from keras_resnet import plotting
+
+    source = os.path.join(REPO, "docs", "paper_table6", "resnet20")
+    if not os.path.isfile(os.path.join(source, "summary.json")):
+        pytest.skip("docs/paper_table6/resnet20 is not in this checkout")
+    results = tmp_path / "table6"
+    shutil.copytree(source, results / "resnet20")
+    shutil.copytree(source, results / "resnet20-seed1")
+    record = json.loads((results / "resnet20-seed1" / "config.json").read_text())
+    (results / "resnet20-seed1" / "config.json").write_text(json.dumps({**record, "seed": 1}))
+    history = results / "resnet20-seed1" / "history.csv"
+    lines = history.read_text().splitlines()
+    history.write_text(
+        "\n".join(lines[:-1]) + "\n"
+    )  # the same run one epoch shorter: its own curve
+    figures = []
+    monkeypatch.setattr(plotting, "save_figure", lambda fig, path, dpi: figures.append(fig))
+    analysis.redraw(str(results), log=lambda line: None)
+    table = (results / "depth_table.md").read_text().splitlines()
+    assert [line.split(" | ")[0] for line in table[2:]] == ["| ResNet-20", "| ResNet-20, seed 1"]
+    fig6 = figures[0].axes[0]
+    curves = {line.get_label(): len(line.get_xdata()) for line in fig6.lines}
+    assert curves == {
+        "ResNet-20 train": len(lines) - 1,
+        "ResNet-20 test": len(lines) - 1,
+        "ResNet-20, seed 1 train": len(lines) - 2,
+        "ResNet-20, seed 1 test": len(lines) - 2,
+    }
+    colours = {line.get_label(): line.get_color() for line in fig6.lines}
+    assert colours["ResNet-20 test"] != colours["ResNet-20, seed 1 test"]
+    rows = _read_csv(results / "degradation.csv")
+    assert {(row["model"], row["seed"]) for row in rows} == {
+        ("ResNet-20", "0"),
+        ("ResNet-20, seed 1", "1"),
+    }
 
 
 def test_fig6_has_the_papers_axes_only_where_every_net_ends_inside_them(monkeypatch, tmp_path):

@@ -27,6 +27,7 @@ from keras_resnet.analysis.reports import (
     PAPER_TABLE6,
     display_name,
     parse_run_name,
+    run_name,
 )
 from keras_resnet.analysis.responses import (
     layer_response_analysis,

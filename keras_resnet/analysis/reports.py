@@ -22,10 +22,11 @@ Every file is written whole or not at all.
 import dataclasses
 import os
 import re
+import typing
 
 import numpy as np
 
-from keras_resnet import files, models, plotting
+from keras_resnet import config, files, models, plotting, specs
 
 # Table 6 of the paper: CIFAR-10 test error (%) and parameters of the residual
 # nets. 110 layers: best of 5 runs (their mean is 6.61 +- 0.16).
@@ -44,6 +45,10 @@ AKAMASTER_ERRORS = {20: 8.27, 32: 7.37, 44: 6.90, 56: 6.61, 110: 6.32, 1202: 6.1
 
 def _boolean(cell):
     return cell == "True"
+
+
+# The seed of a run whose name has none (`run_name`): the training command's default.
+DEFAULT_SEED = config.TrainConfig.seed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +89,7 @@ DEGRADATION = Layout(
         ("model", str),
         ("depth", int),
         ("plain", _boolean),
+        ("seed", int),
         ("step", int),
         ("train_top1_error", float),
         ("heldout_top1_error", float),
@@ -102,6 +108,7 @@ DEPTH_TABLE = Layout(
     (
         ("model", str),
         ("layers", int),
+        ("seed", int),
         ("parameters", int),
         ("paper_parameters", float),
         ("steps", int),
@@ -139,18 +146,41 @@ class NetResults:
         return self.summary is not None
 
 
+class RunName(typing.NamedTuple):
+    """What a sweep's run name says: the CIFAR net (`depth`, `plain`) and its `seed`."""
+
+    depth: int
+    plain: bool
+    seed: int
+
+
+def run_name(depth, plain, seed=DEFAULT_SEED):
+    """A sweep's name of a net's run: `resnet56`, `plain20`; `resnet56-seed1` for another seed.
+
+    The default seed's run is named as its model, so a results folder holds
+    one run of each net per seed, and results committed before seeds were
+    named keep their names.
+    """
+    name = specs.model_name(depth, plain)
+    return name if seed == DEFAULT_SEED else f"{name}-seed{seed}"
+
+
 def parse_run_name(name):
-    """`plain20` -> (20, True), `resnet56` -> (56, False); None for other names."""
-    match = re.fullmatch(r"(plain|resnet)(\d+)", name)
-    return (int(match[2]), match[1] == "plain") if match else None
+    """`resnet56-seed1` -> RunName(56, False, 1), `plain20` -> (20, True, 0); None for others."""
+    match = re.fullmatch(r"(plain|resnet)(\d+)(?:-seed(\d+))?", name)
+    if match is None:
+        return None
+    parsed = RunName(int(match[2]), match[1] == "plain", int(match[3] or DEFAULT_SEED))
+    return parsed if run_name(*parsed) == name else None  # not `resnet056`, `resnet56-seed0`
 
 
 def display_name(name):
-    """`plain20` -> `plain-20`, `resnet56` -> `ResNet-56`; other names unchanged."""
+    """`plain20` -> `plain-20`, `resnet56-seed1` -> `ResNet-56, seed 1`; others unchanged."""
     parsed = parse_run_name(name)
     if parsed is None:
         return name
-    return f"{'plain' if parsed[1] else 'ResNet'}-{parsed[0]}"
+    label = f"{'plain' if parsed.plain else 'ResNet'}-{parsed.depth}"
+    return label if parsed.seed == DEFAULT_SEED else f"{label}, seed {parsed.seed}"
 
 
 def percent(value):
@@ -246,12 +276,13 @@ def write_figures(results_dir, nets):
 
 def degradation_rows(net, evaluated_on):
     """A net's `DEGRADATION` rows, one per epoch of its history."""
-    depth, plain = parse_run_name(net.name)
+    parsed = parse_run_name(net.name)
     return [
         {
             "model": display_name(net.name),
-            "depth": depth,
-            "plain": plain,
+            "depth": parsed.depth,
+            "plain": parsed.plain,
+            "seed": parsed.seed,
             "step": int(entry["step"]),
             "train_top1_error": float(entry["top1_error"]),
             "heldout_top1_error": float(entry["val_top1_error"]),
@@ -312,12 +343,13 @@ def write_depth_table(results_dir, nets):
 
 def depth_table_row(net):
     """A net's `DEPTH_TABLE` row."""
-    depth, _ = parse_run_name(net.name)
+    depth, _, seed = parse_run_name(net.name)
     summary, history = net.summary or {}, net.history
     paper_params, paper_error = PAPER_TABLE6.get(depth, (None, None))
     return {
         "model": display_name(net.name),
         "layers": depth,
+        "seed": seed,
         "parameters": summary.get("trainable_parameters") or _trainable_parameters(net.record),
         "paper_parameters": paper_params,
         "steps": int(history[-1]["step"]) if history else 0,

@@ -1,7 +1,8 @@
 """The sweeps: Fig. 6 (`degradation`) and Table 6 (`depth_table`), trained and resumed.
 
 A sweep trains one net per (depth, plain) pair with one recipe, each an
-ordinary run directory `<output_dir>/<plain|resnet><depth>`, so a killed sweep
+ordinary run directory `<output_dir>/<run name>` (`reports.run_name`:
+`resnet56`, or `resnet56-seed1` for another `--seed`), so a killed sweep
 resumes where it stopped and finished runs are collected, not retrained.
 
 Its results folder (`results_dir`) holds what is worth committing, a folder
@@ -19,8 +20,11 @@ session goes on elsewhere:
 
 A net whose results are complete there is not trained again, even where its
 run directory is gone; a run directory that is lost, or behind the copy,
-goes on from the copy. After each net the sweep redraws its tables and
-figures from the results folder alone (`write_reports`), as `redraw` does at
+goes on from the copy. A results folder holds one recipe: its nets differ
+only in what `NET_FIELDS` names, so a sweep of other depths, or of another
+seed (Table 6's runs of ResNet-56 with seeds 0 and 1), adds rows to the same
+tables. After each net the sweep redraws the tables and figures of every net
+in the folder from the folder alone (`write_reports`), as `redraw` does at
 any time.
 """
 
@@ -29,7 +33,7 @@ import os
 
 import keras
 
-from keras_resnet import callbacks, files, model_files, planning, rundir, runtime, specs, training
+from keras_resnet import callbacks, files, model_files, planning, rundir, runtime, training
 from keras_resnet import config as config_lib
 from keras_resnet import data as data_lib
 from keras_resnet import weights as weights_lib
@@ -44,6 +48,10 @@ RESULT_FILES = (reports.RESPONSES.file_name, *rundir.RESULT_FILES)
 # A finished net's final weights in its results folder; not required of results written before
 # the sweeps kept them.
 FINAL_WEIGHTS = "weights.npz"
+# Record fields in which the nets of one results folder may differ: which net it is, and what
+# the recipe derives from the net (ResNet-110's warm-up). The rest of `rundir.RECIPE_FIELDS`
+# is the folder's one recipe.
+NET_FIELDS = ("depth", "plain", "seed", "warmup_steps")
 
 
 def degradation(
@@ -90,10 +98,11 @@ def run_sweep(config, nets, output_dir, results_dir=None, log=print):
     """Trains `nets` (`train_sweep`), redrawing the reports after each; logs the final table.
 
     As each net finishes, its results are written to `<results_dir>/<run
-    name>/` and the sweep's tables and figures are redrawn from that folder
-    alone (`write_reports`). So a sweep stopped part way leaves its finished
-    nets tabled and drawn, and committed results carry a long sweep across
-    machines.
+    name>/` and the tables and figures of every net in that folder are
+    redrawn from the folder alone (`write_reports`). So a sweep stopped part
+    way leaves its finished nets tabled and drawn, committed results carry a
+    long sweep across machines, and a later sweep into the same folder (more
+    depths, another seed) adds its nets to the same tables.
 
     Args:
         config: `TrainConfig` of the shared recipe and data.
@@ -108,16 +117,15 @@ def run_sweep(config, nets, output_dir, results_dir=None, log=print):
     """
     results_dir = results_dir or output_dir
     files.check_writable(results_dir, "results_dir")  # before hours of training, not after
-    names = [specs.model_name(depth, plain) for depth, plain in nets]
     train_sweep(
         config,
         nets,
         output_dir,
         log,
         results_dir=results_dir,
-        on_result=lambda: write_reports(results_dir, names, log),
+        on_result=lambda: write_reports(results_dir, log),
     )
-    written = write_reports(results_dir, names, log)
+    written = write_reports(results_dir, log)
     with open(written["markdown"]) as f:
         log(f.read().rstrip())
     return written
@@ -144,8 +152,8 @@ def train_sweep(config, nets, output_dir, log=print, results_dir=None, on_result
         ({run name: summary dict}, the `Data` trained on).
 
     Raises:
-        ValueError: for an invalid depth or config, or results of another
-            recipe in `results_dir`, before any training.
+        ValueError: for an invalid depth or config, or a net of another
+            recipe in `results_dir` (`check_one_recipe`), before any training.
     """
     for depth, plain in nets:  # a mistyped depth before the data loads (it may download)
         config_lib.check(dataclasses.replace(config, depth=depth, plain=plain))
@@ -153,7 +161,7 @@ def train_sweep(config, nets, output_dir, log=print, results_dir=None, on_result
     data = planning.load_config_data(config)
     plans, summaries = {}, {}
     for depth, plain in nets:  # every net planned (and so checked) before any trains
-        name = specs.model_name(depth, plain)
+        name = reports.run_name(depth, plain, config.seed)
         net = dataclasses.replace(
             config, depth=depth, plain=plain, output_dir=os.path.join(output_dir, name)
         )
@@ -162,6 +170,8 @@ def train_sweep(config, nets, output_dir, log=print, results_dir=None, on_result
         if copy:  # a lost run directory, or one behind the copy, goes on from the copy
             _restore_checkpoint_copy(net.output_dir, folder, log)
         plan = planning.prepare(net, data, strategy)
+        if folder:
+            check_one_recipe(results_dir, name, plan.record)
         if folder and finished_results(folder, plan.record):
             summaries[name] = rundir.RunDir(folder).summary()
         else:
@@ -178,7 +188,8 @@ def train_sweep(config, nets, output_dir, log=print, results_dir=None, on_result
             keep_results(plan, folder)
             if on_result:
                 on_result()
-    return {specs.model_name(*net): summaries[specs.model_name(*net)] for net in nets}, data
+    names = [reports.run_name(depth, plain, config.seed) for depth, plain in nets]
+    return {name: summaries[name] for name in names}, data
 
 
 def _restore_checkpoint_copy(run_dir, folder, log):
@@ -218,6 +229,30 @@ def keep_results(plan, folder):
     pretrained = weights_lib.Pretrained.from_model(model, plan.spec, source)
     weights_lib.npz.save(pretrained, os.path.join(folder, FINAL_WEIGHTS))
     plan.run_dir.copy_results(folder)
+
+
+def check_one_recipe(results_dir, name, record):
+    """Refuses to add net `name` of `record`'s recipe to a results folder of another recipe.
+
+    The other nets in `results_dir` (`sweep_names`) must share every field of
+    `rundir.RECIPE_FIELDS` with `record` but `NET_FIELDS`: the folder's tables
+    and figures draw them as one recipe. The net's own folder is
+    `finished_results`'s to judge, on every field.
+
+    Raises:
+        ValueError: naming the first net that differs, and how.
+    """
+    fields = [field for field in rundir.RECIPE_FIELDS if field not in NET_FIELDS]
+    for other in sweep_names(results_dir):
+        if other == name:
+            continue
+        folder = rundir.RunDir(os.path.join(results_dir, other))
+        changed = rundir.config_changes(folder.record() or {}, record, fields)
+        if changed:
+            raise ValueError(
+                f"{folder.path!r} holds the results of another recipe ({changed}); a results "
+                "folder's tables and figures are of one recipe: choose another --results-dir."
+            )
 
 
 def finished_results(folder, record):
@@ -262,19 +297,23 @@ def read_results(results_dir, names):
     return nets
 
 
-def write_reports(results_dir, names, log=print):
-    """A sweep's tables and figures, from the results of the nets of `names` in `results_dir`.
+def write_reports(results_dir, log=print):
+    """The tables and figures of every net in a sweep's results folder (`sweep_names`).
 
-    A sweep of residual nets only is Table 6's (`reports.write_depth_table`,
+    A folder of residual nets only is Table 6's (`reports.write_depth_table`,
     which draws the figures too); one with plain nets is Fig. 6's
     (`reports.write_figures`). Nets without results yet are left out; those
     still training are in Table 6, with how far they are.
 
     Returns:
-        The dict of the report written; empty for Fig. 6 before any net has finished.
+        The dict of the report written; empty when the folder has no net yet, or
+        for Fig. 6 before any net has finished.
     """
+    names = sweep_names(results_dir)
+    if not names:
+        return {}
     nets = read_results(results_dir, names)
-    if any(reports.parse_run_name(name)[1] for name in names):
+    if any(reports.parse_run_name(name).plain for name in names):
         written = reports.write_figures(results_dir, nets)
     else:
         written = reports.write_depth_table(results_dir, nets)
@@ -285,7 +324,9 @@ def write_reports(results_dir, names, log=print):
 
 
 def sweep_names(results_dir):
-    """The nets of a sweep's results folder (`plain20`, `resnet56`, ...): plain first, by depth.
+    """The nets of a results folder (`plain20`, `resnet56`, `resnet56-seed1`, ...).
+
+    Plain nets first, then by depth, then by seed.
 
     A net counts once its folder has a `history.csv` (a running net's, copied
     after every epoch, or a finished one's).
@@ -296,10 +337,12 @@ def sweep_names(results_dir):
         if reports.parse_run_name(name)
         and os.path.exists(os.path.join(results_dir, name, "history.csv"))
     ]
-    return sorted(
-        names,
-        key=lambda name: (not reports.parse_run_name(name)[1], reports.parse_run_name(name)[0]),
-    )
+    return sorted(names, key=lambda name: _order(reports.parse_run_name(name)))
+
+
+def _order(parsed):
+    """Where a net (`reports.RunName`) comes in a folder's tables: plain, depth, seed."""
+    return not parsed.plain, parsed.depth, parsed.seed
 
 
 def redraw(results_dir, log=print):
@@ -317,8 +360,7 @@ def redraw(results_dir, log=print):
     Raises:
         ValueError: when `results_dir` holds neither nets nor CSVs.
     """
-    names = sweep_names(results_dir)
-    written = write_reports(results_dir, names, log=lambda line: None) if names else {}
+    written = write_reports(results_dir, log=lambda line: None)
     if written:
         pngs = [written[key] for key in ("png", "layer_responses_png") if key in written]
         log(f"Wrote {', '.join([written['markdown'], *pngs])}")

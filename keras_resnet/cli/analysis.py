@@ -23,7 +23,8 @@ RESULTS_DIR_HELP = (
     "what to commit: each net's config, history, summary and layer responses, and the "
     "figures drawn from them; a net whose results are here is not trained again; the running "
     "net's last checkpoint is kept here until it finishes, and a lost run directory goes on "
-    "from it (default: --output-dir)"
+    "from it; one recipe per folder, whose tables show every net in it, so another --seed "
+    "adds its runs' rows (default: --output-dir)"
 )
 # The sweeps' commands: (help, default depths, default output folder).
 SWEEPS = {
