@@ -416,6 +416,49 @@ def test_run_names_carry_the_seed_where_it_is_not_the_default():
         assert reports.parse_run_name(other) is None and reports.display_name(other) == other
 
 
+def test_a_results_folder_holds_one_recipe_whose_nets_differ_in_depth_and_seed(tmp_path):
+    from keras_resnet.analysis import sweeps
+
+    with open(os.path.join(REPO, "docs", "paper_table6", "resnet20", "config.json")) as f:
+        record = json.load(f)  # ResNet-20's recipe as the Table 6 run recorded it
+
+    def add(name, **changes):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps({**record, **changes}))
+        (tmp_path / name / "history.csv").write_text("epoch\n1\n")
+
+    add("resnet20")
+    add("resnet110", depth=110, warmup_steps=400)  # the warm-up its depth brings
+    add("resnet56-seed1", depth=56, seed=1)
+    add("plain20", plain=True)
+    (tmp_path / "notes").mkdir()
+    assert sweeps.sweep_names(str(tmp_path)) == [
+        "plain20",
+        "resnet20",
+        "resnet56-seed1",
+        "resnet110",
+    ]
+    sweeps.check_one_recipe(str(tmp_path), "resnet56", {**record, "depth": 56})
+    for changes, difference in [
+        ({"lr": 0.05}, "lr: 0.1 -> 0.05"),
+        ({"warmup": 400}, "warmup: None -> 400"),
+        ({"per_replica_batch_size": 128}, "per_replica_batch_size: 64 -> 128"),
+        ({"total_steps": 32_000}, "total_steps: 64000 -> 32000"),
+    ]:
+        with pytest.raises(ValueError, match="holds the results of another recipe") as error:
+            sweeps.check_one_recipe(str(tmp_path), "resnet56", {**record, "depth": 56, **changes})
+        assert f"plain20' holds the results of another recipe ({difference})" in str(error.value)
+    # A net's own folder is `finished_results`'s to judge (it names a finished net's folder).
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copytree(tmp_path / "resnet20", alone / "resnet20")
+    sweeps.check_one_recipe(str(alone), "resnet20", {**record, "lr": 0.05})
+    (alone / "resnet56").mkdir()
+    (alone / "resnet56" / "history.csv").write_text("epoch\n1\n")
+    with pytest.raises(ValueError, match="resnet56' has a history.csv but no config.json"):
+        sweeps.check_one_recipe(str(alone), "resnet20", record)
+
+
 def test_a_second_seed_in_a_results_folder_gets_its_own_row_and_curves(monkeypatch, tmp_path):
     from keras_resnet import plotting
 

@@ -128,7 +128,7 @@ class NetResults:
     """What a sweep keeps of one net: the files of its results folder, read.
 
     Attributes:
-        name: its run name (`plain20`, `resnet56`).
+        name: its run name (`plain20`, `resnet56`, `resnet56-seed1`; `run_name`).
         record: its `config.json`.
         history: the rows of its `history.csv` (strings), a row per epoch.
         summary: its `summary.json`; None while it trains.

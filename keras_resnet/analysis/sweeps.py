@@ -49,9 +49,15 @@ RESULT_FILES = (reports.RESPONSES.file_name, *rundir.RESULT_FILES)
 # the sweeps kept them.
 FINAL_WEIGHTS = "weights.npz"
 # Record fields in which the nets of one results folder may differ: which net it is, and what
-# the recipe derives from the net (ResNet-110's warm-up). The rest of `rundir.RECIPE_FIELDS`
-# is the folder's one recipe.
+# the recipe derives from the net (ResNet-110's warm-up).
 NET_FIELDS = ("depth", "plain", "seed", "warmup_steps")
+# The folder's one recipe: the rest of `rundir.RECIPE_FIELDS`, the warm-up asked for (none:
+# the recipe's own), and batch norm's batch (64 images a replica on the paper's two GPUs).
+FOLDER_RECIPE_FIELDS = (
+    *(field for field in rundir.RECIPE_FIELDS if field not in NET_FIELDS),
+    "warmup",
+    "per_replica_batch_size",
+)
 
 
 def degradation(
@@ -70,7 +76,7 @@ def degradation(
         log: function taking one line of progress text.
 
     Returns:
-        `reports.write_figures`'s dict.
+        `write_reports`'s dict.
     """
     nets = [(depth, plain) for plain in (True, False) for depth in depths]
     return run_sweep(config, nets, output_dir, results_dir, log)
@@ -89,7 +95,7 @@ def depth_table(
         log: function taking one line of progress text.
 
     Returns:
-        `reports.write_depth_table`'s dict.
+        `write_reports`'s dict: Table 6's, unless `results_dir` holds plain nets too.
     """
     return run_sweep(config, [(depth, False) for depth in depths], output_dir, results_dir, log)
 
@@ -106,7 +112,8 @@ def run_sweep(config, nets, output_dir, results_dir=None, log=print):
 
     Args:
         config: `TrainConfig` of the shared recipe and data.
-        nets: list of (depth, plain) pairs, in the order to train and table them.
+        nets: list of (depth, plain) pairs, in the order to train them (the
+            tables follow `sweep_names`).
         output_dir: one run directory per net (weights and all).
         results_dir: the folder of what is worth committing: each net's
             results and the reports drawn from them. Default: `output_dir`.
@@ -170,9 +177,10 @@ def train_sweep(config, nets, output_dir, log=print, results_dir=None, on_result
         if copy:  # a lost run directory, or one behind the copy, goes on from the copy
             _restore_checkpoint_copy(net.output_dir, folder, log)
         plan = planning.prepare(net, data, strategy)
+        finished = bool(folder) and finished_results(folder, plan.record)
         if folder:
             check_one_recipe(results_dir, name, plan.record)
-        if folder and finished_results(folder, plan.record):
+        if finished:
             summaries[name] = rundir.RunDir(folder).summary()
         else:
             copies = [callbacks.CopyCheckpoint(plan.run_dir, folder)] if copy else []
@@ -235,19 +243,23 @@ def check_one_recipe(results_dir, name, record):
     """Refuses to add net `name` of `record`'s recipe to a results folder of another recipe.
 
     The other nets in `results_dir` (`sweep_names`) must share every field of
-    `rundir.RECIPE_FIELDS` with `record` but `NET_FIELDS`: the folder's tables
-    and figures draw them as one recipe. The net's own folder is
-    `finished_results`'s to judge, on every field.
+    `FOLDER_RECIPE_FIELDS` with `record`: the folder's tables and figures
+    draw them as one recipe. The net's own folder is `finished_results`'s to
+    judge, on every field of `rundir.RECIPE_FIELDS`.
 
     Raises:
         ValueError: naming the first net that differs, and how.
     """
-    fields = [field for field in rundir.RECIPE_FIELDS if field not in NET_FIELDS]
     for other in sweep_names(results_dir):
         if other == name:
             continue
         folder = rundir.RunDir(os.path.join(results_dir, other))
-        changed = rundir.config_changes(folder.record() or {}, record, fields)
+        if folder.record() is None:
+            raise ValueError(
+                f"{folder.path!r} has a history.csv but no config.json: its recipe is unknown; "
+                "restore the file, or choose another --results-dir."
+            )
+        changed = rundir.config_changes(folder.record(), record, FOLDER_RECIPE_FIELDS)
         if changed:
             raise ValueError(
                 f"{folder.path!r} holds the results of another recipe ({changed}); a results "
