@@ -167,8 +167,8 @@ def train_sweep(config, nets, output_dir, log=print, results_dir=None, on_result
     strategy = runtime.setup_devices(config)
     data = planning.load_config_data(config)
     plans, summaries = {}, {}
-    for depth, plain in nets:  # every net planned (and so checked) before any trains
-        name = reports.run_name(depth, plain, config.seed)
+    names = [reports.run_name(depth, plain, config.seed) for depth, plain in nets]
+    for (depth, plain), name in zip(nets, names):  # every net planned (and checked) first
         net = dataclasses.replace(
             config, depth=depth, plain=plain, output_dir=os.path.join(output_dir, name)
         )
@@ -196,7 +196,6 @@ def train_sweep(config, nets, output_dir, log=print, results_dir=None, on_result
             keep_results(plan, folder)
             if on_result:
                 on_result()
-    names = [reports.run_name(depth, plain, config.seed) for depth, plain in nets]
     return {name: summaries[name] for name in names}, data
 
 
@@ -253,16 +252,17 @@ def check_one_recipe(results_dir, name, record):
     for other in sweep_names(results_dir):
         if other == name:
             continue
-        folder = rundir.RunDir(os.path.join(results_dir, other))
-        if folder.record() is None:
+        path = os.path.join(results_dir, other)
+        recorded = rundir.RunDir(path).record()
+        if recorded is None:
             raise ValueError(
-                f"{folder.path!r} has a history.csv but no config.json: its recipe is unknown; "
+                f"{path!r} has a history.csv but no config.json: its recipe is unknown; "
                 "restore the file, or choose another --results-dir."
             )
-        changed = rundir.config_changes(folder.record(), record, FOLDER_RECIPE_FIELDS)
+        changed = rundir.config_changes(recorded, record, FOLDER_RECIPE_FIELDS)
         if changed:
             raise ValueError(
-                f"{folder.path!r} holds the results of another recipe ({changed}); a results "
+                f"{path!r} holds the results of another recipe ({changed}); a results "
                 "folder's tables and figures are of one recipe: choose another --results-dir."
             )
 
