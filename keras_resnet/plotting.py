@@ -154,15 +154,7 @@ def plot_degradation(rows, path, test_label="test"):
     colours = dict(zip(nets, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4))
     kinds = [plain for plain in (True, False) if any(row["plain"] == plain for row in rows)]
     fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 4.2), sharey=True)
-    # The paper's axes, 0-20%, where every net ends well inside them: final errors a point
-    # apart can then be told apart. Otherwise (short runs, the JPEG copy) matplotlib's.
-    last = {}
-    for row in rows:
-        key = (row["model"], row["plain"])
-        if key not in last or row["step"] > last[key]["step"]:
-            last[key] = row
-    ends = [row["heldout_top1_error"] or row["train_top1_error"] for row in last.values()]
-    paper_axes = max(ends) < 0.15
+    ends = []  # each curve's last error
     for axis, plain in zip(np.atleast_1d(axes), kinds):
         for key in nets:
             mine = [row for row in rows if row["plain"] == plain and net(row) == key]
@@ -170,6 +162,8 @@ def plot_degradation(rows, path, test_label="test"):
                 continue
             steps = [row["step"] for row in mine]
             label = mine[0]["model"]
+            last = max(mine, key=lambda row: row["step"])
+            ends.append(last["heldout_top1_error"] or last["train_top1_error"])
             axis.plot(
                 steps,
                 [100 * row["train_top1_error"] for row in mine],
@@ -192,11 +186,14 @@ def plot_degradation(rows, path, test_label="test"):
             xlabel="iterations",
             ylabel="error (%)",
         )
-        if paper_axes:
-            axis.set_ylim(0, 20)
         axis.grid(alpha=0.3)
         if axis.lines:  # a sweep part way through may have no net of one kind yet
             axis.legend(fontsize=8)
+    # The paper's axes, 0-20%, where every net ends well inside them: final errors a point
+    # apart can then be told apart. Otherwise (short runs, the JPEG copy) matplotlib's.
+    if max(ends) < 0.15:
+        for axis in np.atleast_1d(axes):
+            axis.set_ylim(0, 20)
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
 
