@@ -278,18 +278,25 @@ def test_pipeline_is_seeded(cifar):
     np.testing.assert_array_equal(test_batch, cifar.test.images[:10])
 
 
-def test_large_images_stream_with_scale_augmentation(cifar, tmp_path):
-    # Real CIFAR images upscaled to 96x80 PNGs stand in for an ImageNet-style folder.
+@pytest.fixture(scope="module")
+def large_folder(cifar, tmp_path_factory):
+    """Real CIFAR images upscaled to 96x80 PNGs: an ImageNet-style folder, 4 images a class."""
+    root = tmp_path_factory.mktemp("large")
     for split, split_data, per_class in (("train", cifar.train, 50), ("test", cifar.test, 25)):
         for i in [c * per_class + j for c in range(10) for j in range(4)]:
-            folder = tmp_path / split / CLASSES[split_data.labels[i]]
+            folder = root / split / CLASSES[split_data.labels[i]]
             os.makedirs(folder, exist_ok=True)
             big = tf.image.resize(split_data.images[i], (96, 80)).numpy().astype(np.uint8)
             tf.io.write_file(str(folder / f"{i}.png"), tf.io.encode_png(big))
-    d = data.load_data("folder", data_dir=str(tmp_path), image_size=48)
+    return root
+
+
+def test_large_images_stream_with_scale_augmentation(large_folder):
+    d = data.load_data("folder", data_dir=str(large_folder), image_size=48)
     assert (
         d.preprocessing == data.Preprocessing("imagenet", True, 48)
         and d.train.images is None
+        and len(d.train.paths) == 40
         and d.image_shape == (48, 48, 3)
     )
     assert d.mean.shape == (3,)
@@ -297,6 +304,41 @@ def test_large_images_stream_with_scale_augmentation(cifar, tmp_path):
     assert batch.shape == (8, 48, 48, 3) and batch.dtype == tf.uint8
     test_batch = next(iter(data.eval_dataset(d, d.test, 8)))[0]
     assert test_batch.shape == (8, 48, 48, 3)
+
+
+def test_a_folder_read_from_its_files_is_shuffled_whole_and_resumes_exactly(large_folder):
+    """Files are listed class by class: a pass is a shuffle of all of them, not of a buffer."""
+    d = data.load_data("folder", data_dir=str(large_folder), image_size=48)
+    whole = list(data.train_dataset(d, 8, seed=3).take(10).as_numpy_iterator())
+    for start in (2, 5, 7):
+        resumed = data.train_dataset(d, 8, seed=3, start_step=start)
+        for (images, labels), (expected, expected_labels) in zip(
+            resumed.take(10 - start).as_numpy_iterator(), whole[start:], strict=True
+        ):
+            np.testing.assert_array_equal(images, expected)
+            np.testing.assert_array_equal(labels, expected_labels)
+    passes = np.concatenate([labels for _, labels in whole]).reshape(2, 40)
+    for one in passes:
+        assert np.bincount(one).tolist() == [4] * 10
+    assert not np.array_equal(passes[0], passes[1])
+
+    # A sample of the files spreads over the classes, where the first files are 2 classes;
+    # the channel mean is the sample's.
+    sample = d.train.sample(8)
+    assert len(set(sample.labels.tolist())) >= 5
+    images = [image for image, _ in sample.dataset().as_numpy_iterator()]
+    expected = np.mean([image.reshape(-1, 3).mean(axis=0) for image in images], axis=0)
+    np.testing.assert_allclose(
+        data.preprocessing._channel_mean(d.train, sample=8), expected, rtol=1e-6
+    )
+
+    # The paper's kind of hold-out works on files too: disjoint, of all classes.
+    held = data.load_data("folder", data_dir=str(large_folder), image_size=48, validation_split=10)
+    assert (held.train.num_examples, held.validation.num_examples) == (30, 10)
+    assert not set(held.train.paths) & set(held.validation.paths)
+    assert set(held.train.paths) | set(held.validation.paths) == set(d.train.paths)
+    assert len(set(held.validation.labels.tolist())) >= 5
+    assert next(iter(data.eval_dataset(held, held.validation, 10)))[0].shape == (10, 48, 48, 3)
 
 
 def test_test_data_alone_reads_no_training_images(cifar_dir, tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_resnet.data.preprocessing import Preprocessing
-from keras_resnet.data.sources import DataError, Split, read_source
+from keras_resnet.data.sources import DataError, Split, decode_image_file, read_source
 
 
 @dataclasses.dataclass
@@ -124,10 +124,10 @@ def _preprocessing(name, split, image_size):
 
 
 def _take(split, n):
-    """The first n of a fixed permutation (a stream's first n after a seeded shuffle)."""
-    if split.images is not None:
-        keep = np.sort(np.random.RandomState(0).permutation(split.num_examples)[:n])
-        return Split(n, split.images[keep], split.labels[keep])
+    """The first n of a fixed permutation, kept in source order (a TFDS stream's
+    first n after a seeded shuffle)."""
+    if split.indexable:
+        return split.sample(n)
     stream = split.stream
     return Split(
         n, stream=lambda: stream().shuffle(10_000, seed=0, reshuffle_each_iteration=False).take(n)
@@ -146,20 +146,20 @@ def _hold_out(train, validation_split, seed):
             f"validation_split={validation_split} must be between 1 and the "
             f"{train.num_examples - 1} training examples less one."
         )
-    if train.images is None:
-        raise DataError("validation_split needs an in-memory dataset; this one streams.")
+    if not train.indexable:
+        raise DataError(
+            "validation_split needs training examples in memory or in files of their own; "
+            "this TFDS dataset streams (use a local copy with --data-dir)."
+        )
     order = np.random.RandomState(seed).permutation(train.num_examples)
     held, kept = np.sort(order[:validation_split]), np.sort(order[validation_split:])
-    return (
-        Split(len(kept), train.images[kept], train.labels[kept]),
-        Split(len(held), train.images[held], train.labels[held]),
-    )
+    return train.subset(kept), train.subset(held)
 
 
 def _options(multi_worker):
     options = tf.data.Options()
     if multi_worker:
-        # In-memory sources have no files to shard: every worker takes its share of examples.
+        # Indexed streams have no files to shard: every worker takes its share of examples.
         options.experimental_distribute.auto_shard_policy = (
             tf.data.experimental.AutoShardPolicy.DATA
         )
@@ -171,23 +171,26 @@ def train_dataset(data, batch_size, seed, multi_worker=False, start_step=0):
 
     Runs with the same seed see the same batches, crops and flips. The stream
     repeats forever: the trainer's `steps_per_epoch` says where an epoch ends,
-    so an epoch need not be one pass over the data. An in-memory training set
-    (CIFAR batches, IDX files, folders that fit in memory) is a stream that is
-    a function of `seed` and the step alone: each pass over it is shuffled and
-    augmented with seeds of its own drawn from (`seed`, pass), so a run resumed
-    at `start_step` trains on exactly the batches it would have had it not
-    stopped. A streamed one (TFDS, large folders) is shuffled in a buffer of
-    10,000 examples and starts its order again on a resume.
+    so an epoch need not be one pass over the data. A training set whose
+    examples can be read one by one (CIFAR batches, IDX files, class folders,
+    in memory or from their files) is a stream that is a function of `seed`
+    and the step alone: each pass over all of it is shuffled and augmented
+    with seeds of its own drawn from (`seed`, pass), so a run resumed at
+    `start_step` trains on exactly the batches it would have had it not
+    stopped. A TFDS dataset too large for memory (ImageNet) streams in its
+    record order: it is shuffled in a buffer of 10,000 examples and starts
+    its order again on a resume.
 
     Args:
         data: a `Data` with a training split.
         batch_size: examples per batch (a distributed run's global batch).
         seed: the seed of the shuffles and of the augmentation.
         multi_worker: whether the workers of a cluster each read their share.
-        start_step: batches already trained: an in-memory stream starts after them.
+        start_step: batches already trained: an indexable stream starts after them.
     """
-    if data.train.images is None:
-        examples = data.train.dataset().shuffle(10_000, seed=seed).repeat()
+    split = data.train
+    if not split.indexable:
+        examples = split.dataset().shuffle(10_000, seed=seed).repeat()
         randoms = tf.data.Dataset.random(seed=seed).batch(2)
         dataset = tf.data.Dataset.zip((examples, randoms))
 
@@ -195,18 +198,29 @@ def train_dataset(data, batch_size, seed, multi_worker=False, start_step=0):
             return data.preprocessing.augment(example[0], random), example[1]
 
     else:
-        dataset = _in_memory_stream(data.train, seed, start_step * batch_size)
-        images, labels = tf.constant(data.train.images), tf.constant(data.train.labels)
+        dataset = _indexed_stream(split, seed, start_step * batch_size)
+        labels = tf.constant(split.labels)
+        if split.images is not None:
+            images = tf.constant(split.images)
+
+            def read(index):
+                return tf.gather(images, index)
+
+        else:
+            paths = tf.constant(split.paths)
+
+            def read(index):
+                return decode_image_file(tf.gather(paths, index))
 
         def augment(index, random):
-            return data.preprocessing.augment(tf.gather(images, index), random), labels[index]
+            return data.preprocessing.augment(read(index), random), labels[index]
 
     dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.batch(batch_size, drop_remainder=True)
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(_options(multi_worker))
 
 
-def _in_memory_stream(split, seed, start):
+def _indexed_stream(split, seed, start):
     """(example index, 2 random int64s) pairs, pass after pass, from the `start`-th on.
 
     Stateless: pass `p`'s order and randoms come from the seed (`seed`, `p`)

@@ -166,7 +166,9 @@ def _scale_augment(image, seed, flip, image_size):
 
 
 def _channel_mean(split, sample=2000):
-    """Per-channel mean of up to `sample` streamed training images."""
+    """Per-channel mean of `sample` training images of all classes (of a stream's first)."""
+    if split.indexable:
+        split = split.sample(min(sample, split.num_examples))
     total, count = np.zeros(3), 0
     for image, _ in split.dataset().take(sample).as_numpy_iterator():
         total += image.reshape(-1, image.shape[-1]).mean(axis=0)

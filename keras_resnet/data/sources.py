@@ -17,7 +17,7 @@
 - `synthetic`: random images of CIFAR's shape, for benchmarks and smoke runs.
 
 Small fixed-size images are decoded once into memory; larger or variable-size
-images stream from their files.
+images are read from their files as they are needed.
 """
 
 import dataclasses
@@ -47,25 +47,66 @@ class DataError(ValueError):
 
 @dataclasses.dataclass
 class Split:
-    """One split: in memory (`images`, `labels`) or as a stream of examples.
+    """One split: in memory (`images`), as image files (`paths`), or as a stream.
+
+    In memory and file splits are indexable: training shuffles all their
+    examples each pass and a resumed run goes on with the same batches.
 
     Attributes:
         num_examples: int.
-        images: uint8 array (N, height, width, channels), or None when streamed.
-        labels: int32 array (N,), or None when streamed.
+        images: uint8 array (N, height, width, channels), or None.
+        labels: int32 array (N,), or None for a stream.
+        paths: array (N,) of image file paths (images of any size, decoded as
+            they are read), or None.
         stream: callable returning a `tf.data.Dataset` of (uint8 image of any
-            size, int32 label), or None when in memory.
+            size, int32 label) for a source that can only be read in order
+            (TFDS), or None.
     """
 
     num_examples: int
     images: np.ndarray = None
     labels: np.ndarray = None
+    paths: np.ndarray = None
     stream: object = None
 
+    @property
+    def indexable(self):
+        """Whether example `i` can be read alone: held in memory or in its own file."""
+        return self.images is not None or self.paths is not None
+
     def dataset(self):
+        """(image, label) pairs in the split's order."""
         if self.images is not None:
             return tf.data.Dataset.from_tensor_slices((self.images, self.labels))
+        if self.paths is not None:
+            files = tf.data.Dataset.from_tensor_slices((self.paths, self.labels))
+            return files.map(
+                lambda path, label: (decode_image_file(path), label),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
         return self.stream()
+
+    def subset(self, indices):
+        """The examples at `indices` (an indexable split's), in that order."""
+        return Split(
+            len(indices),
+            None if self.images is None else self.images[indices],
+            self.labels[indices],
+            None if self.paths is None else self.paths[indices],
+        )
+
+    def sample(self, n):
+        """n examples of an indexable split, the same for every run, in the split's order.
+
+        Sources list their examples class by class, so the first n would be a
+        few classes; n of a fixed permutation keep every class in proportion.
+        """
+        return self.subset(np.sort(np.random.RandomState(0).permutation(self.num_examples)[:n]))
+
+
+def decode_image_file(path):
+    """An image file's pixels as 3-channel uint8 (grayscale and RGBA files converted)."""
+    return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
 
 
 def read_source(name, data_dir=None, tfds_data_dir=None, seed=0, test_only=False):
@@ -171,7 +212,7 @@ def _load_folders(train_dir, test_dir, test_only=False):
     else:
 
         def read(paths, labels, split_dir):
-            return _file_stream(paths, labels)
+            return Split(len(paths), labels=labels, paths=np.asarray(paths))
 
     train = read(train_paths, train_labels, train_dir) if train_paths else None
     return train, read(test_paths, test_labels, test_dir), test_classes, source
@@ -213,18 +254,6 @@ def _decode_all(paths, labels, channels, shape, split_dir):
                 ) from None
         raise
     return Split(len(paths), images, labels)
-
-
-def _file_stream(paths, labels):
-    def stream():
-        def decode(path, label):
-            image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-            return image, label
-
-        files = tf.data.Dataset.from_tensor_slices((paths, labels))
-        return files.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-
-    return Split(len(paths), stream=stream)
 
 
 def _load_cifar(folder, binary, test_only=False):
