@@ -84,7 +84,9 @@ class TrainConfig:
         "training examples held out for validation: a count (5000: the paper's 45k/5k) or "
         "a fraction; 0 validates on the test split",
     )
-    train_subset: int = _field(None, "train on the first N training examples only")
+    train_subset: int = _field(
+        None, "train on N training examples of a fixed random permutation (all classes)"
+    )
     # Model
     depth: int = _field(None, "network depth (default 20 for small images, 50 for large)")
     stem: str = _field(

@@ -291,7 +291,7 @@ def large_folder(cifar, tmp_path_factory):
     return root
 
 
-def test_large_images_stream_with_scale_augmentation(large_folder):
+def test_large_images_are_read_from_their_files_with_scale_augmentation(large_folder):
     d = data.load_data("folder", data_dir=str(large_folder), image_size=48)
     assert (
         d.preprocessing == data.Preprocessing("imagenet", True, 48)

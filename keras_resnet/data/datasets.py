@@ -70,7 +70,7 @@ def load_data(
             `data_dir`, the name labels the local copy.
         data_dir: optional local copy (class folders, CIFAR batches or IDX files).
         tfds_data_dir: optional TFDS data directory.
-        image_size: crop size for streamed (ImageNet-style) datasets.
+        image_size: crop size for large-image (ImageNet-style) datasets.
         validation_split: training examples held out for validation: a count
             (5000 gives the paper's 45k/5k CIFAR split) or a fraction in (0, 1).
             0 for none.
@@ -159,7 +159,8 @@ def _hold_out(train, validation_split, seed):
 def _options(multi_worker):
     options = tf.data.Options()
     if multi_worker:
-        # Indexed streams have no files to shard: every worker takes its share of examples.
+        # Every worker builds the whole stream and keeps its share of the examples (files
+        # included: each worker reads and decodes all of them, then drops the others).
         options.experimental_distribute.auto_shard_policy = (
             tf.data.experimental.AutoShardPolicy.DATA
         )

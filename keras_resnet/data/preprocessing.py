@@ -6,7 +6,7 @@ A `Preprocessing` is one of two treatments:
   per-pixel mean of the training split (subtracted inside the model), 4-pixel
   zero padding (scaled with the image size), a random crop and a horizontal
   flip for training; nothing at test.
-- `"imagenet"` (Section 3.4), for large or variable-size images streamed from
+- `"imagenet"` (Section 3.4), for large or variable-size images read from
   their files: the per-channel mean, the shorter side resized to a random
   length in [256, 480] (scaled to `image_size / 224`), a random `image_size`
   crop and a flip for training; at test the shorter side at 256 and a centre

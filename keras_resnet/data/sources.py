@@ -34,9 +34,9 @@ from keras_resnet.progress import Progress
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 SYNTHETIC_SHAPE, SYNTHETIC_CLASSES, SYNTHETIC_EXAMPLES = (32, 32, 3), 10, (10_000, 2_000)
-# Images whose decoded size exceeds this stream from disk instead of memory.
+# Images whose decoded size exceeds this are read from their files as needed, not held in memory.
 IN_MEMORY_LIMIT_BYTES = 4 << 30
-# Images with a larger side than this stream from disk (ImageNet-style data).
+# Images with a larger side than this are read from their files (ImageNet-style data).
 IN_MEMORY_MAX_SIDE = 64
 STREAMED_TFDS = ("imagenet2012", "imagenet2012_subset", "imagenette", "imagewang", "food101")
 
@@ -212,7 +212,7 @@ def _load_folders(train_dir, test_dir, test_only=False):
     else:
 
         def read(paths, labels, split_dir):
-            return Split(len(paths), labels=labels, paths=np.asarray(paths))
+            return Split(len(paths), labels=labels, paths=np.asarray(paths, dtype=object))
 
     train = read(train_paths, train_labels, train_dir) if train_paths else None
     return train, read(test_paths, test_labels, test_dir), test_classes, source
