@@ -407,7 +407,19 @@ def write_history(path, rows):
 
 
 def config_changes(recorded, config, fields):
-    """`"field: old -> new, ..."` for the `fields` where two config dicts differ; "" if none."""
-    return ", ".join(
+    """`"field: old -> new, ..."` for the `fields` where two records differ; "" if none.
+
+    The training and test images count too: where both records have their
+    data's fingerprint (`data.fingerprint`; runs recorded before it, and
+    data read from files, have none) and the fingerprints differ, the data's
+    sources are named: another dataset, or the same one re-encoded.
+    """
+    changes = [
         f"{k}: {recorded.get(k)!r} -> {config[k]!r}" for k in fields if recorded.get(k) != config[k]
-    )
+    ]
+    old, new = recorded.get("data") or {}, config.get("data") or {}
+    if None not in (old.get("fingerprint"), new.get("fingerprint")) and (
+        old["fingerprint"] != new["fingerprint"]
+    ):
+        changes.append(f"images: {old.get('source')!r} -> {new.get('source')!r} (other pixels)")
+    return ", ".join(changes)

@@ -439,6 +439,15 @@ def test_a_results_folder_holds_one_recipe_whose_nets_differ_in_depth_and_seed(t
         "resnet110",
     ]
     sweeps.check_one_recipe(str(tmp_path), "resnet56", {**record, "depth": 56})
+    # Trained on the JPEG copy: other pixels, however alike the recipe.
+    jpeg = {
+        **record["data"],
+        "source": "folder /data/cifar10-jpeg",
+        "fingerprint": "92a55615e29c686a",
+    }
+    with pytest.raises(ValueError, match="holds the results of another recipe") as error:
+        sweeps.check_one_recipe(str(tmp_path), "resnet56", {**record, "depth": 56, "data": jpeg})
+    assert "'folder /data/cifar10-jpeg' (other pixels)" in str(error.value)
     for changes, difference in [
         ({"lr": 0.05}, "lr: 0.1 -> 0.05"),
         ({"warmup": 400}, "warmup: None -> 400"),

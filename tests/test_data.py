@@ -146,6 +146,37 @@ def test_cifar_binary_and_python_batches(cifar, tmp_path):
     assert both.source.endswith("cifar-10-batches-bin")
 
 
+def test_the_fingerprint_tells_other_pixels_from_the_same_pixels_in_other_files(cifar, tmp_path):
+    """PNG folders and CIFAR batches of the same images, in any order, share one; a JPEG
+    re-encoding of one image, or one label changed, does not."""
+    assert cifar.describe()["fingerprint"] == cifar.fingerprint and len(cifar.fingerprint) == 16
+    images, labels = cifar.train.images, cifar.train.labels
+    order = np.random.RandomState(1).permutation(len(images))
+
+    def batches(name, images, labels, tests):
+        folder = tmp_path / name / "cifar-10-batches-bin"
+        write_cifar_binary(folder, images, labels, CLASSES)
+        records = np.concatenate(
+            [
+                tests.labels[:, None].astype(np.uint8),
+                tests.images.transpose(0, 3, 1, 2).reshape(len(tests.images), -1),
+            ],
+            axis=1,
+        )
+        records.tofile(folder / "test_batch.bin")
+        return data.load_data("cifar10", data_dir=str(tmp_path / name))
+
+    shuffled_test = cifar.test.subset(np.random.RandomState(2).permutation(250))
+    same = batches("same", images[order], labels[order], shuffled_test)
+    assert same.source != cifar.source and same.fingerprint == cifar.fingerprint
+    jpeg = images.copy()
+    jpeg[7] = tf.io.decode_jpeg(tf.io.encode_jpeg(images[7], quality=95)).numpy()
+    assert batches("jpeg", jpeg, labels, cifar.test).fingerprint != cifar.fingerprint
+    relabelled = labels.copy()
+    relabelled[7] = (labels[7] + 1) % 10
+    assert batches("label", images, relabelled, cifar.test).fingerprint != cifar.fingerprint
+
+
 @pytest.mark.parametrize("protocol", [2, pickle.HIGHEST_PROTOCOL])
 def test_cifar_python_batches_are_read_without_running_code(cifar, tmp_path, protocol):
     """A crafted batch is an error naming it; the numpy arrays of real ones still load."""
@@ -298,6 +329,7 @@ def test_large_images_are_read_from_their_files_with_scale_augmentation(large_fo
         and d.train.images is None
         and len(d.train.paths) == 40
         and d.image_shape == (48, 48, 3)
+        and d.fingerprint is None  # not worth reading every file of ImageNet for
     )
     assert d.mean.shape == (3,)
     batch = next(iter(data.train_dataset(d, 8, seed=0)))[0]

@@ -45,6 +45,35 @@ def test_resuming_another_configuration_is_refused(tmp_path):
         RunDir(tmp_path).check_same_run({**config, "depth": 56})
 
 
+def test_a_run_on_other_images_is_another_run_where_both_records_know_their_images(tmp_path):
+    """Data fingerprints differ: refused, naming both sources; a record without one (runs
+    recorded before fingerprints, images read from files) is not judged on its images."""
+    config = {field: None for field in rundir.RESUME_FIELDS}
+
+    def data(source, fingerprint):
+        return {"source": source, "fingerprint": fingerprint}
+
+    original = {**config, "data": data("cifar batches /a/cifar-10-batches-bin", "6471")}
+    files.write_json(str(tmp_path / "config.json"), original)
+    os.makedirs(tmp_path / "checkpoints")
+    files.write_json(
+        str(tmp_path / "checkpoints" / "state.json"),
+        {"epoch": 1, "step": 10, "weights": "epoch-0001.weights.h5", "history": []},
+    )
+    same = {**config, "data": data("folder /b/png", "6471")}  # the same pixels as PNGs
+    RunDir(tmp_path).check_same_run(same)
+    jpeg = {**config, "data": data("folder /b/jpeg", "92a5")}
+    with pytest.raises(ValueError) as error:
+        RunDir(tmp_path).check_same_run(jpeg)
+    assert (
+        "(images: 'cifar batches /a/cifar-10-batches-bin' -> 'folder /b/jpeg' (other pixels))"
+        in (str(error.value))
+    )
+    for unknown in ({**config}, {**config, "data": data("folder /b/big", None)}):
+        RunDir(tmp_path).check_same_run(unknown)
+        assert rundir.config_changes(unknown, original, rundir.RESUME_FIELDS) == ""
+
+
 def test_load_model_finds_every_format_and_names_what_it_cannot(tmp_path):
     model = keras_resnet.ResNet(8, stem="cifar", input_shape=(8, 8, 3), classes=3)
     run_dir = tmp_path / "run"

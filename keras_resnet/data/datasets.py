@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_resnet.data.preprocessing import Preprocessing
-from keras_resnet.data.sources import DataError, Split, decode_image_file, read_source
+from keras_resnet.data.sources import DataError, Split, decode_image_file, fingerprint, read_source
 
 
 @dataclasses.dataclass
@@ -24,6 +24,9 @@ class Data:
         preprocessing: the `Preprocessing` of this dataset.
         mean: array the model subtracts from the pixels: per-pixel
             (H, W, C) for `"cifar"` preprocessing, per-channel (C,) for `"imagenet"`.
+        fingerprint: `sources.fingerprint` of the source's training and test
+            images, before any hold-out or subset; None for images read from
+            their files or a stream.
     """
 
     name: str
@@ -35,6 +38,7 @@ class Data:
     test: Split
     preprocessing: Preprocessing
     mean: np.ndarray = None
+    fingerprint: str = None
 
     @property
     def num_classes(self):
@@ -51,6 +55,7 @@ class Data:
             "num_validation": self.validation.num_examples if self.validation else 0,
             "num_test": self.test.num_examples,
             "preprocessing": self.preprocessing.describe(),
+            "fingerprint": self.fingerprint,
         }
 
 
@@ -85,6 +90,7 @@ def load_data(
         DataError: for a missing, empty, corrupt or inconsistent source.
     """
     train, test, class_names, source = read_source(name, data_dir, tfds_data_dir, seed)
+    digest = fingerprint(train, test)
     if train_subset is not None:
         if train_subset < 1:
             raise DataError(f"train_subset must be a positive int, received {train_subset!r}.")
@@ -101,6 +107,7 @@ def load_data(
         test,
         preprocessing,
         preprocessing.training_mean(train),
+        digest,
     )
 
 

@@ -22,6 +22,7 @@ images are read from their files as they are needed.
 
 import dataclasses
 import gzip
+import hashlib
 import os
 import pickle
 import struct
@@ -102,6 +103,28 @@ class Split:
         few classes; n of a fixed permutation keep every class in proportion.
         """
         return self.subset(np.sort(np.random.RandomState(0).permutation(self.num_examples)[:n]))
+
+
+def fingerprint(*splits):
+    """A short digest of the splits' images and labels, whatever their order or files.
+
+    The same pixels give the same digest however they are stored (CIFAR's
+    batches, lossless PNG folders cut from them), so runs on one dataset can
+    be told from runs on a re-encoding of it (CIFAR-10's JPEG copy). None when
+    a split is not held in memory: reading every file of a large dataset
+    only to digest it is not worth its time.
+    """
+    if any(split.images is None for split in splits):
+        return None
+    digest = hashlib.sha256()
+    for split in splits:
+        digest.update(repr((split.num_examples, split.images.shape[1:])).encode())
+        examples = sorted(
+            hashlib.sha256(image.tobytes() + int(label).to_bytes(4, "little")).digest()
+            for image, label in zip(split.images, split.labels, strict=True)
+        )
+        digest.update(b"".join(examples))
+    return digest.hexdigest()[:16]
 
 
 def decode_image_file(path):
