@@ -1,4 +1,5 @@
 import gzip
+import json
 import os
 import pickle
 import shutil
@@ -111,6 +112,11 @@ def test_the_fixture_is_cut_losslessly_from_the_original_batches(cifar, full_cif
     test_batch.bin (tests/data/make_cifar10_fixture.py), pixel for pixel."""
     full = data.load_data("cifar10", str(full_cifar_dir))
     assert (full.train.num_examples, full.test.num_examples) == (50_000, 10_000)
+    # The fingerprint the Table 6 runs' committed records carry: new nets join them.
+    table6 = os.path.join(os.path.dirname(__file__), "..", "docs", "paper_table6", "resnet20")
+    if os.path.isfile(os.path.join(table6, "config.json")):
+        with open(os.path.join(table6, "config.json")) as f:
+            assert full.fingerprint == json.load(f)["data"]["fingerprint"]
     assert full.class_names == CLASSES
     for part, whole, per_class in ((cifar.train, full.train, 50), (cifar.test, full.test, 25)):
         images, labels = whole.images[:10_000], whole.labels[:10_000]  # the first batch file
@@ -247,6 +253,8 @@ def test_digits_and_synthetic():
     assert np.bincount(digits.test.labels).min() >= 30  # stratified split
     synthetic = data.load_data("synthetic")
     assert synthetic.image_shape == (32, 32, 3) and synthetic.num_classes == 10
+    # Synthetic images come from the seed: a run with another seed is not on other data.
+    assert synthetic.fingerprint is None and len(digits.fingerprint) == 16
 
 
 def test_tfds_source_through_mock_data():

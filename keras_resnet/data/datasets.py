@@ -26,7 +26,7 @@ class Data:
             (H, W, C) for `"cifar"` preprocessing, per-channel (C,) for `"imagenet"`.
         fingerprint: `sources.fingerprint` of the source's training and test
             images, before any hold-out or subset; None for images read from
-            their files or a stream.
+            their files or a stream, and for synthetic images.
     """
 
     name: str
@@ -90,7 +90,8 @@ def load_data(
         DataError: for a missing, empty, corrupt or inconsistent source.
     """
     train, test, class_names, source = read_source(name, data_dir, tfds_data_dir, seed)
-    digest = fingerprint(train, test)
+    # Synthetic images are drawn from the seed: a second seed's run is a second run, not other data.
+    digest = None if source == "synthetic" else fingerprint(train, test)
     if train_subset is not None:
         if train_subset < 1:
             raise DataError(f"train_subset must be a positive int, received {train_subset!r}.")
