@@ -4,7 +4,8 @@
   and optimizer (`keras_resnet.rundir`); an epoch whose loss is not finite is
   never saved.
 - `CopyCheckpoint`: keeps a copy of each checkpoint outside the run directory.
-- `StopAtStep`: ends training after the run's last step, mid-epoch if need be.
+- `StopAtStep`: ends training after the run's last step, mid-epoch if need be;
+  as a `ReadPosition`, it knows the batch being read when a file cannot be.
 - `StopOnSignal`: on SIGTERM or SIGINT, checkpoints the step and stops the run.
 - `NanGuard`: stops training when the loss becomes NaN or infinite, and says
   in which epoch.
@@ -109,25 +110,47 @@ class CopyCheckpoint(keras.callbacks.Callback):
         self.run_dir.copy_checkpoint(self.folder)
 
 
-class StopAtStep(keras.callbacks.Callback):
-    """Stops training once `total_steps` steps are done, mid-epoch if need be.
+class ReadPosition(keras.callbacks.Callback):
+    """Which batch `fit` reads: where to look when a file it reads cannot be.
 
-    The steps are counted from `start_step` (where a resumed run begins) and
-    the batch index Keras passes (the last step of an execution when
-    `steps_per_execution` > 1), not read from the optimizer, so that no step
-    waits for the device.
+    Attributes:
+        step: training steps done, counted from `start_step` (where a resumed
+            run begins) and the batch index Keras passes (the last step of an
+            execution when `steps_per_execution` > 1), not read from the
+            optimizer, so that no step waits for the device.
+        validation_batch: validation batches done while validating, else None.
     """
 
-    def __init__(self, total_steps, start_step=0):
+    def __init__(self, start_step=0):
         super().__init__()
-        self.total_steps = total_steps
         self.step = self._epoch_start = start_step
+        self.validation_batch = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = self.step
 
     def on_train_batch_end(self, batch, logs=None):
         self.step = self._epoch_start + batch + 1
+
+    def on_test_begin(self, logs=None):
+        self.validation_batch = 0
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.validation_batch = batch + 1
+
+    def on_test_end(self, logs=None):
+        self.validation_batch = None
+
+
+class StopAtStep(ReadPosition):
+    """Stops training once `total_steps` steps are done, mid-epoch if need be."""
+
+    def __init__(self, total_steps, start_step=0):
+        super().__init__(start_step)
+        self.total_steps = total_steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(batch, logs)
         if self.step >= self.total_steps:
             self.model.stop_training = True
 

@@ -175,17 +175,24 @@ def evaluate(classifier, data, batch_size=256, ten_crop=False):
     probabilities, labels = [], []
     what = "Evaluating 10 crops of each test image" if ten_crop else "Evaluating the test images"
     with Progress(what, data.test.num_examples) as progress:
-        for images, batch_labels in dataset:
-            images = tf.cast(images, tf.float32)
-            if ten_crop:
-                crops = tf.reshape(images, [-1, *data.image_shape])
-                predicted = classifier.predict(crops).reshape(images.shape[0], 10, -1)
-                predicted = predicted.mean(axis=1)
-            else:
-                predicted = classifier.predict(images)
-            probabilities.append(predicted)
-            labels.append(batch_labels.numpy())
-            progress.add(len(labels[-1]))
+        try:
+            for images, batch_labels in dataset:
+                images = tf.cast(images, tf.float32)
+                if ten_crop:
+                    crops = tf.reshape(images, [-1, *data.image_shape])
+                    predicted = classifier.predict(crops).reshape(images.shape[0], 10, -1)
+                    predicted = predicted.mean(axis=1)
+                else:
+                    predicted = classifier.predict(images)
+                probabilities.append(predicted)
+                labels.append(batch_labels.numpy())
+                progress.add(len(labels[-1]))
+        except tf.errors.OpError as error:
+            paths, seen = data.test.paths, sum(map(len, labels))
+            data_lib.name_unreadable_image(
+                error, None if paths is None else paths[seen : seen + 2 * batch_size]
+            )
+            raise
     probabilities, labels = np.concatenate(probabilities), np.concatenate(labels).astype(np.int64)
     return metrics(probabilities, labels, data.class_names)
 

@@ -277,17 +277,7 @@ def predict(predictor, paths, top=None, batch_size=64):
 
 def _raise_bad_file(paths, error):
     """Names the file of a batch that could not be read or decoded."""
-    for path in paths:
-        try:
-            tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
-        except tf.errors.NotFoundError:
-            raise ValueError(f"Cannot read {path!r}: it no longer exists.") from None
-        except tf.errors.OpError as problem:
-            # TensorFlow's message opens with the op's internal name in braces: keep its reason.
-            reason = problem.message.split("}}")[-1].split("[Op:")[0].strip()
-            raise ValueError(
-                f"{path!r} is not an image that can be decoded (JPEG, PNG, BMP or GIF): {reason}"
-            ) from None
+    data_lib.name_unreadable_image(error, paths)
     raise ValueError(f"Cannot prepare the images {paths[0]!r}...: {error.message}") from None
 
 

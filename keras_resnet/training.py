@@ -18,6 +18,7 @@ import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from keras_resnet import _compat, callbacks, evaluation, export, files, models, planning
 from keras_resnet import plotting, runtime, schedules
@@ -240,7 +241,8 @@ def _fit(plan, model, state, strategy, extra_callbacks):
         run_dir, state, run.steps_per_epoch, run.total_steps, strategy, write=write
     )
     if not run.is_done(state):
-        fit_callbacks = [guard, checkpointer, callbacks.StopAtStep(run.total_steps, start_step)]
+        position = callbacks.StopAtStep(run.total_steps, start_step)
+        fit_callbacks = [guard, checkpointer, position]
         fit_callbacks += [logger, stop_on_signal]
         if write:
             fit_callbacks[2:2] = extra_callbacks
@@ -254,8 +256,12 @@ def _fit(plan, model, state, strategy, extra_callbacks):
             )
         if plan.replicas > 1:  # the replicas' batch-norm statistics, averaged before a checkpoint
             fit_callbacks.insert(0, callbacks.AverageMovingStatistics(strategy))
-        with stop_on_signal.handling_signals():
-            _fit_epochs(plan, model, strategy, fit_callbacks, state)
+        try:
+            with stop_on_signal.handling_signals():
+                _fit_epochs(plan, model, strategy, fit_callbacks, state)
+        except tf.errors.OpError as error:
+            _name_unreadable_image(plan, position, checkpointer.state, error)
+            raise
     if guard.diverged_epoch is not None:
         raise TrainingDiverged(
             f"The loss became NaN or infinite in epoch {guard.diverged_epoch}; training "
@@ -263,6 +269,36 @@ def _fit(plan, model, state, strategy, extra_callbacks):
             f"in {run_dir.checkpoints}. Try a lower --lr or --warmup."
         )
     return checkpointer.state, logger.examples_per_second
+
+
+def _name_unreadable_image(plan, position, state, error):
+    """Raises a DataError naming the image file behind `error`, a read error in `fit`.
+
+    The file is in the batches being read when it came (`position`, a
+    `callbacks.ReadPosition`). Returns when there is none: the caller raises `error`.
+    """
+    config = plan.run.config
+    batches = config.steps_per_execution + 1  # an execution's batches, and one read ahead
+    if position.validation_batch is None:
+        where = f"after step {position.step}"
+        paths = plan.data.train.paths
+        if paths is not None:
+            paths = data_lib.training_files(
+                plan.data, config.batch_size, config.seed, position.step, batches
+            )
+    else:
+        where = "while testing after an epoch"
+        paths = (plan.data.validation or plan.data.test).paths
+        if paths is not None:
+            first = position.validation_batch * config.batch_size
+            paths = paths[first : first + batches * config.batch_size]
+    kept = f"its last checkpoint (epoch {state['epoch']})" if state else "the start"
+    data_lib.name_unreadable_image(
+        error,
+        paths,
+        f"Training stopped {where}. Replace the file with a readable image and run the "
+        f"same command again: the run goes on from {kept}.",
+    )
 
 
 def _fit_epochs(plan, model, strategy, fit_callbacks, state):

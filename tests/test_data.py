@@ -2,6 +2,7 @@ import gzip
 import json
 import os
 import pickle
+import re
 import shutil
 import struct
 
@@ -379,6 +380,47 @@ def test_a_folder_read_from_its_files_is_shuffled_whole_and_resumes_exactly(larg
     assert set(held.train.paths) | set(held.validation.paths) == set(d.train.paths)
     assert len(set(held.validation.labels.tolist())) >= 5
     assert next(iter(data.eval_dataset(held, held.validation, 10)))[0].shape == (10, 48, 48, 3)
+
+
+def test_the_file_a_training_batch_could_not_read_is_named(large_folder, tmp_path):
+    """TensorFlow's decode error names no file; the stateless stream says which batch held it."""
+    root = copy_tree(large_folder, tmp_path / "copy")
+    d = data.load_data("folder", data_dir=str(root), image_size=48)
+    label_of = dict(zip(d.train.paths, d.train.labels, strict=True))
+    batches = list(data.train_dataset(d, 8, seed=3).take(4).as_numpy_iterator())
+    for step in (0, 2, 6):  # step 6 is in the second pass
+        files = data.training_files(d, 8, seed=3, step=step)
+        expected = next(iter(data.train_dataset(d, 8, seed=3, start_step=step)))[1].numpy()
+        np.testing.assert_array_equal([label_of[path] for path in files], expected)
+    assert list(data.training_files(d, 8, seed=3, step=1, steps=2)) == list(
+        data.training_files(d, 8, seed=3, step=1)
+    ) + list(data.training_files(d, 8, seed=3, step=2))
+    error = tf.errors.UnknownError(None, None, "a read error")
+    data.name_unreadable_image(error, d.train.paths)  # every file reads: it returns
+
+    broken, missing = data.training_files(d, 8, seed=3, step=2)[[3, 5]]
+    with open(broken, "wb") as f:
+        f.write(b"\x89PNG not really")
+    os.remove(missing)
+    # The error comes with the batch that holds the file, not before it.
+    iterator = data.train_dataset(d, 8, seed=3).as_numpy_iterator()
+    for expected in batches[:2]:
+        np.testing.assert_array_equal(next(iterator)[1], expected[1])
+    with pytest.raises(tf.errors.OpError) as raised:
+        next(iterator)
+    with pytest.raises(data.DataError) as named:
+        data.name_unreadable_image(raised.value, data.training_files(d, 8, seed=3, step=2), "Why.")
+    message = str(named.value)
+    assert message.startswith(f"{broken!r} is not an image that can be decoded (JPEG, PNG")
+    assert message.endswith(". Why.") and "{{" not in message and "[Op:" not in message
+    assert named.value.__cause__ is raised.value
+    with pytest.raises(data.DataError, match=f"^Image file {re.escape(repr(missing))} no longer"):
+        data.name_unreadable_image(error, [missing])
+    data.name_unreadable_image(error, None)  # no files read: the caller raises its error
+
+    # A file read before training (for the channel mean) is named as the data loads.
+    with pytest.raises(data.DataError, match=f"{re.escape(repr(broken))}|no longer exists"):
+        data.load_data("folder", data_dir=str(root), image_size=48)
 
 
 def test_test_data_alone_reads_no_training_images(cifar_dir, tmp_path, monkeypatch):

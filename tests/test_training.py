@@ -586,6 +586,57 @@ def test_imagenet_style_training_streams_large_images(cifar, tmp_path):
     assert signature(image_bytes=tf.stack([encoded]))["probabilities"].shape == (1, 4)
 
 
+@pytest.mark.slow
+def test_an_unreadable_image_file_stops_training_naming_it_and_the_run_resumes(
+    cifar, tmp_path, run_main, monkeypatch
+):
+    # Real CIFAR images upscaled to 72x72 PNGs: too large to hold, read from their files.
+    images = tmp_path / "images"
+    for split, split_data, count in (("train", cifar.train, 16), ("test", cifar.test, 8)):
+        for label, name in enumerate(cifar.class_names[:2]):
+            os.makedirs(images / split / name)
+            for i, image in enumerate(split_data.images[split_data.labels == label][:count]):
+                big = tf.image.resize(image, (72, 72)).numpy().astype(np.uint8)
+                tf.io.write_file(str(images / split / name / f"{i}.png"), tf.io.encode_png(big))
+    run_dir = tmp_path / "run"
+    args = ["--dataset", "folder", "--data-dir", images, "--stem", "cifar", "--depth", "8"]
+    args += ["--image-size", "32", "--batch-size", "8", "--output-dir", run_dir]
+    assert run_main("train", *args, "--epochs", "1").returncode == 0
+
+    # A file the channel mean does not read (as most of ImageNet's), read by epoch 2's third step.
+    monkeypatch.setattr(data.preprocessing, "MEAN_SAMPLE", 8)
+    d = data.load_data("folder", data_dir=str(images), image_size=32)
+    sampled = set(d.train.sample(8).paths)
+    broken = next(p for p in data.training_files(d, 8, seed=0, step=4 + 2) if p not in sampled)
+    good = open(broken, "rb").read()
+    open(broken, "wb").write(good[: len(good) // 3])  # a truncated copy
+    result = run_main("train", *args, "--epochs", "2")
+    assert result.returncode == 1
+    error = result.stderr.strip().splitlines()[-1]
+    assert f"error: {broken!r} is not an image that can be decoded (JPEG" in error
+    assert "Training stopped after step 6. Replace the file" in error
+    assert "goes on from its last checkpoint (epoch 1)" in error
+    assert len(read_history(run_dir)) == 1
+
+    open(broken, "wb").write(good)
+    result = run_main("train", *args, "--epochs", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [row["epoch"] for row in read_history(run_dir)] == ["1", "2"]
+
+    # A test image: named by the test after an epoch, and by the evaluate command.
+    broken = sorted((images / "test" / cifar.class_names[1]).iterdir())[3]
+    broken.write_bytes(b"GIF89a, no more")
+    result = run_main("train", *args, "--epochs", "3")
+    assert result.returncode == 1
+    assert f"{str(broken)!r} is not an image that can be decoded" in result.stderr
+    assert "Training stopped while testing after an epoch" in result.stderr
+    result = run_main(
+        "evaluate", "--model", run_dir / "model.keras", "--data-dir", images, "--image-size", 32
+    )
+    assert result.returncode == 1
+    assert f"error: {str(broken)!r} is not an image that can be decoded" in result.stderr
+
+
 def two_class_folders(source, destination, classes=("cat", "dog")):
     """Class folders of `classes` only, linked from a CIFAR-10 folder tree."""
     for split in ("train", "test"):

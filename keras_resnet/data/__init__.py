@@ -13,6 +13,7 @@ from keras_resnet.data.datasets import (
     load_test_data,
     ten_crop_dataset,
     train_dataset,
+    training_files,
 )
 from keras_resnet.data.preprocessing import PIXEL_SCALE, Preprocessing
-from keras_resnet.data.sources import DataError, Split, read_source
+from keras_resnet.data.sources import DataError, Split, name_unreadable_image, read_source

@@ -255,6 +255,17 @@ def _indexed_stream(split, seed, start):
     return tf.data.Dataset.range(first_pass, 2**62).flat_map(one_pass)
 
 
+def training_files(data, batch_size, seed, step, steps=1):
+    """The image files training batches `step` to `step + steps - 1` read, in order.
+
+    The stream is stateless (`_indexed_stream`), so a batch's files can be
+    named long after it was read: where to look when a file cannot be.
+    Only for a training split read from its files.
+    """
+    pairs = _indexed_stream(data.train, seed, step * batch_size).take(steps * batch_size)
+    return data.train.paths[[int(index) for index, _ in pairs.as_numpy_iterator()]]
+
+
 def eval_dataset(data, split, batch_size, multi_worker=False):
     """Batched evaluation pipeline of `split` with the test-time preprocessing."""
     dataset = split.dataset()

@@ -22,7 +22,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from keras_resnet.data.sources import DataError
+from keras_resnet.data.sources import DataError, name_unreadable_image
 
 KINDS = ("cifar", "imagenet")
 # Pixels are divided by this after mean subtraction: inputs of about [-1, 1].
@@ -31,6 +31,8 @@ PIXEL_SCALE = 255.0
 SCALE_RANGE, TEST_SHORT_SIDE = (256, 480), 256
 # Datasets whose images must not be mirrored (digits are not symmetric).
 NO_FLIP = ("digits", "mnist", "emnist", "kmnist", "svhn_cropped")
+# Training images of all classes the per-channel mean of large images comes from.
+MEAN_SAMPLE = 2000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,14 +167,22 @@ def _scale_augment(image, seed, flip, image_size):
     return image
 
 
-def _channel_mean(split, sample=2000):
-    """Per-channel mean of `sample` training images of all classes (of a stream's first)."""
+def _channel_mean(split, sample=None):
+    """Per-channel mean of `sample` (default `MEAN_SAMPLE`) training images of all classes.
+
+    Of a stream, its first `sample` images.
+    """
+    sample = sample or MEAN_SAMPLE
     if split.indexable:
         split = split.sample(min(sample, split.num_examples))
     total, count = np.zeros(3), 0
-    for image, _ in split.dataset().take(sample).as_numpy_iterator():
-        total += image.reshape(-1, image.shape[-1]).mean(axis=0)
-        count += 1
+    try:
+        for image, _ in split.dataset().take(sample).as_numpy_iterator():
+            total += image.reshape(-1, image.shape[-1]).mean(axis=0)
+            count += 1
+    except tf.errors.OpError as error:
+        name_unreadable_image(error, split.paths)
+        raise
     if not count:
         raise DataError("The training split is empty.")
     return (total / count).astype(np.float32)

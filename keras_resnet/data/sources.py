@@ -245,7 +245,39 @@ def _decode_file(path):
     try:
         return tf.io.decode_image(tf.io.read_file(path), expand_animations=False).numpy()
     except tf.errors.OpError as error:
-        raise DataError(f"Cannot decode image file {path!r}: {error.message}") from None
+        raise DataError(unreadable_image_message(path, error)) from None
+
+
+def unreadable_image_message(path, error):
+    """The sentence naming image file `path` and why TensorFlow could not read it (`error`)."""
+    if isinstance(error, tf.errors.NotFoundError):
+        return f"Image file {path!r} no longer exists."
+    # TensorFlow's message opens with the op's internal name in braces: keep its reason.
+    reason = error.message.split("}}")[-1].split("[Op:")[0].strip()
+    return f"{path!r} is not an image that can be decoded (JPEG, PNG, BMP or GIF): {reason}"
+
+
+def _first_unreadable_image(paths):
+    """The message of the first of `paths` that cannot be decoded; None if all can."""
+    for path in paths:
+        try:
+            decode_image_file(path)
+        except tf.errors.OpError as error:
+            return unreadable_image_message(path, error)
+    return None
+
+
+def name_unreadable_image(error, paths, advice=""):
+    """Raises a DataError naming the file behind `error`, TensorFlow's error from reading `paths`.
+
+    A pipeline's read error names none of its files: decoding the files it
+    may have come from (a batch), one by one, finds it. Returns when `paths`
+    is None (no files were read) or all of them can be decoded (the error was
+    another), for the caller to raise `error` itself.
+    """
+    problem = _first_unreadable_image(paths) if paths is not None else None
+    if problem:
+        raise DataError(f"{problem} {advice}".rstrip()) from error
 
 
 def _decode_all(paths, labels, channels, shape, split_dir):
