@@ -190,7 +190,7 @@ def evaluate(classifier, data, batch_size=256, ten_crop=False):
         except tf.errors.OpError as error:
             paths, seen = data.test.paths, sum(map(len, labels))
             data_lib.name_unreadable_image(
-                error, None if paths is None else paths[seen : seen + 2 * batch_size]
+                error, None if paths is None else paths[seen : seen + batch_size]
             )
             raise
     probabilities, labels = np.concatenate(probabilities), np.concatenate(labels).astype(np.int64)

@@ -242,8 +242,7 @@ def _fit(plan, model, state, strategy, extra_callbacks):
     )
     if not run.is_done(state):
         position = callbacks.StopAtStep(run.total_steps, start_step)
-        fit_callbacks = [guard, checkpointer, position]
-        fit_callbacks += [logger, stop_on_signal]
+        fit_callbacks = [guard, checkpointer, position, logger, stop_on_signal]
         if write:
             fit_callbacks[2:2] = extra_callbacks
             callbacks.write_hparams(run_dir.log_dir, plan.record)
@@ -275,30 +274,28 @@ def _name_unreadable_image(plan, position, state, error):
     """Raises a DataError naming the image file behind `error`, a read error in `fit`.
 
     The file is in the batches being read when it came (`position`, a
-    `callbacks.ReadPosition`). Returns when there is none: the caller raises `error`.
+    `callbacks.ReadPosition`): the next training execution's, else the
+    test's (Keras reads the test's first batch before its callbacks hear of
+    it). Returns when there is none: the caller raises `error`.
     """
-    config = plan.run.config
-    batches = config.steps_per_execution + 1  # an execution's batches, and one read ahead
-    if position.validation_batch is None:
-        where = f"after step {position.step}"
-        paths = plan.data.train.paths
-        if paths is not None:
-            paths = data_lib.training_files(
-                plan.data, config.batch_size, config.seed, position.step, batches
-            )
-    else:
-        where = "while testing after an epoch"
-        paths = (plan.data.validation or plan.data.test).paths
-        if paths is not None:
-            first = position.validation_batch * config.batch_size
-            paths = paths[first : first + batches * config.batch_size]
-    kept = f"its last checkpoint (epoch {state['epoch']})" if state else "the start"
-    data_lib.name_unreadable_image(
-        error,
-        paths,
-        f"Training stopped {where}. Replace the file with a readable image and run the "
-        f"same command again: the run goes on from {kept}.",
-    )
+    config, data = plan.run.config, plan.data
+    batch, batches = config.batch_size, config.steps_per_execution
+    where = []  # (the files, when they are read)
+    if position.validation_batch is None and data.train.paths is not None:
+        files = data_lib.training_files(data, batch, config.seed, position.step, batches)
+        where.append((files, f"after step {position.step}"))
+    if data.validation_or_test.paths is not None:
+        first = (position.validation_batch or 0) * batch
+        files = data.validation_or_test.paths[first : first + batches * batch]
+        where.append((files, f"testing after step {position.step}"))
+    kept = f"epoch {state['epoch']}, step {state['step']}" if state else "the start"
+    for files, when in where:
+        data_lib.name_unreadable_image(
+            error,
+            files,
+            f"Training stopped {when}. Replace the file with a readable image and run the same "
+            f"command again: the run goes on from its last checkpoint ({kept}).",
+        )
 
 
 def _fit_epochs(plan, model, strategy, fit_callbacks, state):
@@ -311,25 +308,33 @@ def _fit_epochs(plan, model, strategy, fit_callbacks, state):
     run, data = plan.run, plan.data
     multi_worker = runtime.is_multi_worker(strategy)
     epoch, step = (state["epoch"], state["step"]) if state else (0, 0)
-    train_ds = data_lib.train_dataset(
-        data, run.config.batch_size, run.config.seed, multi_worker, start_step=step
-    )
-    val_ds = data_lib.eval_dataset(
-        data, data.validation or data.test, run.config.batch_size, multi_worker
-    )
-    workaround = (
-        _compat.multi_worker_fit(model, train_ds, strategy)
-        if multi_worker
-        else contextlib.nullcontext()
-    )
     done_in_epoch = step - epoch * run.steps_per_epoch
     # (first epoch, last epoch, steps of each): the rest of a part-done epoch, then the others
     spans = [(epoch, run.epochs, run.steps_per_epoch)]
     if 0 < done_in_epoch < run.steps_per_epoch:
         spans = [(epoch, epoch + 1, run.steps_per_epoch - done_in_epoch)]
         spans += [(epoch + 1, run.epochs, run.steps_per_epoch)] if epoch + 1 < run.epochs else []
+    # Each `fit` reads its dataset from the start: each span's starts at the span's first step.
+    train_datasets = [
+        data_lib.train_dataset(
+            data,
+            run.config.batch_size,
+            run.config.seed,
+            multi_worker,
+            start_step=max(step, first * run.steps_per_epoch),
+        )
+        for first, _, _ in spans
+    ]
+    val_ds = data_lib.eval_dataset(
+        data, data.validation_or_test, run.config.batch_size, multi_worker
+    )
+    workaround = (
+        _compat.multi_worker_fit(model, train_datasets[0], strategy)
+        if multi_worker
+        else contextlib.nullcontext()
+    )
     with workaround:
-        for first, last, steps in spans:
+        for train_ds, (first, last, steps) in zip(train_datasets, spans):
             model.fit(
                 train_ds,
                 validation_data=val_ds,

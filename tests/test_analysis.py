@@ -277,6 +277,7 @@ def test_an_unwritable_results_dir_fails_before_any_training(cifar_dir, tmp_path
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_a_sweep_goes_on_from_the_checkpoint_kept_in_its_results_folder(
     cifar_dir, tmp_path, monkeypatch, capsys
 ):

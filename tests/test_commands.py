@@ -139,6 +139,7 @@ print(os.environ["TF_ENABLE_ONEDNN_OPTS"], _pywrap_util_port.IsMklEnabled())
 """
 
 
+@pytest.mark.slow
 def test_commands_turn_onednn_on_before_tensorflow_loads_unless_the_user_says_no():
     env = {key: value for key, value in ENV.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
     runs = {

@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import json
 import os
 import re
@@ -131,6 +132,7 @@ class Preempt(keras.callbacks.Callback):
             os.kill(os.getpid(), signal.SIGTERM)
 
 
+@pytest.mark.slow
 def test_sigterm_in_an_epochs_last_step_lets_it_end_then_stops(tmp_path):
     from keras_resnet import callbacks, training
     from keras_resnet.rundir import RunDir
@@ -188,6 +190,14 @@ def test_sigterm_mid_epoch_checkpoints_that_step_and_the_run_resumes_from_it(tmp
     assert [int(r["epoch"]) for r in history] == [1, 2, 3]
     assert [int(r["step"]) for r in history] == [10, 20, 30]  # the rest of epoch 2, not all of it
     assert read_json(run_dir / "summary.json")["steps"] == 30
+
+    # It trained on the batches the run would have had without the stop, each once: the
+    # same weights as a run never stopped.
+    whole = training.run(
+        dataclasses.replace(config, output_dir=str(tmp_path / "whole")), log=lambda line: None
+    )
+    for resumed, expected in zip(trained.model.weights, whole.model.weights, strict=True):
+        np.testing.assert_allclose(resumed.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.slow
@@ -603,11 +613,14 @@ def test_an_unreadable_image_file_stops_training_naming_it_and_the_run_resumes(
     args += ["--image-size", "32", "--batch-size", "8", "--output-dir", run_dir]
     assert run_main("train", *args, "--epochs", "1").returncode == 0
 
-    # A file the channel mean does not read (as most of ImageNet's), read by epoch 2's third step.
+    assert [(r["epoch"], r["step"]) for r in read_history(run_dir)] == [("1", "4")]
+
+    # A file read by epoch 2's third step that nothing reads before training (most of
+    # ImageNet's): neither the first file nor one of the channel mean's sample.
     monkeypatch.setattr(data.preprocessing, "MEAN_SAMPLE", 8)
     d = data.load_data("folder", data_dir=str(images), image_size=32)
-    sampled = set(d.train.sample(8).paths)
-    broken = next(p for p in data.training_files(d, 8, seed=0, step=4 + 2) if p not in sampled)
+    read_before = {d.train.paths[0], *d.train.sample(8).paths}
+    broken = next(p for p in data.training_files(d, 8, seed=0, step=4 + 2) if p not in read_before)
     good = open(broken, "rb").read()
     open(broken, "wb").write(good[: len(good) // 3])  # a truncated copy
     result = run_main("train", *args, "--epochs", "2")
@@ -615,7 +628,7 @@ def test_an_unreadable_image_file_stops_training_naming_it_and_the_run_resumes(
     error = result.stderr.strip().splitlines()[-1]
     assert f"error: {broken!r} is not an image that can be decoded (JPEG" in error
     assert "Training stopped after step 6. Replace the file" in error
-    assert "goes on from its last checkpoint (epoch 1)" in error
+    assert "goes on from its last checkpoint (epoch 1, step 4)" in error
     assert len(read_history(run_dir)) == 1
 
     open(broken, "wb").write(good)
@@ -623,13 +636,19 @@ def test_an_unreadable_image_file_stops_training_naming_it_and_the_run_resumes(
     assert result.returncode == 0, result.stderr[-3000:]
     assert [row["epoch"] for row in read_history(run_dir)] == ["1", "2"]
 
-    # A test image: named by the test after an epoch, and by the evaluate command.
-    broken = sorted((images / "test" / cifar.class_names[1]).iterdir())[3]
-    broken.write_bytes(b"GIF89a, no more")
-    result = run_main("train", *args, "--epochs", "3")
-    assert result.returncode == 1
-    assert f"{str(broken)!r} is not an image that can be decoded" in result.stderr
-    assert "Training stopped while testing after an epoch" in result.stderr
+    # Test images, named by the test after an epoch (in its first batch, which Keras reads
+    # before its callbacks hear of the test, and in a later one) and by the evaluate command.
+    for name in cifar.class_names[:2]:  # test batch 0 holds class 0's 8 files, batch 1 class 1's
+        broken = sorted((images / "test" / name).iterdir())[3]
+        good_test_image = broken.read_bytes()
+        broken.write_bytes(b"GIF89a, no more")
+        result = run_main("train", *args, "--epochs", "3")
+        assert result.returncode == 1
+        assert f"{str(broken)!r} is not an image that can be decoded" in result.stderr
+        assert "Training stopped testing after step 12. Replace the file" in result.stderr
+        assert "goes on from its last checkpoint (epoch 2, step 8)" in result.stderr
+        if name == cifar.class_names[0]:
+            broken.write_bytes(good_test_image)
     result = run_main(
         "evaluate", "--model", run_dir / "model.keras", "--data-dir", images, "--image-size", 32
     )
@@ -687,10 +706,9 @@ def test_fine_tuning_keeps_frozen_stages_and_the_pretrained_normalization(cifar_
     assert read_json(tmp_path / "run" / "config.json")["weights"] == "cifar10"
 
 
+@pytest.mark.slow
 def test_a_fine_tuning_run_resumes_without_its_weights_file(cifar_dir, tmp_path):
     """Its checkpoint holds every weight; config.json, the architecture and normalization."""
-    import dataclasses
-
     from keras_resnet import config as config_lib
     from keras_resnet import specs, training
     from keras_resnet import weights as weights_lib

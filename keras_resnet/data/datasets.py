@@ -41,6 +41,11 @@ class Data:
     fingerprint: str = None
 
     @property
+    def validation_or_test(self):
+        """The split a run is tested on after each epoch: the held-out one, else the test split."""
+        return self.validation or self.test
+
+    @property
     def num_classes(self):
         return len(self.class_names)
 

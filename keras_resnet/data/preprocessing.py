@@ -172,7 +172,7 @@ def _channel_mean(split, sample=None):
 
     Of a stream, its first `sample` images.
     """
-    sample = sample or MEAN_SAMPLE
+    sample = MEAN_SAMPLE if sample is None else sample
     if split.indexable:
         split = split.sample(min(sample, split.num_examples))
     total, count = np.zeros(3), 0

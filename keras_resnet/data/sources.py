@@ -245,16 +245,18 @@ def _decode_file(path):
     try:
         return tf.io.decode_image(tf.io.read_file(path), expand_animations=False).numpy()
     except tf.errors.OpError as error:
-        raise DataError(unreadable_image_message(path, error)) from None
+        raise DataError(_unreadable_image_message(path, error)) from None
 
 
-def unreadable_image_message(path, error):
+def _unreadable_image_message(path, error):
     """The sentence naming image file `path` and why TensorFlow could not read it (`error`)."""
-    if isinstance(error, tf.errors.NotFoundError):
-        return f"Image file {path!r} no longer exists."
     # TensorFlow's message opens with the op's internal name in braces: keep its reason.
     reason = error.message.split("}}")[-1].split("[Op:")[0].strip()
-    return f"{path!r} is not an image that can be decoded (JPEG, PNG, BMP or GIF): {reason}"
+    if isinstance(error, tf.errors.NotFoundError):
+        return f"Image file {path!r} no longer exists."
+    if isinstance(error, tf.errors.InvalidArgumentError):
+        return f"{path!r} is not an image that can be decoded (JPEG, PNG, BMP or GIF): {reason}"
+    return f"Image file {path!r} cannot be read: {reason}"
 
 
 def _first_unreadable_image(paths):
@@ -263,7 +265,7 @@ def _first_unreadable_image(paths):
         try:
             decode_image_file(path)
         except tf.errors.OpError as error:
-            return unreadable_image_message(path, error)
+            return _unreadable_image_message(path, error)
     return None
 
 
