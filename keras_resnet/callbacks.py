@@ -118,7 +118,9 @@ class ReadPosition(keras.callbacks.Callback):
             run begins) and the batch index Keras passes (the last step of an
             execution when `steps_per_execution` > 1), not read from the
             optimizer, so that no step waits for the device.
-        validation_batch: validation batches done while validating, else None.
+        validation_batch: validation batches done while validating, else None
+            (also while Keras reads the first validation batch to build its
+            test function, before `on_test_begin`).
     """
 
     def __init__(self, start_step=0):

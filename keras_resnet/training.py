@@ -287,14 +287,16 @@ def _name_unreadable_image(plan, position, state, error):
     if data.validation_or_test.paths is not None:
         first = (position.validation_batch or 0) * batch
         files = data.validation_or_test.paths[first : first + batches * batch]
-        where.append((files, f"testing after step {position.step}"))
-    kept = f"epoch {state['epoch']}, step {state['step']}" if state else "the start"
+        where.append((files, f"while testing after step {position.step}"))
+    kept = "its start"
+    if state:
+        kept = f"its last checkpoint (epoch {state['epoch']}, step {state['step']})"
     for files, when in where:
         data_lib.name_unreadable_image(
             error,
             files,
             f"Training stopped {when}. Replace the file with a readable image and run the same "
-            f"command again: the run goes on from its last checkpoint ({kept}).",
+            f"command again: the run goes on from {kept}.",
         )
 
 
@@ -314,27 +316,29 @@ def _fit_epochs(plan, model, strategy, fit_callbacks, state):
     if 0 < done_in_epoch < run.steps_per_epoch:
         spans = [(epoch, epoch + 1, run.steps_per_epoch - done_in_epoch)]
         spans += [(epoch + 1, run.epochs, run.steps_per_epoch)] if epoch + 1 < run.epochs else []
-    # Each `fit` reads its dataset from the start: each span's starts at the span's first step.
-    train_datasets = [
-        data_lib.train_dataset(
+
+    def span_dataset(first):  # each `fit` reads its dataset from the start: the span's first step
+        return data_lib.train_dataset(
             data,
             run.config.batch_size,
             run.config.seed,
             multi_worker,
             start_step=max(step, first * run.steps_per_epoch),
         )
-        for first, _, _ in spans
-    ]
+
+    train_ds = span_dataset(epoch)
     val_ds = data_lib.eval_dataset(
         data, data.validation_or_test, run.config.batch_size, multi_worker
     )
     workaround = (
-        _compat.multi_worker_fit(model, train_datasets[0], strategy)
+        _compat.multi_worker_fit(model, train_ds, strategy)
         if multi_worker
         else contextlib.nullcontext()
     )
     with workaround:
-        for train_ds, (first, last, steps) in zip(train_datasets, spans):
+        for first, last, steps in spans:
+            if first > epoch:  # one dataset at a time: in-memory images are a constant each
+                train_ds = span_dataset(first)
             model.fit(
                 train_ds,
                 validation_data=val_ds,

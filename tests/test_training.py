@@ -645,7 +645,7 @@ def test_an_unreadable_image_file_stops_training_naming_it_and_the_run_resumes(
         result = run_main("train", *args, "--epochs", "3")
         assert result.returncode == 1
         assert f"{str(broken)!r} is not an image that can be decoded" in result.stderr
-        assert "Training stopped testing after step 12. Replace the file" in result.stderr
+        assert "Training stopped while testing after step 12. Replace the file" in result.stderr
         assert "goes on from its last checkpoint (epoch 2, step 8)" in result.stderr
         if name == cifar.class_names[0]:
             broken.write_bytes(good_test_image)
