@@ -157,7 +157,9 @@ class TrainConfig:
         "benchmarks/results.md)",
         choices=JIT_CHOICES,
     )
-    steps_per_execution: int = _field(1, "train steps run per call into the graph")
+    steps_per_execution: int = _field(
+        1, "train steps run per call into the graph (a divisor of an epoch's and the run's steps)"
+    )
     seed: int = _field(0, "random seed (weights, shuffling, augmentation)")
     deterministic: bool = _field(False, "deterministic ops: same seed, same weights")
     output_dir: str = _field(None, "run directory (default runs/<dataset>-<model>)")
@@ -241,6 +243,13 @@ def resolve(config, data, output_prefix=""):
         total_steps = config.epochs * steps_per_epoch
     else:
         total_steps = config.steps or recipe["steps"]
+    execution = config.steps_per_execution
+    if steps_per_epoch % execution or total_steps % execution:
+        # Keras runs whole executions: an epoch would run past its last step.
+        raise ValueError(
+            f"--steps-per-execution {execution} must divide the {steps_per_epoch} steps of an "
+            f"epoch and the run's {total_steps} steps."
+        )
     if config.lr_boundaries is None:
         boundaries = [round(f * total_steps) for f in recipe["boundary_fractions"]]
     else:

@@ -468,6 +468,10 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path):
         (["--depth", "21", "--output-dir", "{tmp}/run"], "Invalid depth 21 for the CIFAR stem"),
         (["--data-dir", "{tmp}/nowhere", "--output-dir", "{tmp}/run"], "is not a directory"),
         (["--batch-size", "0", "--output-dir", "{tmp}/run"], "batch_size must be positive"),
+        (
+            ["--steps-per-execution", "4", "--output-dir", "{tmp}/run"],
+            "--steps-per-execution 4 must divide the 11 steps of an epoch and the run's 11 steps",
+        ),
         (["--freeze-backbone", "--output-dir", "{tmp}/run"], "needs pretrained --weights"),
         (
             ["--weights", "cifar10", "--depth", "110", "--output-dir", "{tmp}/run"],
