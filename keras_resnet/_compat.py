@@ -89,8 +89,8 @@ def check_keras_for_multi_worker():
 
 
 @contextlib.contextmanager
-def multi_worker_fit(model, dataset, strategy):
-    """Lets `model.fit(dataset)` run under MultiWorkerMirroredStrategy; undone on exit.
+def multi_worker_fit(model, batch, strategy):
+    """Lets `model.fit` run under MultiWorkerMirroredStrategy; undone on exit.
 
     keras-team/keras#20585 (open): Keras 3's `fit` fails under this strategy.
     1. Before training, Keras builds metrics and optimizer from one batch that
@@ -104,7 +104,7 @@ def multi_worker_fit(model, dataset, strategy):
 
     Args:
         model: the compiled model, built under `strategy`.
-        dataset: the training `tf.data.Dataset` (one local batch is read).
+        batch: one local (images, labels) training batch, for its shapes.
         strategy: the `tf.distribute.MultiWorkerMirroredStrategy`.
 
     Raises:
@@ -115,7 +115,7 @@ def multi_worker_fit(model, dataset, strategy):
     from keras.src.backend.tensorflow import trainer as keras_trainer
 
     with strategy.scope():
-        model._symbolic_build(data_batch=next(iter(dataset)))
+        model._symbolic_build(data_batch=batch)
     keras_reduce = keras_trainer.reduce_per_replica
 
     def reduce_scalars_without_axis(values, strategy, reduction):

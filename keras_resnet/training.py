@@ -318,23 +318,27 @@ def _fit_epochs(plan, model, strategy, fit_callbacks, state):
         spans += [(epoch + 1, run.epochs, run.steps_per_epoch)] if epoch + 1 < run.epochs else []
 
     def span_dataset(first):  # each `fit` reads its dataset from the start: the span's first step
-        return data_lib.train_dataset(
-            data,
-            run.config.batch_size,
-            run.config.seed,
-            multi_worker,
-            start_step=max(step, first * run.steps_per_epoch),
-        )
+        def pipeline(input_context=None):
+            return data_lib.train_dataset(
+                data,
+                run.config.batch_size,
+                run.config.seed,
+                start_step=max(step, first * run.steps_per_epoch),
+                input_context=input_context,
+            )
+
+        # A cluster's workers each read only their share of every batch.
+        return strategy.distribute_datasets_from_function(pipeline) if multi_worker else pipeline()
 
     train_ds = span_dataset(epoch)
     val_ds = data_lib.eval_dataset(
         data, data.validation_or_test, run.config.batch_size, multi_worker
     )
-    workaround = (
-        _compat.multi_worker_fit(model, train_ds, strategy)
-        if multi_worker
-        else contextlib.nullcontext()
-    )
+    workaround = contextlib.nullcontext()
+    if multi_worker:
+        local = data_lib.train_dataset(data, run.config.batch_size, run.config.seed)
+        workaround = _compat.multi_worker_fit(model, next(iter(local)), strategy)
+        del local  # one dataset at a time
     with workaround:
         for first, last, steps in spans:
             if first > epoch:  # one dataset at a time: in-memory images are a constant each

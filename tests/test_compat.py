@@ -46,7 +46,7 @@ def test_multi_worker_workaround_is_undone_after_fit():
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     images = np.zeros((4, 8, 8, 3), "float32")
     dataset = tf.data.Dataset.from_tensor_slices((images, np.arange(4) % 3)).batch(2)
-    with _compat.multi_worker_fit(model, dataset, tf.distribute.get_strategy()):
+    with _compat.multi_worker_fit(model, next(iter(dataset)), tf.distribute.get_strategy()):
         assert keras_trainer.reduce_per_replica is not keras_reduce
         model.fit(dataset, epochs=1, verbose=0)
     assert keras_trainer.reduce_per_replica is keras_reduce

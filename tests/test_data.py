@@ -462,3 +462,31 @@ def test_evaluate_command_on_a_test_only_folder(cifar_dir, tmp_path, run_main):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert "250 examples" in result.stdout
+
+
+def test_each_worker_of_a_cluster_reads_and_decodes_only_its_share_of_each_batch(
+    large_folder, tmp_path
+):
+    """Two workers of two replicas each: together the batches of one process, files decoded once."""
+    root = copy_tree(large_folder, tmp_path / "copy")
+    d = data.load_data("folder", data_dir=str(root), image_size=48)
+    whole = list(data.train_dataset(d, 8, seed=3, start_step=1).take(3).as_numpy_iterator())
+
+    def worker(index):
+        context = tf.distribute.InputContext(2, index, num_replicas_in_sync=4)
+        return data.train_dataset(d, 8, seed=3, start_step=1, input_context=context)
+
+    # A worker's replicas take consecutive per-replica batches (2 images): 2 a step.
+    shares = [list(worker(i).take(6).as_numpy_iterator()) for i in (0, 1)]
+    for step, (images, labels) in enumerate(whole):
+        pieces = [share[2 * step + r] for share in shares for r in (0, 1)]
+        np.testing.assert_array_equal(np.concatenate([p[0] for p in pieces]), images)
+        np.testing.assert_array_equal(np.concatenate([p[1] for p in pieces]), labels)
+
+    # A file in worker 1's half of the first batch stops worker 1 alone: worker 0 never reads it.
+    broken = data.training_files(d, 8, seed=3, step=1)[6]
+    with open(broken, "wb") as f:
+        f.write(b"\x89PNG not really")
+    assert len(list(worker(0).take(6))) == 6
+    with pytest.raises(tf.errors.OpError):
+        list(worker(1).take(2))

@@ -327,6 +327,14 @@ def test_multi_worker_on_two_local_processes(tmp_path):
         outputs[0][0].splitlines()[-1].split("after")[0]
         == outputs[1][0].splitlines()[-1].split("after")[0]
     )
+    # Each worker trained on its own half of every batch: the same training as one process
+    # whose two replicas take those halves.
+    one = tmp_path / "one"
+    result = run_train([*TINY, "--epochs", "2", "--cpu-devices", "2", "--output-dir", str(one)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    for cluster, alone in zip(read_history(run_dir), read_history(one), strict=True):
+        for key in ("loss", "top1_error", "val_loss", "val_top1_error"):
+            assert float(cluster[key]) == pytest.approx(float(alone[key]), rel=1e-4), key
 
 
 @pytest.mark.slow

@@ -169,18 +169,7 @@ def _hold_out(train, validation_split, seed):
     return train.subset(kept), train.subset(held)
 
 
-def _options(multi_worker):
-    options = tf.data.Options()
-    if multi_worker:
-        # Every worker builds the whole stream and keeps its share of the examples (files
-        # included: each worker reads and decodes all of them, then drops the others).
-        options.experimental_distribute.auto_shard_policy = (
-            tf.data.experimental.AutoShardPolicy.DATA
-        )
-    return options
-
-
-def train_dataset(data, batch_size, seed, multi_worker=False, start_step=0):
+def train_dataset(data, batch_size, seed, start_step=0, input_context=None):
     """Shuffled, augmented, batched training pipeline of (uint8 images, labels).
 
     Runs with the same seed see the same batches, crops and flips. The stream
@@ -197,22 +186,35 @@ def train_dataset(data, batch_size, seed, multi_worker=False, start_step=0):
 
     Args:
         data: a `Data` with a training split.
-        batch_size: examples per batch (a distributed run's global batch).
+        batch_size: examples per batch; a cluster's global batch.
         seed: the seed of the shuffles and of the augmentation.
-        multi_worker: whether the workers of a cluster each read their share.
         start_step: batches already trained: an indexable stream starts after them.
+        input_context: a `tf.distribute.InputContext`, for
+            `strategy.distribute_datasets_from_function`: the pipeline of one
+            worker of a cluster. Each worker takes its slice of every global
+            batch before anything is read or decoded, so each image file is
+            decoded by one worker alone, and yields per-replica batches.
     """
+    workers, worker, replica_batch = 1, 0, batch_size
+    if input_context is not None:
+        workers, worker = input_context.num_input_pipelines, input_context.input_pipeline_id
+        replica_batch = input_context.get_per_replica_batch_size(batch_size)
     split = data.train
     if not split.indexable:
         examples = split.dataset().shuffle(10_000, seed=seed).repeat()
         randoms = tf.data.Dataset.random(seed=seed).batch(2)
         dataset = tf.data.Dataset.zip((examples, randoms))
+        if workers > 1:  # every worker shuffles alike (same seed) and keeps its own examples
+            dataset = dataset.shard(workers, worker)
 
         def augment(example, random):
             return data.preprocessing.augment(example[0], random), example[1]
 
     else:
         dataset = _indexed_stream(split, seed, start_step * batch_size)
+        if workers > 1:  # worker i keeps the i-th slice of each global batch
+            share = batch_size // workers
+            dataset = dataset.batch(share, drop_remainder=True).shard(workers, worker).unbatch()
         labels = tf.constant(split.labels)
         if split.images is not None:
             images = tf.constant(split.images)
@@ -230,8 +232,8 @@ def train_dataset(data, batch_size, seed, multi_worker=False, start_step=0):
             return data.preprocessing.augment(read(index), random), labels[index]
 
     dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.batch(batch_size, drop_remainder=True)
-    return dataset.prefetch(tf.data.AUTOTUNE).with_options(_options(multi_worker))
+    dataset = dataset.batch(replica_batch, drop_remainder=True)
+    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def _indexed_stream(split, seed, start):
@@ -280,7 +282,14 @@ def eval_dataset(data, split, batch_size, multi_worker=False):
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     dataset = dataset.batch(batch_size)
-    return dataset.prefetch(tf.data.AUTOTUNE).with_options(_options(multi_worker))
+    options = tf.data.Options()
+    if multi_worker:
+        # Every worker builds the whole test stream and keeps its share of the batches: test
+        # files are decoded by every worker (the once-an-epoch cost, left as it is).
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA
+        )
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 def ten_crop_dataset(data, split, batch_size):
