@@ -173,6 +173,15 @@ class TrainConfig:
     )
 
 
+def config_of_record(record):
+    """The `TrainConfig` a run's `config.json` (`ResolvedRun.record`) was written from.
+
+    A field the record lacks (written before the field existed) takes its default.
+    """
+    names = [field.name for field in dataclasses.fields(TrainConfig)]
+    return TrainConfig(**{name: record[name] for name in names if name in record})
+
+
 @dataclasses.dataclass
 class ResolvedRun:
     """A config with every recipe value filled in, and the facts derived from it."""

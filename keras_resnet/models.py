@@ -39,6 +39,7 @@ paper's Table 1 (`conv2` .. `conv5`; `conv2` .. `conv4` for CIFAR).
 into a backbone: a model whose outputs are the stages' outputs by name.
 """
 
+import math
 import re
 import warnings
 
@@ -461,6 +462,11 @@ def freeze_backbone(model, unfreeze_from=None):
         layer.trainable = layer.name == "predictions" or bool(
             first and stage and int(stage.group(1)) >= first
         )
+
+
+def trainable_parameters(model):
+    """The number of `model`'s trainable parameters: what the paper's tables count."""
+    return sum(math.prod(weight.shape) for weight in model.trainable_weights)
 
 
 def list_models():

@@ -21,7 +21,7 @@ import dataclasses
 import keras
 import numpy as np
 
-from keras_resnet import _compat, files, runtime, specs
+from keras_resnet import _compat, files, models, runtime, specs
 from keras_resnet import config as config_lib
 from keras_resnet import data as data_lib
 from keras_resnet import weights as weights_lib
@@ -154,6 +154,31 @@ def network_spec(config):
         plain=config.plain,
         bottleneck_stride=config.bottleneck_stride,
     )
+
+
+def network(config, image_shape, classes, **kwargs):
+    """The freshly initialised network a resolved `TrainConfig` trains, frozen as it says.
+
+    Args:
+        config: a `TrainConfig` with its architecture resolved.
+        image_shape: (height, width, channels) the network takes.
+        classes: number of classes.
+        **kwargs: further `keras_resnet.ResNet` arguments (input normalization,
+            class names, weight decay).
+    """
+    model = models.ResNet(
+        config.depth,
+        stem=config.stem,
+        shortcut=config.shortcut,
+        plain=config.plain,
+        bottleneck_stride=config.bottleneck_stride,
+        input_shape=tuple(image_shape),
+        classes=classes,
+        **kwargs,
+    )
+    if config.freeze_backbone:
+        models.freeze_backbone(model, config.unfreeze_from)
+    return model
 
 
 def _weights_source(config):

@@ -17,7 +17,6 @@ import sys
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from keras_resnet import _compat, callbacks, evaluation, export, files, models, planning
@@ -144,23 +143,17 @@ def build_model(plan, schedule=None):
     replaces the run's learning-rate schedule (the range test's rising rate).
     """
     config, data, start = plan.config, plan.data, plan.start
-    model = models.ResNet(
-        config.depth,
-        stem=config.stem,
-        shortcut=config.shortcut,
-        plain=config.plain,
-        bottleneck_stride=config.bottleneck_stride,
-        input_shape=data.image_shape,
-        classes=data.num_classes,
+    model = planning.network(
+        config,
+        data.image_shape,
+        data.num_classes,
         class_names=data.class_names,
         input_mean=data.mean if start is None else start.input_mean,
         input_std=data_lib.PIXEL_SCALE if start is None else start.input_std,
         weight_decay=config.weight_decay,
     )
-    if isinstance(start, weights_lib.Pretrained):
+    if isinstance(start, weights_lib.Pretrained):  # values only: what is frozen stays frozen
         weights_lib.assign(model, start, new_classifier=start.classes != data.num_classes)
-    if config.freeze_backbone:
-        models.freeze_backbone(model, config.unfreeze_from)
     schedule = schedule or make_schedule(plan.run)
     optimizer = schedules.SGD(
         learning_rate=schedule,
@@ -208,7 +201,7 @@ def _restore(plan, model, state, strategy, log):
             "its last checkpoint."
         )
     elif plan.start is not None:
-        trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+        trainable = models.trainable_parameters(model)
         log(f"Starting from {plan.start.source}; {trainable:,} trainable parameters.")
     run = plan.run
     log(
@@ -383,7 +376,7 @@ def _summarize(plan, model, state):
         "final_val_top1_error": last.get("val_top1_error"),
         "num_replicas": plan.replicas,
         "global_batch_size": config.batch_size,
-        "trainable_parameters": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+        "trainable_parameters": models.trainable_parameters(model),
     }
     if plan.chief:
         callbacks.write_test_metrics(plan.run_dir.log_dir, summary)

@@ -24,9 +24,8 @@ import os
 import re
 import typing
 
-import numpy as np
 
-from keras_resnet import config, files, models, plotting, specs
+from keras_resnet import config, files, models, planning, plotting, specs
 
 # Table 6 of the paper: CIFAR-10 test error (%) and parameters of the residual
 # nets. 110 layers: best of 5 runs (their mean is 6.61 +- 0.16).
@@ -367,18 +366,12 @@ def depth_table_row(net):
 
 def _trainable_parameters(record):
     """A net's trainable parameters, counted on the network its `config.json` describes."""
-    network = models.ResNet(
-        record["depth"],
-        stem=record["stem"],
-        shortcut=record["shortcut"],
-        plain=record["plain"],
-        bottleneck_stride=record["bottleneck_stride"],
-        input_shape=tuple(record["data"]["image_shape"]),
-        classes=len(record["data"]["class_names"]),
+    network = planning.network(
+        config.config_of_record(record),
+        record["data"]["image_shape"],
+        len(record["data"]["class_names"]),
     )
-    if record["freeze_backbone"]:
-        models.freeze_backbone(network, record["unfreeze_from"])
-    return int(sum(np.prod(weight.shape) for weight in network.trainable_weights))
+    return models.trainable_parameters(network)
 
 
 def depth_table_markdown(rows):
