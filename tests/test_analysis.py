@@ -556,3 +556,14 @@ def test_a_search_table_ranks_trials_and_says_the_gain_over_the_baseline():
         "(the test split chose nothing).",
     ]
     assert len(reports.search_markdown(trials).splitlines()) == 4  # no baseline: the trials
+
+
+def test_a_model_file_that_cannot_be_read_is_named_before_any_data_is_read(tmp_path, capsys):
+    corrupt = tmp_path / "model.keras"
+    corrupt.write_bytes(b"PK not a zip archive")
+    argv = ["layer-responses", "--model", str(corrupt), "--dataset", "cifar10"]
+    argv += ["--data-dir", str(tmp_path / "no-data"), "--output-dir", str(tmp_path / "out")]
+    assert analysis_cli.main(argv) == 1
+    error = capsys.readouterr().err
+    assert str(corrupt) in error and "no-data" not in error
+    assert not (tmp_path / "out").exists()

@@ -32,6 +32,7 @@ from keras_resnet.analysis.reports import (
 from keras_resnet.analysis.responses import (
     layer_response_analysis,
     layer_responses,
+    load_models,
     response_layers,
     response_rows,
 )

@@ -124,13 +124,20 @@ def response_rows(label, responses):
     ]
 
 
+def load_models(model_paths):
+    """{path: Keras model} of run directories or `.keras` files; a file that cannot be read
+    stops with a `ValueError` naming it."""
+    return {path: model_files.load_model(path, saved_model=False).model for path in model_paths}
+
+
 def layer_response_analysis(
     model_paths, data, output_dir="runs/layer-responses", batch_size=256, log=print
 ):
     """Fig. 7 for trained models: measures them, writes `layer_responses.csv` and its PNG.
 
     Args:
-        model_paths: run directories or `.keras` files.
+        model_paths: run directories or `.keras` files, or a dict of such a
+            path to its model as `model_files.load_model` read it.
         data: the `Data` whose test split is measured.
         output_dir: where the CSV and the PNG go. Default: `runs/layer-responses`.
         batch_size: images per batch. Default: 256.
@@ -144,11 +151,11 @@ def layer_response_analysis(
         ValueError: for a model that cannot be read, or whose classes or
             input do not fit `data`.
     """
-    models = []
-    for path in model_paths:
-        model = model_files.load_model(path, saved_model=False).model
+    if not isinstance(model_paths, dict):
+        model_paths = load_models(model_paths)
+    models = list(model_paths.items())
+    for _, model in models:
         evaluation.check_compatible(evaluation.classifier_from_model(model), data)
-        models.append((path, model))
     labels = [reports.display_name(model.name) for _, model in models]
     measured = {}
     for (path, model), label in zip(models, labels):

@@ -16,7 +16,6 @@ import argparse
 
 from keras_resnet import analysis
 from keras_resnet import data as data_lib
-from keras_resnet import model_files
 from keras_resnet.cli import flags, run_command
 
 RESULTS_DIR_HELP = (
@@ -100,12 +99,12 @@ def main(argv=None):
         elif args.command == "layer-responses":
             if args.batch_size < 1:
                 raise ValueError(f"--batch-size must be positive, received {args.batch_size}.")
-            for path in args.model:  # a mistyped path fails before a download, not after
-                model_files.find_model(path, saved_model=False)
+            # The models before the data, which may be a download of minutes.
+            models = analysis.load_models(args.model)
             data = data_lib.load_test_data(
                 args.dataset, args.data_dir, args.tfds_data_dir, args.image_size
             )
-            analysis.layer_response_analysis(args.model, data, args.output_dir, args.batch_size)
+            analysis.layer_response_analysis(models, data, args.output_dir, args.batch_size)
         else:
             if len(set(args.depths)) != len(args.depths):
                 raise ValueError(f"--depths has repeated values: {args.depths}.")
