@@ -282,7 +282,7 @@ def _name_unreadable_image(plan, position, state, error):
         files = data.validation_or_test.paths[first : first + batches * batch]
         where.append((files, f"while testing after step {position.step}"))
     kept = "its start"
-    if state:
+    if state and state["step"]:  # the checkpointer's state before its first checkpoint is step 0
         kept = f"its last checkpoint (epoch {state['epoch']}, step {state['step']})"
     for files, when in where:
         data_lib.name_unreadable_image(
@@ -323,15 +323,15 @@ def _fit_epochs(plan, model, strategy, fit_callbacks, state):
         # A cluster's workers each read only their share of every batch.
         return strategy.distribute_datasets_from_function(pipeline) if multi_worker else pipeline()
 
+    workaround = contextlib.nullcontext()
+    if multi_worker:  # the workaround needs a batch's shapes only: zeros, not images read
+        spec = data_lib.train_dataset(data, run.config.batch_size, run.config.seed).element_spec
+        batch = tf.nest.map_structure(lambda s: tf.zeros(s.shape, s.dtype), spec)
+        workaround = _compat.multi_worker_fit(model, batch, strategy)
     train_ds = span_dataset(epoch)
     val_ds = data_lib.eval_dataset(
         data, data.validation_or_test, run.config.batch_size, multi_worker
     )
-    workaround = contextlib.nullcontext()
-    if multi_worker:
-        local = data_lib.train_dataset(data, run.config.batch_size, run.config.seed)
-        workaround = _compat.multi_worker_fit(model, next(iter(local)), strategy)
-        del local  # one dataset at a time
     with workaround:
         for first, last, steps in spans:
             if first > epoch:  # one dataset at a time: in-memory images are a constant each

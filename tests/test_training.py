@@ -293,7 +293,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_workers(run_dirs, args):
+def start_workers(run_dirs, args, program=("train.py",)):
     """Starts a two-worker cluster of train.py processes, worker `i` writing to `run_dirs[i]`."""
     cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
     processes = []
@@ -301,7 +301,7 @@ def start_workers(run_dirs, args):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         processes.append(
             subprocess.Popen(
-                [sys.executable, "train.py", *args, "--output-dir", str(run_dirs[index])],
+                [sys.executable, *program, *args, "--output-dir", str(run_dirs[index])],
                 cwd=REPO,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -608,18 +608,23 @@ def test_imagenet_style_training_streams_large_images(cifar, tmp_path):
     assert signature(image_bytes=tf.stack([encoded]))["probabilities"].shape == (1, 4)
 
 
-@pytest.mark.slow
-def test_an_unreadable_image_file_stops_training_naming_it_and_the_run_resumes(
-    cifar, tmp_path, run_main, monkeypatch
-):
-    # Real CIFAR images upscaled to 72x72 PNGs: too large to hold, read from their files.
-    images = tmp_path / "images"
+def large_image_folders(cifar, images):
+    """Real CIFAR images of 2 classes upscaled to 72x72 PNGs: too large to hold, read from
+    their files; 16 training and 8 test images a class."""
     for split, split_data, count in (("train", cifar.train, 16), ("test", cifar.test, 8)):
         for label, name in enumerate(cifar.class_names[:2]):
             os.makedirs(images / split / name)
             for i, image in enumerate(split_data.images[split_data.labels == label][:count]):
                 big = tf.image.resize(image, (72, 72)).numpy().astype(np.uint8)
                 tf.io.write_file(str(images / split / name / f"{i}.png"), tf.io.encode_png(big))
+    return images
+
+
+@pytest.mark.slow
+def test_an_unreadable_image_file_stops_training_naming_it_and_the_run_resumes(
+    cifar, tmp_path, run_main, monkeypatch
+):
+    images = large_image_folders(cifar, tmp_path / "images")
     run_dir = tmp_path / "run"
     args = ["--dataset", "folder", "--data-dir", images, "--stem", "cifar", "--depth", "8"]
     args += ["--image-size", "32", "--batch-size", "8", "--output-dir", run_dir]
@@ -854,3 +859,40 @@ def test_tensorboard_logs_hparams_top5_graph_and_profile(tmp_path, run_main):
 
     result = run_main("train", *TINY, "--profile-steps", "5", "3", "--output-dir", tmp_path / "x")
     assert result.returncode == 1 and "--profile-steps needs 1 <= START <= END" in result.stderr
+
+
+# train.py whose channel mean reads 8 files: the others are first read by training.
+TRAIN_WITH_A_SMALL_MEAN_SAMPLE = [
+    "-c",
+    "import sys, keras_resnet_cli; from keras_resnet.data import preprocessing; "
+    "preprocessing.MEAN_SAMPLE = 8; sys.exit(keras_resnet_cli.run('train'))",
+]
+
+
+@pytest.mark.slow
+def test_an_unreadable_file_in_one_workers_share_stops_every_worker_naming_it(
+    cifar, tmp_path, monkeypatch
+):
+    """Only the worker whose share holds the file reads it; the others learn of it when the
+    cluster's next all-reduce fails, and name it too."""
+    images = large_image_folders(cifar, tmp_path / "images")
+    args = ["--dataset", "folder", "--data-dir", str(images), "--stem", "cifar", "--depth", "8"]
+    args += ["--image-size", "32", "--batch-size", "8", "--epochs", "2"]
+    monkeypatch.setattr(data.preprocessing, "MEAN_SAMPLE", 8)
+    d = data.load_data("folder", data_dir=str(images), image_size=32)
+    read_before = {d.train.paths[0], *d.train.sample(8).paths}
+    files = data.training_files(d, 8, seed=0, step=2)  # worker i reads files[4 * i : 4 * i + 4]
+    for index in (1, 0):  # in the share of the worker that is not the chief, then the chief's
+        broken = next(p for p in files[4 * index : 4 * index + 4] if p not in read_before)
+        good = open(broken, "rb").read()
+        open(broken, "wb").write(good[: len(good) // 3])
+        run_dir = tmp_path / f"run{index}"
+        processes = start_workers([run_dir, run_dir], args, TRAIN_WITH_A_SMALL_MEAN_SAMPLE)
+        for process in processes:
+            _, err = process.communicate(timeout=300)
+            assert process.returncode == 1
+            error = err.strip().splitlines()[-1]
+            assert f"{broken!r} is not an image that can be decoded (JPEG" in error
+            assert "Training stopped after step 2. Replace the file" in error
+            assert error.endswith("the run goes on from its start.") and "Traceback" not in err
+        open(broken, "wb").write(good)

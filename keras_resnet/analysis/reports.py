@@ -24,7 +24,6 @@ import os
 import re
 import typing
 
-
 from keras_resnet import config, files, models, planning, plotting, specs
 
 # Table 6 of the paper: CIFAR-10 test error (%) and parameters of the residual

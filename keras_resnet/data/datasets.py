@@ -191,9 +191,11 @@ def train_dataset(data, batch_size, seed, start_step=0, input_context=None):
         start_step: batches already trained: an indexable stream starts after them.
         input_context: a `tf.distribute.InputContext`, for
             `strategy.distribute_datasets_from_function`: the pipeline of one
-            worker of a cluster. Each worker takes its slice of every global
-            batch before anything is read or decoded, so each image file is
-            decoded by one worker alone, and yields per-replica batches.
+            worker of a cluster, in per-replica batches. Of an indexable
+            split each worker takes its slice of every global batch before
+            anything is read, so each image file is decoded by one worker
+            alone; of a TFDS stream every worker decodes every example (TFDS
+            decodes as it reads) and keeps its share.
     """
     workers, worker, replica_batch = 1, 0, batch_size
     if input_context is not None:
@@ -204,7 +206,7 @@ def train_dataset(data, batch_size, seed, start_step=0, input_context=None):
         examples = split.dataset().shuffle(10_000, seed=seed).repeat()
         randoms = tf.data.Dataset.random(seed=seed).batch(2)
         dataset = tf.data.Dataset.zip((examples, randoms))
-        if workers > 1:  # every worker shuffles alike (same seed) and keeps its own examples
+        if workers > 1:  # same records, same seed: every worker shuffles alike, keeps its own
             dataset = dataset.shard(workers, worker)
 
         def augment(example, random):
