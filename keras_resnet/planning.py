@@ -145,15 +145,20 @@ def prepare(config, data, strategy, output_prefix=""):
     return RunPlan(run, spec, data, start, run_dir, record, replicas, runtime.is_chief())
 
 
+def _architecture(config):
+    """What a `TrainConfig` sets of the network: `ResNet`'s and `specs.make_spec`'s arguments."""
+    return {
+        "depth": config.depth,
+        "stem": config.stem,
+        "shortcut": config.shortcut,
+        "plain": config.plain,
+        "bottleneck_stride": config.bottleneck_stride,
+    }
+
+
 def network_spec(config):
     """The `keras_resnet.specs.Spec` of a (resolved) `TrainConfig`'s network."""
-    return specs.make_spec(
-        config.depth,
-        config.stem,
-        shortcut=config.shortcut,
-        plain=config.plain,
-        bottleneck_stride=config.bottleneck_stride,
-    )
+    return specs.make_spec(**_architecture(config))
 
 
 def network(config, image_shape, classes, **kwargs):
@@ -167,14 +172,7 @@ def network(config, image_shape, classes, **kwargs):
             class names, weight decay).
     """
     model = models.ResNet(
-        config.depth,
-        stem=config.stem,
-        shortcut=config.shortcut,
-        plain=config.plain,
-        bottleneck_stride=config.bottleneck_stride,
-        input_shape=tuple(image_shape),
-        classes=classes,
-        **kwargs,
+        **_architecture(config), input_shape=tuple(image_shape), classes=classes, **kwargs
     )
     if config.freeze_backbone:
         models.freeze_backbone(model, config.unfreeze_from)

@@ -282,7 +282,7 @@ def _name_unreadable_image(plan, position, state, error):
         files = data.validation_or_test.paths[first : first + batches * batch]
         where.append((files, f"while testing after step {position.step}"))
     kept = "its start"
-    if state and state["step"]:  # the checkpointer's state before its first checkpoint is step 0
+    if state["step"]:  # the checkpointer's state, step 0 before its first checkpoint
         kept = f"its last checkpoint (epoch {state['epoch']}, step {state['step']})"
     for files, when in where:
         data_lib.name_unreadable_image(
