@@ -321,6 +321,10 @@ def _check_values(config):
         "epochs": config.epochs,
         "steps": config.steps,
     }
+    for name in ("lr", "momentum", "weight_decay", "warmup_lr", "validation_split"):
+        value = getattr(config, name)
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, received {value!r}.")
     for name, value in positive.items():
         if value is not None and value <= 0:
             raise ValueError(f"{name} must be positive, received {value!r}.")
@@ -328,6 +332,14 @@ def _check_values(config):
         value = getattr(config, name)
         if value is not None and value < 0:
             raise ValueError(f"{name} must be >= 0, received {value!r}.")
+    if config.momentum is not None and config.momentum >= 1:
+        raise ValueError(f"momentum must be below 1, received {config.momentum!r}.")
+    split = config.validation_split
+    if split is not None and split >= 1 and split != int(split):
+        raise ValueError(
+            "validation_split must be a fraction below 1 or a whole count of examples, "
+            f"received {split!r}."
+        )
     if not 0 <= config.seed < 2**32:
         raise ValueError(f"seed must be from 0 to 2**32 - 1, received {config.seed!r}.")
     if config.warmup is not None and config.warmup < 0:

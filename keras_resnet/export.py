@@ -59,7 +59,9 @@ def export_saved_model(model, export_base, version=None, class_names=None, prepr
         preprocessing: the `keras_resnet.data.Preprocessing` the model was
             trained with: `serving_bytes` gives decoded images its test crop
             (the paper's centre crop for `"imagenet"`), then resizes them to
-            the model's size if they still differ. None: resize only.
+            the model's size if they still differ. None: the choice training
+            makes for the model's input size
+            (`keras_resnet.data.Preprocessing.for_input_shape`).
 
     Returns:
         The path of the written version.
@@ -78,7 +80,7 @@ def export_saved_model(model, export_base, version=None, class_names=None, prepr
     if len(class_names) != classes:
         raise ValueError(f"{len(class_names)} class names for a model with {classes} outputs.")
     if preprocessing is None:
-        preprocessing = data_lib.Preprocessing("cifar")  # whose test map is the identity
+        preprocessing = data_lib.Preprocessing.for_input_shape((height, width))
     elif not isinstance(preprocessing, data_lib.Preprocessing):
         raise ValueError(
             f"preprocessing must be a keras_resnet.data.Preprocessing or None, "
@@ -165,6 +167,12 @@ def _archive(model, labels_path, shape, classes, preprocessing):
     return archive
 
 
+def check_tflite_path(path):
+    """Raises ValueError unless `path` names a `.tflite` file."""
+    if not path.endswith(".tflite"):
+        raise ValueError(f"The TFLite path must end in .tflite, received {path!r}.")
+
+
 def export_tflite(model, path, check_images=None):
     """Writes the model as TFLite (pixels in, probabilities out); checks it agrees.
 
@@ -180,8 +188,7 @@ def export_tflite(model, path, check_images=None):
     Returns:
         The largest absolute difference seen on `check_images` (0.0 without).
     """
-    if not path.endswith(".tflite"):
-        raise ValueError(f"The TFLite path must end in .tflite, received {path!r}.")
+    check_tflite_path(path)
     difference = 0.0
     with files.atomic_path(path) as staging:
         model.export(staging, format="litert", verbose=False)

@@ -96,3 +96,14 @@ def check_writable(folder, flag="output_dir"):
             f"{flag} {folder!r} is not writable: {path!r} is "
             f"{'not a directory' if not os.path.isdir(path) else 'read-only'}."
         )
+
+
+def check_output_file(path, flag):
+    """Fails if the file `path` could not be written, naming `flag`; creates nothing.
+
+    Raises:
+        ValueError: when `path` is a folder, or its folder cannot be written.
+    """
+    if os.path.isdir(path):
+        raise ValueError(f"{flag} {path!r} is a folder; give the path of a file to write.")
+    check_writable(os.path.dirname(os.path.abspath(path)), flag)

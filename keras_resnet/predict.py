@@ -38,7 +38,7 @@ import tensorflow as tf
 
 from keras_resnet import classes, evaluation, model_files, models
 from keras_resnet import data as data_lib
-from keras_resnet.data.sources import IMAGE_EXTENSIONS, IN_MEMORY_MAX_SIDE
+from keras_resnet.data.sources import IMAGE_EXTENSIONS
 from keras_resnet.progress import Progress
 
 DEFAULT_TOP = 5
@@ -180,7 +180,9 @@ def load_predictor(model=None, weights=None, depth=None, bottleneck_stride=None,
             f"{len(names)} class names for the model {label}, which has "
             f"{classifier.num_classes} classes."
         )
-    preprocessing = data_lib.Preprocessing.from_description(recorded) or preprocessing_for(shape)
+    preprocessing = data_lib.Preprocessing.from_description(recorded) or (
+        data_lib.Preprocessing.for_input_shape(shape)
+    )
     return Predictor(classifier, names, preprocessing, label)
 
 
@@ -196,20 +198,6 @@ def _check_keras_model(model, label):
             f"The model {label} outputs shape {shape}, not class probabilities (batch, classes): "
             "classifying images needs a model with its classifier (include_top=True)."
         )
-
-
-def preprocessing_for(input_shape):
-    """The preparation for a model without a recorded one, from its input size.
-
-    The choice `keras_resnet.data` makes for training data: images up to 64
-    pixels a side are used as they are (`"cifar"`: resized only if they
-    differ); larger ones get the paper's test crop (`"imagenet"`: shorter
-    side 256 * size / 224, centre crop of the input's size).
-    """
-    height, width = input_shape[:2]
-    if max(height, width) <= IN_MEMORY_MAX_SIDE:
-        return data_lib.Preprocessing("cifar")
-    return data_lib.Preprocessing("imagenet", image_size=int(height))
 
 
 def prepare_image(path, preprocessing, input_shape):

@@ -27,11 +27,13 @@ A run directory holds:
 """
 
 import contextlib
+import dataclasses
 import glob
 import os
 import shutil
 
 from keras_resnet import _compat, files
+from keras_resnet import config as config_lib
 from keras_resnet.runlock import RunDirError, RunLock
 
 HISTORY_FIELDS = (
@@ -60,6 +62,9 @@ RESUME_FIELDS = (
     "batch_size",
     "schedule",
     "recipe",
+    "weights",
+    "freeze_backbone",
+    "unfreeze_from",
 )
 # Record fields a finished run's results must share with a sweep to be taken for its net.
 RECIPE_FIELDS = RESUME_FIELDS + (
@@ -140,24 +145,57 @@ class RunDir:
         files.check_writable(self.path)
 
     def check_same_run(self, record):
-        """Refuses to resume a run directory that holds a run of another configuration.
+        """Refuses to train into a run directory where that would lose a trained run.
+
+        A directory holding nothing trained (none, empty, or a run stopped
+        before its first checkpoint) may take any run. One holding a
+        checkpoint, a finished run's `summary.json` or `model.keras`, takes
+        only the run its `config.json` records: that run is resumed, or found
+        finished.
 
         Args:
             record: the record (`config.json`) of the run about to start.
 
         Raises:
             ValueError: naming the fields that differ, when the directory
-                holds a checkpoint of a run whose `RESUME_FIELDS` differ.
+                holds a trained run whose `RESUME_FIELDS` differ; naming what
+                it holds, when that cannot be resumed (no record, or
+                checkpoint state files that are all unreadable).
         """
-        recorded = self.record()
-        if not (recorded and self.state()):
+        held = self._trained()
+        if not held:
             return
+        keep = "choose another --output-dir to keep it"
+        recorded = self.record()
+        if recorded is None:
+            raise ValueError(
+                f"{self.path!r} holds a trained run ({', '.join(held)}) but no config.json "
+                f"saying how it was trained; {keep}."
+            )
         changed = config_changes(recorded, record, RESUME_FIELDS)
         if changed:
             raise ValueError(
-                f"{self.path!r} holds a run with another configuration ({changed}); "
-                "choose another --output-dir to keep it."
+                f"{self.path!r} holds a run with another configuration ({changed}); {keep}."
             )
+        if not (self.state() or self.finished):
+            raise ValueError(
+                f"{self.path!r} holds {held[0]}, so its run can be neither resumed nor found "
+                f"finished; {keep}, or delete it there to train the run again from the start."
+            )
+
+    def _trained(self):
+        """What this folder holds of a trained run: [] when nothing.
+
+        Checkpoint weights without a state file (a writer stopped between the
+        two) are not a checkpoint: the run goes on without them.
+        """
+        if self.state():
+            return ["checkpoints"]
+        held = [name for name in ("summary.json", "model.keras") if os.path.isfile(self.file(name))]
+        states = glob.glob(os.path.join(self.checkpoints, "*state.json"))
+        if states:
+            held.append(f"checkpoint state files that cannot be read ({len(states)})")
+        return held
 
     def finished_results(self, record):
         """Whether this folder holds every `RESULT_FILES` of a finished run of `record`'s recipe.
@@ -366,15 +404,35 @@ class RunDir:
     def restore_checkpoint_copy(self, folder):
         """Makes this run directory resumable from the copy in `folder`, if the copy is further on.
 
+        A run directory holding a trained run of another configuration is left
+        as it is (`check_same_run` then names it); so nothing trained is lost.
+
         Returns:
             The copy's state when it was restored; None when `folder` holds no
             copy or this run directory's own checkpoint is at least as far.
+
+        Raises:
+            ValueError: when this run directory holds a trained run of another
+                configuration than the copy, or the copy has no record.
         """
         source = os.path.join(folder, CHECKPOINT_COPY)
         copied = _read_if_present(os.path.join(source, "state.json"))
         own = self.state()
         if not copied or (own and own["step"] >= copied["step"]):
             return None
+        copied_record = _read_if_present(os.path.join(folder, "config.json"))
+        if copied_record is None:
+            raise ValueError(f"The checkpoint kept in {folder!r} has no config.json beside it.")
+        own_record = self.record()
+        if self._trained() and (
+            own_record is None or config_changes(own_record, copied_record, RESUME_FIELDS)
+        ):
+            changed = own_record and config_changes(own_record, copied_record, RESUME_FIELDS)
+            raise ValueError(
+                f"{self.path!r} holds a trained run of another configuration "
+                f"({changed or 'no config.json'}) than the checkpoint kept in {folder!r}, "
+                "so that copy is not restored over it; choose another --output-dir to keep it."
+            )
         files.copy_file(
             os.path.join(source, copied["weights"]),
             os.path.join(self.checkpoints, copied["weights"]),
@@ -412,11 +470,15 @@ def config_changes(recorded, config, fields):
     The training and test images count too: where both records have their
     data's fingerprint (`data.fingerprint`; runs recorded before it, and
     data read from files, have none) and the fingerprints differ, the data's
-    sources are named: another dataset, or the same one re-encoded.
+    sources are named: another dataset, or the same one re-encoded. A field
+    a record lacks (written before the field existed) counts as its default.
     """
-    changes = [
-        f"{k}: {recorded.get(k)!r} -> {config[k]!r}" for k in fields if recorded.get(k) != config[k]
-    ]
+    defaults = {field.name: field.default for field in dataclasses.fields(config_lib.TrainConfig)}
+    changes = []
+    for k in fields:
+        old = recorded.get(k, defaults.get(k))
+        if old != config[k]:
+            changes.append(f"{k}: {old!r} -> {config[k]!r}")
     old, new = recorded.get("data") or {}, config.get("data") or {}
     if None not in (old.get("fingerprint"), new.get("fingerprint")) and (
         old["fingerprint"] != new["fingerprint"]

@@ -9,6 +9,7 @@ user's architecture arguments lives here, so that a bad argument fails with a
 """
 
 import dataclasses
+import math
 
 STEMS = ("cifar", "imagenet")
 SHORTCUTS = ("A", "B", "C")
@@ -283,7 +284,8 @@ def check_head(include_top, pooling, classes):
 
 
 def check_non_negative(name, value):
-    """Validates a float argument that must be >= 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(f"{name} must be a number >= 0, received {value!r}.")
+    """Validates a float argument that must be finite and >= 0."""
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not (numeric and 0 <= value < math.inf):  # NaN fails too
+        raise ValueError(f"{name} must be a finite number >= 0, received {value!r}.")
     return float(value)

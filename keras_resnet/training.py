@@ -23,7 +23,7 @@ from keras_resnet import _compat, callbacks, evaluation, export, files, models, 
 from keras_resnet import plotting, runtime, schedules
 from keras_resnet import data as data_lib
 from keras_resnet import weights as weights_lib
-from keras_resnet.rundir import RunDir, RunDirError
+from keras_resnet.rundir import RECIPE_FIELDS, RunDir, RunDirError, config_changes
 
 
 class TrainingDiverged(RuntimeError):
@@ -93,11 +93,13 @@ def train(plan, strategy, log=print, extra_callbacks=()):
     lock = run_dir.lock() if plan.chief else None  # only the chief of a cluster writes
     try:
         state = _agreed_state(plan, strategy)
-        if plan.run.is_done(state) and run_dir.finished:
-            log(f"Run in {run_dir.path} already finished ({state['epoch']} epochs); nothing to do.")
+        if finished_before(plan, state):
+            summary = run_dir.summary()
+            epochs = summary["epochs"]
+            log(f"Run in {run_dir.path} already finished ({epochs} epochs); nothing to do.")
             if lock:
                 lock.release()
-            return TrainedRun(run_dir.summary(), run_dir, chief=plan.chief)
+            return TrainedRun(summary, run_dir, chief=plan.chief)
         with strategy.scope():
             model = build_model(plan)
         if plan.chief:
@@ -123,15 +125,45 @@ def train(plan, strategy, log=print, extra_callbacks=()):
 
 
 def _agreed_state(plan, strategy):
-    """The newest checkpoint's state, read under the lock, and the same on every worker."""
+    """The newest checkpoint's state, read under the lock, and the same on every worker
+    (whether the run has finished, too)."""
     state = plan.run_dir.state()
-    if not runtime.workers_agree(strategy, state["step"] if state else 0):
+    step = state["step"] if state else 0
+    finished = plan.run_dir.finished
+    if not (
+        runtime.workers_agree(strategy, step) and runtime.workers_agree(strategy, int(finished))
+    ):
         raise ValueError(
             f"The workers of this cluster see different checkpoints in {plan.run_dir.path!r} "
-            f"(this one: {'step ' + str(state['step']) if state else 'none'}). Resuming a "
-            "multi-worker run needs its run directory on a filesystem every worker reads."
+            f"(this one: {'step ' + str(step) if state else 'none'}"
+            f"{', finished' if finished else ''}). Resuming a multi-worker run needs its run "
+            "directory on a filesystem every worker reads."
         )
     return state
+
+
+def finished_before(plan, state):
+    """Whether the plan's run has finished in its run directory, where it is kept as it is
+    (also where its checkpoints were deleted).
+
+    Args:
+        plan: the `RunPlan`.
+        state: the run directory's newest checkpoint state, or None.
+
+    Raises:
+        ValueError: when the run directory holds a finished run of another
+            recipe (`RECIPE_FIELDS`), which this run would be reported as.
+    """
+    run_dir = plan.run_dir
+    if not (run_dir.finished and (state is None or plan.run.is_done(state))):
+        return False
+    changed = config_changes(run_dir.record(), plan.record, RECIPE_FIELDS)
+    if changed:
+        raise ValueError(
+            f"{run_dir.path!r} holds a finished run of another recipe ({changed}); "
+            "choose another --output-dir to keep it."
+        )
+    return True
 
 
 def build_model(plan, schedule=None):

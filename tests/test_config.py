@@ -90,6 +90,13 @@ def test_bad_recipe_values(synthetic, changes, message):
         ({"depth": 20, "plain": True, "shortcut": "B"}, "plain"),
         ({"lr": -0.1}, "lr must be positive"),
         ({"momentum": -0.9}, "momentum must be >= 0"),
+        # NaN passes every comparison, so it is named first; infinity too.
+        ({"lr": float("nan")}, "lr must be a finite number, received nan"),
+        ({"lr": float("inf")}, "lr must be a finite number, received inf"),
+        ({"warmup_lr": float("nan")}, "warmup_lr must be a finite number"),
+        ({"momentum": 5.0}, "momentum must be below 1, received 5.0"),
+        ({"validation_split": float("inf")}, "validation_split must be a finite number"),
+        ({"validation_split": 1.5}, "a fraction below 1 or a whole count of examples"),
     ],
 )
 def test_a_bad_flag_stops_the_run_before_its_data_loads(changes, message, monkeypatch):
@@ -140,6 +147,22 @@ def test_a_bad_flag_stops_the_run_before_its_data_loads(changes, message, monkey
             ["--weights", "imagenet", "--depth", "50", "--bottleneck-stride", "3x3"],
             "Pass bottleneck_stride='1x1'",
         ),
+        # Output paths, before the work rather than after it (TMP: a folder, TMP/file: a file):
+        (
+            "evaluate",
+            ["--weights", "cifar10", "--depth", "20", "--output-json", "TMP"],
+            "--output-json .* is a folder",
+        ),
+        (
+            "evaluate",
+            ["--weights", "cifar10", "--depth", "20", "--confusion-png", "TMP/file/c.png"],
+            "--confusion-png .* is not a directory",
+        ),
+        (
+            "analysis",
+            ["layer-responses", "--model", "no/such/run", "--output-dir", "TMP/file"],
+            "--output-dir .* is not a directory",
+        ),
     ],
 )
 def test_a_command_names_a_bad_flag_before_its_data_loads(
@@ -155,6 +178,8 @@ def test_a_command_names_a_bad_flag_before_its_data_loads(
         path = tmp_path / "resnet20.npz"
         npz.save(weights_lib.resolve("cifar10").load(specs.make_spec(20, "cifar")), path)
         argv = [str(path) if arg == "WEIGHTS_FILE" else arg for arg in argv]
+    (tmp_path / "file").write_text("not a folder")
+    argv = [arg.replace("TMP", str(tmp_path)) for arg in argv]
     output = ["--output-dir", str(tmp_path / "tune")] if command == "tune" else []
     assert main([*argv, "--dataset", "cifar10", *output]) == 1
     assert re.search(message, capsys.readouterr().err.splitlines()[-1])
@@ -187,6 +212,30 @@ def test_every_config_field_is_a_flag_and_config_files_merge(tmp_path):
     path.write_text(json.dumps({"depht": 32}))
     with pytest.raises(ValueError, match=r"unknown fields \['depht'\]"):
         parse_config(["--config", str(path)], skip=("steps",))
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"batch_size": "128"}, "batch_size must be an int, received '128'"),
+        ({"cpu_devices": 2.0}, "cpu_devices must be an int, received 2.0"),
+        ({"mixed_precision": "false"}, "mixed_precision must be true or false, received 'false'"),
+        ({"depth": True}, "depth must be an int, received True"),
+        ({"lr": "0.1"}, "lr must be a number, received '0.1'"),
+        ({"seed": None}, "seed must be an int, received None"),
+        ({"schedule": "step"}, "schedule must be one of \\['piecewise', 'onecycle', 'cosine'\\]"),
+        ({"lr_boundaries": [100, "200"]}, "lr_boundaries must be a list of ints"),
+        ({"profile_steps": [1, 2, 3]}, "profile_steps must be a list of ints"),
+    ],
+)
+def test_config_file_values_are_checked_as_their_flags_are(tmp_path, values, message):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(values))
+    with pytest.raises(ValueError, match=f"--config .*config.json.: {message}"):
+        parse_config(["--config", str(path)], skip=("steps",))
+    path.write_text(json.dumps({"lr": 1, "depth": None, "lr_boundaries": [100, 200]}))
+    config = parse_config(["--config", str(path)], skip=("steps",))  # None: the recipe's
+    assert (config.lr, config.depth, config.lr_boundaries) == (1, None, [100, 200])
 
 
 def test_a_command_takes_the_fields_it_names_and_no_others(tmp_path):

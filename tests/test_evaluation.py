@@ -1,6 +1,7 @@
 import dataclasses
 import json
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -134,6 +135,15 @@ def test_evaluate_pretrained_weights_on_real_cifar10(cifar_dir, tmp_path, run_ma
     # The packaged ResNet-20 scores 8.19% on all 10,000 original test images; these are 250 of
     # them, losslessly (the JPEG copy would cost about 10 points).
     assert report["num_examples"] == 250 and report["top1_error"] < 0.15
+
+    # Classes of other names (or order) than the weights' are refused, not scored.
+    renamed = tmp_path / "renamed"
+    for folder in sorted((cifar_dir / "test").iterdir()):
+        target = renamed / "test" / folder.name.replace("airplane", "plane")
+        target.mkdir(parents=True)
+        shutil.copy(min(folder.iterdir()), target)
+    result = run_main("evaluate", "--weights", "cifar10", "--depth", "20", "--data-dir", renamed)
+    assert result.returncode == 1 and "'plane'" in result.stderr and "differ" in result.stderr
 
     result = run_main("evaluate", "--weights", "cifar10", "--data-dir", cifar_dir)
     assert result.returncode == 1 and "--weights cifar10 needs --depth" in result.stderr

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 import keras_resnet
-from keras_resnet import export
+from keras_resnet import data, export
 
 
 def real_test_jpegs(cifar_dir, destination, per_class=3):
@@ -120,8 +120,14 @@ def test_export_command_versions_and_refuses_to_overwrite(cifar_run, tmp_path, r
     assert "agrees with the Keras model" in first.stdout and (tmp_path / "model.tflite").exists()
     assert run().returncode == 0
     assert sorted(os.listdir(base)) == ["1", "2"]  # no staging folders left behind
-    clash = run("--version", "2")
+    suffix = run("--tflite", str(tmp_path / "model.lite"))
+    assert suffix.returncode == 1 and "must end in .tflite" in suffix.stderr
+    # A version that exists: the TFLite file there before is kept as it was.
+    (tmp_path / "model.tflite").write_bytes(b"earlier")
+    clash = run("--version", "2", "--tflite", str(tmp_path / "model.tflite"))
     assert clash.returncode == 1 and "exists" in clash.stderr
+    assert (tmp_path / "model.tflite").read_bytes() == b"earlier"
+    assert sorted(os.listdir(tmp_path)) == sorted(["model.tflite", "models"])
     missing = run_main("export", "--model", tmp_path / "no", "--export-base", base)
     assert missing.returncode == 1 and "does not exist" in missing.stderr
     assert sorted(os.listdir(base)) == ["1", "2"]
@@ -137,3 +143,22 @@ def test_export_from_python_checks_class_names(tmp_path):
     result = loaded(images=tf.zeros((2, 16, 16, 3)))
     assert result["class_ids"].shape == (2, 3)  # top-k is capped at the number of classes
     assert set(result["class_names"].numpy().ravel().astype(str)) <= {"a", "b", "c"}
+
+
+def test_a_model_without_a_run_serves_bytes_with_the_crop_training_would_choose(tmp_path):
+    """An ImageNet-size .keras file alone: serving_bytes takes the paper's centre crop, as
+    `keras-resnet-predict` does for it; a CIFAR-size one takes its images as they are."""
+    # With an input normalization, the random network's probabilities are not all 0 and 1.
+    normalization = {"input_mean": [120.0, 115.0, 100.0], "input_std": [60.0, 60.0, 60.0]}
+    model = keras_resnet.ResNet(18, input_shape=(72, 72, 3), classes=3, **normalization)
+    path = export.export_saved_model(model, str(tmp_path / "large"))
+    photo = np.random.default_rng(0).integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    served = tf.saved_model.load(path).signatures["serving_bytes"](
+        image_bytes=tf.stack([tf.io.encode_png(photo)])
+    )["probabilities"]
+    preprocessing = data.Preprocessing.for_input_shape((72, 72))
+    assert (preprocessing.kind, preprocessing.image_size) == ("imagenet", 72)
+    crop = preprocessing.serving_image(photo, 72, 72)
+    expected = model(np.asarray(crop, np.float32)[None], training=False)
+    np.testing.assert_allclose(served.numpy(), expected, rtol=1e-4, atol=1e-6)  # squashed: 2%
+    assert data.Preprocessing.for_input_shape((32, 32)).kind == "cifar"

@@ -329,6 +329,10 @@ def test_errors_name_the_file_the_folder_or_the_model(cifar_dir, tmp_path, run_m
             (image, "--weights", "cifar10", "--depth", 20, "--labels", labels),
             "2 class names for the model .* 10 classes",
         ),
+        (
+            (image, "--weights", "cifar10", "--depth", 20, "--output-json", empty),
+            f"--output-json '{empty}' is a folder",
+        ),
     ]
     for args, message in cases:
         result = run_main("predict", *args)

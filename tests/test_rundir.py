@@ -45,6 +45,79 @@ def test_resuming_another_configuration_is_refused(tmp_path):
         RunDir(tmp_path).check_same_run({**config, "depth": 56})
 
 
+@pytest.mark.parametrize(
+    "kept, unfinished",
+    [
+        ("summary.json", None),  # a finished run whose checkpoints were deleted: found finished
+        ("model.keras", "holds model.keras, so its run can be neither resumed nor found"),
+        ("checkpoints/state.json", r"holds checkpoint state files that cannot be read \(1\)"),
+    ],
+)
+def test_a_trained_run_without_a_readable_checkpoint_is_never_trained_over(
+    tmp_path, kept, unfinished
+):
+    """Only the recorded run may go on there, and a trained run with no record is refused."""
+    config = {field: None for field in rundir.RESUME_FIELDS}
+    os.makedirs(tmp_path / "checkpoints")
+    (tmp_path / kept).write_text("{damaged")
+    with pytest.raises(ValueError, match=r"holds a trained run \(.*\) but no config.json"):
+        RunDir(tmp_path).check_same_run({**config, "depth": 20})
+    files.write_json(str(tmp_path / "config.json"), {**config, "depth": 20})
+    with pytest.raises(ValueError, match="another configuration .depth: 20 -> 56"):
+        RunDir(tmp_path).check_same_run({**config, "depth": 56})
+    if unfinished:
+        with pytest.raises(ValueError, match=unfinished):
+            RunDir(tmp_path).check_same_run({**config, "depth": 20})
+    else:
+        RunDir(tmp_path).check_same_run({**config, "depth": 20})
+    assert (tmp_path / kept).read_text() == "{damaged"
+
+
+def test_weights_a_writer_left_without_their_state_are_no_checkpoint(tmp_path):
+    """Killed between a checkpoint's weights and its state file, on the first: the same
+    command starts the run again (the weights are deleted with the next checkpoint)."""
+    config = {field: None for field in rundir.RESUME_FIELDS}
+    os.makedirs(tmp_path / "checkpoints")
+    (tmp_path / "checkpoints" / "epoch-0001.weights.h5").write_bytes(b"weights")
+    files.write_json(str(tmp_path / "config.json"), {**config, "depth": 20})
+    RunDir(tmp_path).check_same_run({**config, "depth": 20})
+
+
+def test_a_checkpoint_copy_is_never_restored_over_a_run_of_another_configuration(tmp_path):
+    """A run directory behind its results folder's copy goes on from the copy, unless it
+    holds a trained run of another configuration: that is left as it is, and named."""
+    config = {field: None for field in rundir.RESUME_FIELDS}
+    folder = tmp_path / "results" / "resnet20"
+    os.makedirs(folder / rundir.CHECKPOINT_COPY)
+    files.write_json(str(folder / "config.json"), {**config, "depth": 20})
+    (folder / "history.csv").write_text("epoch,step\n1,10\n2,20\n")
+    (folder / rundir.CHECKPOINT_COPY / "epoch-0002.weights.h5").write_bytes(b"weights")
+    copied = {"epoch": 2, "step": 20, "weights": "epoch-0002.weights.h5", "history": []}
+    files.write_json(str(folder / rundir.CHECKPOINT_COPY / "state.json"), copied)
+    run = RunDir(tmp_path / "runs" / "resnet20")
+    os.makedirs(run.checkpoints)
+    files.write_json(run.file("config.json"), {**config, "depth": 56})
+    own = {"epoch": 1, "step": 10, "weights": "epoch-0001.weights.h5", "history": []}
+    files.write_json(os.path.join(run.checkpoints, "state.json"), own)
+    with pytest.raises(ValueError, match=r"another configuration \(depth: 56 -> 20\) than the"):
+        run.restore_checkpoint_copy(str(folder))
+    assert run.state() == own and run.record()["depth"] == 56
+    files.write_json(run.file("config.json"), {**config, "depth": 20})  # the same run, behind
+    assert run.restore_checkpoint_copy(str(folder)) == copied
+    assert run.state() == copied and run.file("history.csv")
+    lost = RunDir(tmp_path / "lost")  # a lost run directory goes on from the copy too
+    assert lost.restore_checkpoint_copy(str(folder)) == copied and lost.record()["depth"] == 20
+
+
+def test_a_field_a_record_lacks_counts_as_its_default():
+    """Records written before a field existed resume: e.g. freeze_backbone (default False)."""
+    fields = ("depth", "freeze_backbone", "unfreeze_from")
+    record = {"depth": 20, "freeze_backbone": False, "unfreeze_from": None}
+    assert rundir.config_changes({"depth": 20}, record, fields) == ""
+    changed = rundir.config_changes({"depth": 20}, {**record, "freeze_backbone": True}, fields)
+    assert changed == "freeze_backbone: False -> True"
+
+
 def test_a_run_on_other_images_is_another_run_where_both_records_know_their_images(tmp_path):
     """Data fingerprints differ: refused, naming both sources; a record without one (runs
     recorded before fingerprints, images read from files) is not judged on its images."""

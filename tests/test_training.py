@@ -3,6 +3,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -82,6 +83,17 @@ def test_train_writes_a_complete_run_directory(tmp_path):
     again = run_train([*TINY, "--epochs", "2", "--output-dir", str(run_dir)])
     assert again.returncode == 0 and "nothing to do" in again.stdout
     assert os.listdir(run_dir / "saved_model") == ["1"]
+    # Its checkpoints deleted to save disk, the finished run is still never trained over.
+    shutil.rmtree(run_dir / "checkpoints")
+    model_bytes = (run_dir / "model.keras").read_bytes()
+    again = run_train([*TINY, "--epochs", "2", "--output-dir", str(run_dir)])
+    assert again.returncode == 0 and "already finished (2 epochs)" in again.stdout
+    other_lr = run_train([*TINY, "--epochs", "2", "--lr", "0.05", "--output-dir", str(run_dir)])
+    assert other_lr.returncode == 1 and "finished run of another recipe (lr: " in other_lr.stderr
+    deeper = run_train([*TINY, "--depth", "14", "--epochs", "2", "--output-dir", str(run_dir)])
+    assert deeper.returncode == 1 and "another configuration (depth: 8 -> 14)" in deeper.stderr
+    assert (run_dir / "model.keras").read_bytes() == model_bytes
+    assert read_json(run_dir / "summary.json") == summary
 
 
 @pytest.mark.slow

@@ -233,6 +233,28 @@ def test_a_search_reports_its_gain_over_the_baseline(tmp_path, run_main):
     again = run_main("tune", *result.args)
     assert again.returncode == 0 and (out / "results.md").read_text().splitlines() == lines
 
+    # --overwrite with a bad flag loses nothing: it is refused before the earlier search goes.
+    trials = sorted(os.listdir(out / "search"))
+    missing = tmp_path / "missing.weights.h5"
+    bad = run_main("tune", *result.args, "--overwrite", "--weights", missing)
+    assert bad.returncode == 1 and "missing.weights.h5" in bad.stderr, bad.stderr[-3000:]
+    assert sorted(os.listdir(out / "search")) == trials
+    assert not [name for name in os.listdir(out) if name.startswith(".")]
+    # Without --overwrite, a baseline of another configuration is refused before any trial.
+    changed = run_main("tune", *result.args, "--batch-size", "32")
+    assert changed.returncode == 1 and "batch_size: 64 -> 32" in changed.stderr
+    assert "Or start the search afresh with --overwrite." in changed.stderr
+    # ... and a finished baseline of another recipe too, rather than reported as this one's.
+    other_lr = run_main("tune", *result.args, "--lr", "0.05")
+    assert other_lr.returncode == 1 and "finished run of another recipe (lr: " in other_lr.stderr
+    assert "Trial" not in changed.stdout
+    # --overwrite with good flags starts afresh: the earlier trials and baseline are gone.
+    fresh = run_main("tune", *result.args, "--overwrite", "--max-trials", "1", "--epochs", "1")
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    assert [n for n in os.listdir(out / "search") if n.startswith("trial_")] == ["trial_0"]
+    assert len((out / "baseline" / "history.csv").read_text().splitlines()) == 2
+    assert not [name for name in os.listdir(out) if name.startswith(".")]
+
 
 @pytest.mark.slow
 def test_tune_command_on_real_cifar10(cifar_dir, tmp_path):

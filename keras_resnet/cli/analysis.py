@@ -14,7 +14,7 @@ they run the paper's 64k iterations. The logic lives in `keras_resnet.analysis`.
 
 import argparse
 
-from keras_resnet import analysis
+from keras_resnet import analysis, files
 from keras_resnet import data as data_lib
 from keras_resnet.cli import flags, run_command
 
@@ -99,6 +99,7 @@ def main(argv=None):
         elif args.command == "layer-responses":
             if args.batch_size < 1:
                 raise ValueError(f"--batch-size must be positive, received {args.batch_size}.")
+            files.check_writable(args.output_dir, "--output-dir")  # before the work
             # The models before the data, which may be a download of minutes.
             models = analysis.load_models(args.model)
             data = data_lib.load_test_data(

@@ -60,7 +60,9 @@ def main(argv=None):
                 bottleneck_stride=args.bottleneck_stride,
                 input_shape=data.image_shape,
             )
-            classifier = evaluation.classifier_from_model(model, path=args.weights)
+            classifier = evaluation.classifier_from_model(
+                model, model.class_names, path=args.weights
+            )
             label = f"{model.name} weights={args.weights}"
         report = evaluate(classifier, label, data, args)
         write_report(report, data.class_names, args)
@@ -72,6 +74,19 @@ def _check_flags(args):
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be positive, received {args.batch_size}.")
     flags.check_model_source_flags(args)
+    if args.output_json:  # before the work, not after it
+        files.check_output_file(args.output_json, "--output-json")
+    png_flag = "--confusion-png" if args.confusion_png else "the confusion-matrix PNG"
+    files.check_output_file(confusion_png(args), png_flag)
+
+
+def confusion_png(args):
+    """Where the confusion matrix is drawn: --confusion-png, or beside --output-json."""
+    if args.confusion_png:
+        return args.confusion_png
+    if args.output_json:
+        return os.path.splitext(args.output_json)[0] + "_confusion.png"
+    return "confusion_matrix.png"
 
 
 def load_data(args):
@@ -94,11 +109,7 @@ def evaluate(classifier, label, data, args):
 def write_report(report, class_names, args):
     """Draws the confusion matrix, writes --output-json, prints per-class and overall results."""
     label = report["model"]
-    png = args.confusion_png or (
-        os.path.splitext(args.output_json)[0] + "_confusion.png"
-        if args.output_json
-        else "confusion_matrix.png"
-    )
+    png = confusion_png(args)
     plotting.plot_confusion(report, class_names, png, title=os.path.basename(label.rstrip("/")))
     if args.output_json:
         files.write_json(args.output_json, report)

@@ -10,11 +10,12 @@ SavedModel's signatures take and return, is in `keras_resnet.export`.
 """
 
 import argparse
+import contextlib
 import os
 
 import numpy as np
 
-from keras_resnet import export
+from keras_resnet import export, files
 from keras_resnet.cli import run_command
 
 
@@ -36,13 +37,18 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     def run():
-        model, class_names, preprocessing = export.load_for_export(args.model)
-        path = export.export_saved_model(
-            model, args.export_base, args.version, class_names, preprocessing
-        )
         if args.tflite:
-            check = np.random.RandomState(0).uniform(0, 255, (4, *model.input_shape[1:]))
-            difference = export.export_tflite(model, args.tflite, check.astype(np.float32))
+            export.check_tflite_path(args.tflite)
+        model, class_names, preprocessing = export.load_for_export(args.model)
+        with contextlib.ExitStack() as stack:
+            if args.tflite:  # first, as its check may fail; put in place with the SavedModel
+                staging = stack.enter_context(files.atomic_path(args.tflite))
+                check = np.random.RandomState(0).uniform(0, 255, (4, *model.input_shape[1:]))
+                difference = export.export_tflite(model, staging, check.astype(np.float32))
+            path = export.export_saved_model(
+                model, args.export_base, args.version, class_names, preprocessing
+            )
+        if args.tflite:
             print(
                 f"TFLite model {args.tflite} agrees with the Keras model "
                 f"(max difference {difference:.1e})."

@@ -99,8 +99,8 @@ def _read_config_file(path, taken):
             raise ValueError(f"--config {path!r} is not valid JSON: {error}.") from None
     if not isinstance(values, dict):
         raise ValueError(f"--config {path!r} must hold a JSON object of TrainConfig fields.")
-    known = {field.name for field in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - known)
+    known = {field.name: field for field in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - set(known))
     if unknown:
         raise ValueError(
             f"--config {path!r} has unknown fields {unknown}; allowed: {sorted(known)}."
@@ -111,7 +111,39 @@ def _read_config_file(path, taken):
             f"--config {path!r} sets {refused}, which this command sets itself or does not "
             f"use; it takes {sorted(taken)}."
         )
+    for name, value in values.items():
+        _check_config_value(path, known[name], value)
     return values
+
+
+def _check_config_value(path, field, value):
+    """Checks one value of a --config file as its flag's parser would: its type and choices.
+
+    JSON is typed where flags are text, so "128" (a string) is refused, not read.
+    None is a value only where it is the field's default (the recipe's value).
+    """
+    if value is None and field.default is None:
+        return
+    meta = field.metadata
+    if field.type is list:
+        ok = isinstance(value, list) and all(_is(meta["type"], item) for item in value)
+        ok = ok and (not isinstance(meta["nargs"], int) or len(value) == meta["nargs"])
+        wanted = f"a list of {meta['type'].__name__}s"
+    else:
+        ok = _is(field.type, value)
+        wanted = {bool: "true or false", int: "an int", float: "a number", str: "a string"}
+        wanted = wanted[field.type]
+    if ok and meta.get("choices") and value not in meta["choices"]:
+        ok, wanted = False, f"one of {list(meta['choices'])}"
+    if not ok:
+        raise ValueError(f"--config {path!r}: {field.name} must be {wanted}, received {value!r}.")
+
+
+def _is(kind, value):
+    """Whether a JSON value is of `kind`: an int is a float too, and true is not an int."""
+    if kind is bool or isinstance(value, bool):
+        return kind is bool and isinstance(value, bool)
+    return isinstance(value, (int, float) if kind is float else kind)
 
 
 def add_evaluation_data_flags(parser):

@@ -13,7 +13,6 @@ as `python -m keras_resnet_cli predict` and `python -m keras_resnet.predict`.
 """
 
 import argparse
-import os
 
 from keras_resnet import files
 from keras_resnet import predict as predict_lib
@@ -52,9 +51,7 @@ def main(argv=None):
     def run():
         flags.check_model_source_flags(args)
         if args.output_json:  # before the work, not after it
-            files.check_writable(
-                os.path.dirname(os.path.abspath(args.output_json)), "--output-json"
-            )
+            files.check_output_file(args.output_json, "--output-json")
         result = predict_lib.classify(
             args.images,
             top=args.top,

@@ -16,12 +16,14 @@ checkout, `python tune.py`. The logic lives in `keras_resnet.tuning`.
 """
 
 import argparse
+import contextlib
 import dataclasses
 import inspect
 import os
+import shutil
 
 from keras_resnet import config as config_lib
-from keras_resnet import files, planning, runtime, tuning
+from keras_resnet import files, planning, runtime, training, tuning
 from keras_resnet.cli import flags, run_command
 
 
@@ -100,11 +102,12 @@ def main(argv=None):
 
     def run():
         config = search_base_config(args)
-        tuner = make_tuner(args, config)
         # keras-tuner's distributed search: the chief serves the oracle while
         # the workers run the trials, then trains the baseline itself.
         distributed = "KERASTUNER_ORACLE_IP" in os.environ
         chief = os.environ.get("KERASTUNER_TUNER_ID", "chief") == "chief"
+        with _earlier_search_set_aside(config.output_dir, args.overwrite and chief):
+            tuner = make_tuner(args, config, check_baseline=chief)
         if not distributed:
             tuner.run_baseline()
         tuner.search()
@@ -130,11 +133,41 @@ def search_base_config(args):
     return config
 
 
-def make_tuner(args, config):
+@contextlib.contextmanager
+def _earlier_search_set_aside(output_dir, overwrite):
+    """With --overwrite, the earlier search and baseline are moved aside while the new search
+    is checked and set up, then deleted; put back when that fails, so a bad flag loses nothing.
+
+    Only the chief of a distributed search overwrites: a worker starting late
+    must not delete the search under way.
+    """
+    earlier = [n for n in ("search", "baseline") if os.path.exists(os.path.join(output_dir, n))]
+    if not (overwrite and earlier):
+        yield
+        return
+    aside = os.path.join(output_dir, f".overwritten-{os.getpid()}")
+    os.makedirs(aside)
+    moved = []
+    try:
+        for name in earlier:
+            os.rename(os.path.join(output_dir, name), os.path.join(aside, name))
+            moved.append(name)
+        yield
+    except BaseException:
+        for name in moved:
+            shutil.rmtree(os.path.join(output_dir, name), ignore_errors=True)  # begun anew
+            os.rename(os.path.join(aside, name), os.path.join(output_dir, name))
+        os.rmdir(aside)
+        raise
+    shutil.rmtree(aside)
+
+
+def make_tuner(args, config, check_baseline=True):
     """The search space, oracle and `ResNetTuner` the flags describe, with its data loaded.
 
     Refuses a flag that shapes a hyperparameter --search leaves out, and
-    checks each searched depth before the data loads.
+    checks each searched depth before the data loads; with `check_baseline`
+    (where the baseline is trained: the chief), the baseline's plan too.
     """
     given = {flag: tuple(getattr(args, flag)) for flag in SEARCH_FLAGS if getattr(args, flag)}
     for flag in given:
@@ -150,6 +183,8 @@ def make_tuner(args, config):
         config_lib.check(dataclasses.replace(config, depth=depth))  # before a download of data
     strategy = runtime.setup_devices(config)
     data = planning.load_config_data(config)
+    if check_baseline:  # before any trial: a bad flag stops the search here
+        _check_baseline(config, data, strategy)
     oracle = tuning.make_oracle(
         args.oracle,
         hyperparameters,
@@ -166,8 +201,20 @@ def make_tuner(args, config):
         strategy,
         directory=config.output_dir,
         project_name="search",
-        overwrite=args.overwrite,
     )
+
+
+def _check_baseline(config, data, strategy):
+    """Plans the baseline the search will train, which a bad flag or an earlier search's
+    baseline of another configuration refuses."""
+    baseline = dataclasses.replace(config, output_dir=tuning.baseline_dir(config.output_dir))
+    try:
+        plan = planning.prepare(baseline, data, strategy)
+        training.finished_before(plan, plan.run_dir.state())
+    except ValueError as error:
+        if os.path.isdir(baseline.output_dir):  # the earlier search's baseline
+            raise ValueError(f"{error} Or start the search afresh with --overwrite.") from None
+        raise
 
 
 def report(tuner, output_dir):

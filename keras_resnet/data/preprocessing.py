@@ -22,7 +22,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from keras_resnet.data.sources import DataError, name_unreadable_image
+from keras_resnet.data.sources import IN_MEMORY_MAX_SIDE, DataError, name_unreadable_image
 
 KINDS = ("cifar", "imagenet")
 # Pixels are divided by this after mean subtraction: inputs of about [-1, 1].
@@ -65,6 +65,19 @@ class Preprocessing:
         """The paper's choice for a dataset: `"cifar"` for images held in memory."""
         flip = not any(name.startswith(prefix) for prefix in NO_FLIP)
         return cls("cifar", flip) if in_memory else cls("imagenet", flip, image_size)
+
+    @classmethod
+    def for_input_shape(cls, input_shape):
+        """The choice for a model without a recorded one, from its input size.
+
+        As for training data: images up to `IN_MEMORY_MAX_SIDE` pixels a side
+        are used as they are (`"cifar"`); larger ones get the paper's test
+        crop (`"imagenet"`, at the input's size).
+        """
+        height, width = input_shape[:2]
+        if max(height, width) <= IN_MEMORY_MAX_SIDE:
+            return cls("cifar")
+        return cls("imagenet", image_size=int(height))
 
     @classmethod
     def from_description(cls, described):
