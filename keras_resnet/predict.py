@@ -147,6 +147,11 @@ def load_predictor(model=None, weights=None, depth=None, bottleneck_stride=None,
     """
     if (model is None) == (weights is None):
         raise ValueError("Give a model or pretrained weights (one of them).")
+    if isinstance(labels, (str, os.PathLike)):  # before the model, which may be a download
+        if not os.path.isfile(labels):
+            raise ValueError(f"The labels file {os.fspath(labels)!r} does not exist.")
+        with open(labels) as f:
+            labels = [line.rstrip("\n") for line in f if line.strip()]
     recorded = {}
     if weights is not None:
         keras_model = models.from_weights(weights, depth, bottleneck_stride=bottleneck_stride)
@@ -169,9 +174,6 @@ def load_predictor(model=None, weights=None, depth=None, bottleneck_stride=None,
             f"The model {label} takes inputs of shape {shape}; classifying image files needs "
             "images of a fixed size, (height, width, channels) with 1, 3 or 4 channels."
         )
-    if isinstance(labels, (str, os.PathLike)):
-        with open(labels) as f:
-            labels = [line.rstrip("\n") for line in f if line.strip()]
     names = classes.names_of(labels if labels is not None else classifier.class_names)
     if names is None:
         names = tuple(str(i) for i in range(classifier.num_classes))

@@ -120,6 +120,12 @@ def test_export_command_versions_and_refuses_to_overwrite(cifar_run, tmp_path, r
     assert "agrees with the Keras model" in first.stdout and (tmp_path / "model.tflite").exists()
     assert run().returncode == 0
     assert sorted(os.listdir(base)) == ["1", "2"]  # no staging folders left behind
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    not_a_folder = run_main("export", "--model", cifar_run, "--export-base", blocker)
+    assert not_a_folder.returncode == 1 and "--export-base '" in not_a_folder.stderr
+    assert "is not a directory" in not_a_folder.stderr
+    blocker.unlink()
     suffix = run("--tflite", str(tmp_path / "model.lite"))
     assert suffix.returncode == 1 and "must end in .tflite" in suffix.stderr
     # A version that exists: the TFLite file there before is kept as it was.

@@ -333,6 +333,10 @@ def test_errors_name_the_file_the_folder_or_the_model(cifar_dir, tmp_path, run_m
             (image, "--weights", "cifar10", "--depth", 20, "--output-json", empty),
             f"--output-json '{empty}' is a folder",
         ),
+        (
+            (image, "--weights", "cifar10", "--depth", 20, "--labels", tmp_path / "no.txt"),
+            "The labels file .*no.txt' does not exist",
+        ),
     ]
     for args, message in cases:
         result = run_main("predict", *args)

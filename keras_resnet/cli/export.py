@@ -37,6 +37,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     def run():
+        files.check_writable(args.export_base, "--export-base")  # before the model loads
         if args.tflite:
             export.check_tflite_path(args.tflite)
         model, class_names, preprocessing = export.load_for_export(args.model)
