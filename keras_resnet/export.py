@@ -45,6 +45,21 @@ def next_version(export_base):
     return max((int(n) for n in os.listdir(export_base) if n.isdigit()), default=0) + 1
 
 
+def version_folder(export_base, version=None):
+    """`(version, its folder)` under `export_base`: `version`, or the next free one.
+
+    Raises:
+        ValueError: for a version below 1, or one that exists (nothing is overwritten).
+    """
+    version = next_version(export_base) if version is None else int(version)
+    if version < 1:
+        raise ValueError(f"version must be a positive int, received {version}.")
+    target = os.path.join(export_base, str(version))
+    if os.path.exists(target):
+        raise ValueError(f"{target!r} exists; choose another --version (nothing is overwritten).")
+    return version, target
+
+
 def export_saved_model(model, export_base, version=None, class_names=None, preprocessing=None):
     """Writes `model` as a TF Serving SavedModel version.
 
@@ -86,12 +101,7 @@ def export_saved_model(model, export_base, version=None, class_names=None, prepr
             f"preprocessing must be a keras_resnet.data.Preprocessing or None, "
             f"received {preprocessing!r}."
         )
-    version = next_version(export_base) if version is None else int(version)
-    if version < 1:
-        raise ValueError(f"version must be a positive int, received {version}.")
-    target = os.path.join(export_base, str(version))
-    if os.path.exists(target):
-        raise ValueError(f"{target!r} exists; choose another --version (nothing is overwritten).")
+    version, target = version_folder(export_base, version)
     os.makedirs(export_base, exist_ok=True)
 
     staging = tempfile.mkdtemp(prefix=f".tmp-version-{version}-", dir=export_base)

@@ -190,7 +190,7 @@ def _weights_source(config):
         return config, None
     output_dir = config.output_dir or (config.depth and config_lib.default_output_dir(config))
     run_dir = output_dir and RunDir(output_dir)
-    recorded = run_dir and run_dir.state() and run_dir.record()
+    recorded = run_dir and (run_dir.state() or run_dir.finished) and run_dir.record()
     if recorded and recorded.get("weights") == config.weights and recorded.get("pretrained"):
         implied = {k: recorded[k] for k in weights_lib.ARCHITECTURE_FLAGS}
         start = RecordedWeights(

@@ -149,7 +149,7 @@ def load_predictor(model=None, weights=None, depth=None, bottleneck_stride=None,
         raise ValueError("Give a model or pretrained weights (one of them).")
     if isinstance(labels, (str, os.PathLike)):  # before the model, which may be a download
         if not os.path.isfile(labels):
-            raise ValueError(f"The labels file {os.fspath(labels)!r} does not exist.")
+            raise ValueError(f"labels {os.fspath(labels)!r} is not a file (one class name a line).")
         with open(labels) as f:
             labels = [line.rstrip("\n") for line in f if line.strip()]
     recorded = {}

@@ -404,8 +404,8 @@ class RunDir:
     def restore_checkpoint_copy(self, folder):
         """Makes this run directory resumable from the copy in `folder`, if the copy is further on.
 
-        A run directory holding a trained run of another configuration is left
-        as it is (`check_same_run` then names it); so nothing trained is lost.
+        A run directory holding a trained run of another configuration than
+        the copy is left as it is: nothing trained is lost.
 
         Returns:
             The copy's state when it was restored; None when `folder` holds no
@@ -476,9 +476,9 @@ def config_changes(recorded, config, fields):
     defaults = {field.name: field.default for field in dataclasses.fields(config_lib.TrainConfig)}
     changes = []
     for k in fields:
-        old = recorded.get(k, defaults.get(k))
-        if old != config[k]:
-            changes.append(f"{k}: {old!r} -> {config[k]!r}")
+        old, new = recorded.get(k, defaults.get(k)), config.get(k, defaults.get(k))
+        if old != new:
+            changes.append(f"{k}: {old!r} -> {new!r}")
     old, new = recorded.get("data") or {}, config.get("data") or {}
     if None not in (old.get("fingerprint"), new.get("fingerprint")) and (
         old["fingerprint"] != new["fingerprint"]

@@ -224,8 +224,9 @@ def test_every_config_field_is_a_flag_and_config_files_merge(tmp_path):
         ({"lr": "0.1"}, "lr must be a number, received '0.1'"),
         ({"seed": None}, "seed must be an int, received None"),
         ({"schedule": "step"}, "schedule must be one of \\['piecewise', 'onecycle', 'cosine'\\]"),
-        ({"lr_boundaries": [100, "200"]}, "lr_boundaries must be a list of ints"),
-        ({"profile_steps": [1, 2, 3]}, "profile_steps must be a list of ints"),
+        ({"lr_boundaries": [100, "200"]}, "lr_boundaries must be a list of one or more ints"),
+        ({"profile_steps": [1, 2, 3]}, "profile_steps must be a list of 2 ints"),
+        ({"lr_boundaries": []}, "lr_boundaries must be a list of one or more ints"),
     ],
 )
 def test_config_file_values_are_checked_as_their_flags_are(tmp_path, values, message):

@@ -335,7 +335,7 @@ def test_errors_name_the_file_the_folder_or_the_model(cifar_dir, tmp_path, run_m
         ),
         (
             (image, "--weights", "cifar10", "--depth", 20, "--labels", tmp_path / "no.txt"),
-            "The labels file .*no.txt' does not exist",
+            "labels .*no.txt' is not a file",
         ),
     ]
     for args, message in cases:

@@ -768,6 +768,12 @@ def test_a_fine_tuning_run_resumes_without_its_weights_file(cifar_dir, tmp_path)
     np.testing.assert_array_equal(normalization[0], pretrained.input_mean)
     np.testing.assert_array_equal(normalization[1], pretrained.input_std)
     assert read_json(tmp_path / "run" / "config.json")["pretrained"] == recorded["pretrained"]
+    # Finished, and its checkpoints deleted: the same command is done, still without the file.
+    training.finish(trained)
+    shutil.rmtree(tmp_path / "run" / "checkpoints")
+    lines.clear()
+    training.run(dataclasses.replace(config, epochs=2), log=lines.append)
+    assert any("already finished (2 epochs)" in line for line in lines), lines
     # A new run still needs the file, and says so.
     with pytest.raises(ValueError, match="resnet20.npz"):
         training.run(dataclasses.replace(config, output_dir=str(tmp_path / "new")))

@@ -239,6 +239,7 @@ def test_a_search_reports_its_gain_over_the_baseline(tmp_path, run_main):
     bad = run_main("tune", *result.args, "--overwrite", "--weights", missing)
     assert bad.returncode == 1 and "missing.weights.h5" in bad.stderr, bad.stderr[-3000:]
     assert sorted(os.listdir(out / "search")) == trials
+    assert (out / "results.md").read_text().splitlines() == lines
     assert not [name for name in os.listdir(out) if name.startswith(".")]
     # Without --overwrite, a baseline of another configuration is refused before any trial.
     changed = run_main("tune", *result.args, "--batch-size", "32")
@@ -247,13 +248,17 @@ def test_a_search_reports_its_gain_over_the_baseline(tmp_path, run_main):
     # ... and a finished baseline of another recipe too, rather than reported as this one's.
     other_lr = run_main("tune", *result.args, "--lr", "0.05")
     assert other_lr.returncode == 1 and "finished run of another recipe (lr: " in other_lr.stderr
-    assert "Trial" not in changed.stdout
+    assert "Trial" not in changed.stdout + other_lr.stdout
     # --overwrite with good flags starts afresh: the earlier trials and baseline are gone.
     fresh = run_main("tune", *result.args, "--overwrite", "--max-trials", "1", "--epochs", "1")
     assert fresh.returncode == 0, fresh.stderr[-3000:]
     assert [n for n in os.listdir(out / "search") if n.startswith("trial_")] == ["trial_0"]
     assert len((out / "baseline" / "history.csv").read_text().splitlines()) == 2
     assert not [name for name in os.listdir(out) if name.startswith(".")]
+    rows = (out / "results.md").read_text().splitlines()
+    assert [line for line in rows if line.startswith("| 1 |")] and not [
+        line for line in rows if line.startswith("| 2 |")
+    ]
 
 
 @pytest.mark.slow

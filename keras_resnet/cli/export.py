@@ -37,9 +37,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     def run():
-        files.check_writable(args.export_base, "--export-base")  # before the model loads
+        # Before the model loads and converts:
+        files.check_writable(args.export_base, "--export-base")
+        export.version_folder(args.export_base, args.version)
         if args.tflite:
             export.check_tflite_path(args.tflite)
+            files.check_output_file(args.tflite, "--tflite")
         model, class_names, preprocessing = export.load_for_export(args.model)
         with contextlib.ExitStack() as stack:
             if args.tflite:  # first, as its check may fail; put in place with the SavedModel

@@ -126,9 +126,10 @@ def _check_config_value(path, field, value):
         return
     meta = field.metadata
     if field.type is list:
+        count = meta["nargs"] if isinstance(meta["nargs"], int) else None  # else "+"
         ok = isinstance(value, list) and all(_is(meta["type"], item) for item in value)
-        ok = ok and (not isinstance(meta["nargs"], int) or len(value) == meta["nargs"])
-        wanted = f"a list of {meta['type'].__name__}s"
+        ok = ok and (len(value) == count if count else len(value) > 0)
+        wanted = f"a list of {count or 'one or more'} {meta['type'].__name__}s"
     else:
         ok = _is(field.type, value)
         wanted = {bool: "true or false", int: "an int", float: "a number", str: "a string"}

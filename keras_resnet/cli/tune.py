@@ -27,6 +27,14 @@ from keras_resnet import files, planning, runtime, training, tuning
 from keras_resnet.cli import flags, run_command
 
 
+# What a search writes in its --output-dir, which --overwrite deletes.
+EARLIER_SEARCH = (
+    "search",
+    "baseline",
+    "results.md",
+    "best_hyperparameters.json",
+    "comparison.png",
+)
 # The flags that shape one searched hyperparameter each, and its name in --search.
 SEARCH_FLAGS = {
     "lr_range": "learning_rate",
@@ -141,7 +149,7 @@ def _earlier_search_set_aside(output_dir, overwrite):
     Only the chief of a distributed search overwrites: a worker starting late
     must not delete the search under way.
     """
-    earlier = [n for n in ("search", "baseline") if os.path.exists(os.path.join(output_dir, n))]
+    earlier = [n for n in EARLIER_SEARCH if os.path.exists(os.path.join(output_dir, n))]
     if not (overwrite and earlier):
         yield
         return
@@ -156,7 +164,7 @@ def _earlier_search_set_aside(output_dir, overwrite):
     except BaseException:
         for name in moved:
             shutil.rmtree(os.path.join(output_dir, name), ignore_errors=True)  # begun anew
-            os.rename(os.path.join(aside, name), os.path.join(output_dir, name))
+            os.replace(os.path.join(aside, name), os.path.join(output_dir, name))
         os.rmdir(aside)
         raise
     shutil.rmtree(aside)
@@ -212,7 +220,7 @@ def _check_baseline(config, data, strategy):
         plan = planning.prepare(baseline, data, strategy)
         training.finished_before(plan, plan.run_dir.state())
     except ValueError as error:
-        if os.path.isdir(baseline.output_dir):  # the earlier search's baseline
+        if "choose another --output-dir" in str(error):  # the earlier search's baseline
             raise ValueError(f"{error} Or start the search afresh with --overwrite.") from None
         raise
 
