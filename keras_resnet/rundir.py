@@ -90,6 +90,11 @@ KEEP_CHECKPOINTS = 3
 CHECKPOINT_COPY = "checkpoint"
 
 
+class RunDirTaken(ValueError):
+    """The run directory holds a trained run that the run about to start would lose, or be
+    taken for: its message names what differs, and says to choose another folder."""
+
+
 class RunDir:
     """A run directory (see the module docstring): its files, state and checkpoints.
 
@@ -157,7 +162,7 @@ class RunDir:
             record: the record (`config.json`) of the run about to start.
 
         Raises:
-            ValueError: naming the fields that differ, when the directory
+            RunDirTaken: naming the fields that differ, when the directory
                 holds a trained run whose `RESUME_FIELDS` differ; naming what
                 it holds, when that cannot be resumed (no record, or
                 checkpoint state files that are all unreadable).
@@ -168,17 +173,17 @@ class RunDir:
         keep = "choose another --output-dir to keep it"
         recorded = self.record()
         if recorded is None:
-            raise ValueError(
+            raise RunDirTaken(
                 f"{self.path!r} holds a trained run ({', '.join(held)}) but no config.json "
                 f"saying how it was trained; {keep}."
             )
         changed = config_changes(recorded, record, RESUME_FIELDS)
         if changed:
-            raise ValueError(
+            raise RunDirTaken(
                 f"{self.path!r} holds a run with another configuration ({changed}); {keep}."
             )
         if not (self.state() or self.finished):
-            raise ValueError(
+            raise RunDirTaken(
                 f"{self.path!r} holds {held[0]}, so its run can be neither resumed nor found "
                 f"finished; {keep}, or delete it there to train the run again from the start."
             )
@@ -412,8 +417,9 @@ class RunDir:
             copy or this run directory's own checkpoint is at least as far.
 
         Raises:
-            ValueError: when this run directory holds a trained run of another
-                configuration than the copy, or the copy has no record.
+            RunDirTaken: when this run directory holds a trained run of another
+                configuration than the copy.
+            ValueError: when the copy has no record.
         """
         source = os.path.join(folder, CHECKPOINT_COPY)
         copied = _read_if_present(os.path.join(source, "state.json"))
@@ -424,11 +430,9 @@ class RunDir:
         if copied_record is None:
             raise ValueError(f"The checkpoint kept in {folder!r} has no config.json beside it.")
         own_record = self.record()
-        if self._trained() and (
-            own_record is None or config_changes(own_record, copied_record, RESUME_FIELDS)
-        ):
-            changed = own_record and config_changes(own_record, copied_record, RESUME_FIELDS)
-            raise ValueError(
+        changed = own_record and config_changes(own_record, copied_record, RESUME_FIELDS)
+        if self._trained() and (own_record is None or changed):
+            raise RunDirTaken(
                 f"{self.path!r} holds a trained run of another configuration "
                 f"({changed or 'no config.json'}) than the checkpoint kept in {folder!r}, "
                 "so that copy is not restored over it; choose another --output-dir to keep it."

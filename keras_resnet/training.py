@@ -23,7 +23,7 @@ from keras_resnet import _compat, callbacks, evaluation, export, files, models, 
 from keras_resnet import plotting, runtime, schedules
 from keras_resnet import data as data_lib
 from keras_resnet import weights as weights_lib
-from keras_resnet.rundir import RECIPE_FIELDS, RunDir, RunDirError, config_changes
+from keras_resnet.rundir import RECIPE_FIELDS, RunDir, RunDirError, RunDirTaken, config_changes
 
 
 class TrainingDiverged(RuntimeError):
@@ -151,15 +151,15 @@ def finished_before(plan, state):
         state: the run directory's newest checkpoint state, or None.
 
     Raises:
-        ValueError: when the run directory holds a finished run of another
-            recipe (`RECIPE_FIELDS`), which this run would be reported as.
+        keras_resnet.rundir.RunDirTaken: when the run directory holds a finished
+            run of another recipe (`RECIPE_FIELDS`), which this run would be reported as.
     """
     run_dir = plan.run_dir
     if not (run_dir.finished and (state is None or plan.run.is_done(state))):
         return False
     changed = config_changes(run_dir.record(), plan.record, RECIPE_FIELDS)
     if changed:
-        raise ValueError(
+        raise RunDirTaken(
             f"{run_dir.path!r} holds a finished run of another recipe ({changed}); "
             "choose another --output-dir to keep it."
         )

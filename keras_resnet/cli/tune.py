@@ -23,7 +23,7 @@ import os
 import shutil
 
 from keras_resnet import config as config_lib
-from keras_resnet import files, planning, runtime, training, tuning
+from keras_resnet import files, planning, rundir, runtime, training, tuning
 from keras_resnet.cli import flags, run_command
 
 
@@ -219,10 +219,8 @@ def _check_baseline(config, data, strategy):
     try:
         plan = planning.prepare(baseline, data, strategy)
         training.finished_before(plan, plan.run_dir.state())
-    except ValueError as error:
-        if "choose another --output-dir" in str(error):  # the earlier search's baseline
-            raise ValueError(f"{error} Or start the search afresh with --overwrite.") from None
-        raise
+    except rundir.RunDirTaken as error:  # by the earlier search's baseline
+        raise ValueError(f"{error} Or start the search afresh with --overwrite.") from None
 
 
 def report(tuner, output_dir):
