@@ -83,7 +83,8 @@ def range_test(config, min_lr=1e-5, max_lr=10.0, steps=300, log=print):
 
     The run is planned as a training run is (`keras_resnet.planning.prepare`:
     every check, weights read once), with its folder for the results:
-    `config.output_dir`, by default `runs/lr_find-<dataset>-<model>`.
+    `config.output_dir`, by default `runs/lr_find-<dataset>-<model>`. A run
+    trained in that folder is left as it is; only the test's files are added.
 
     Args:
         config: a `keras_resnet.config.TrainConfig` (its model, data, batch
@@ -109,7 +110,7 @@ def range_test(config, min_lr=1e-5, max_lr=10.0, steps=300, log=print):
         raise ValueError(f"--steps must be at least 10, received {steps}.")
     strategy = runtime.setup_devices(config)
     data = planning.load_config_data(config)
-    plan = planning.prepare(config, data, strategy, output_prefix="lr_find-")
+    plan = planning.prepare(config, data, strategy, output_prefix="lr_find-", trains_run_dir=False)
     schedule = schedules.Exponential(min_lr, max_lr, steps)
     with strategy.scope():
         model = training.build_model(plan, schedule=schedule)

@@ -100,7 +100,7 @@ def load_config_data(config):
 # ------------------------------------------------------------------------ plan
 
 
-def prepare(config, data, strategy, output_prefix=""):
+def prepare(config, data, strategy, output_prefix="", trains_run_dir=True):
     """The plan of a run: every check of its inputs, before anything is written.
 
     Args:
@@ -110,6 +110,9 @@ def prepare(config, data, strategy, output_prefix=""):
         output_prefix: what the default run directory's name starts with
             (`keras_resnet.config.default_output_dir`): "" for a training run,
             `"lr_find-"` for the range test's folder.
+        trains_run_dir: whether the run trains into its folder. False for the
+            range test, which writes only its own files there and keeps
+            nothing it trains, so a trained run in that folder is no obstacle.
 
     Returns:
         A frozen `RunPlan`.
@@ -141,7 +144,8 @@ def prepare(config, data, strategy, output_prefix=""):
             f"batch_size={run.config.batch_size} does not split evenly over {replicas} replicas."
         )
     record = _run_record(run, data, replicas, start)
-    run_dir.check_same_run(record)
+    if trains_run_dir:
+        run_dir.check_same_run(record)
     return RunPlan(run, spec, data, start, run_dir, record, replicas, runtime.is_chief())
 
 

@@ -34,6 +34,9 @@ def test_suggestion_is_the_rate_at_the_lowest_smoothed_loss():
 
 def test_range_test_command_on_real_cifar10_images(cifar_dir, tmp_path, run_main):
     out = tmp_path / "lr"
+    # A trained run in the folder is no obstacle: the test only adds its own files there.
+    out.mkdir()
+    (out / "model.keras").write_bytes(b"a trained model")
     result = run_main(
         "lr_find",
         "--dataset", "cifar10", "--data-dir", cifar_dir, "--depth", "8",
@@ -53,6 +56,7 @@ def test_range_test_command_on_real_cifar10_images(cifar_dir, tmp_path, run_main
     assert 1e-4 <= summary["suggested_lr"] <= 100 and summary["rule"] == lr_find.SUGGESTION_RULE
     assert (out / "lr_find.png").stat().st_size > 10_000
     assert f"--schedule onecycle --lr {summary['suggested_lr']:.3g}" in result.stdout
+    assert (out / "model.keras").read_bytes() == b"a trained model"
 
 
 def test_range_test_rejects_bad_rates_and_writes_nothing(tmp_path, run_main):
