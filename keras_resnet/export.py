@@ -107,7 +107,7 @@ def export_saved_model(model, export_base, version=None, class_names=None, prepr
     staging = tempfile.mkdtemp(prefix=f".tmp-version-{version}-", dir=export_base)
     try:
         labels_path = os.path.join(staging, "labels.txt")
-        with open(labels_path, "w") as f:
+        with open(labels_path, "w", encoding="utf-8") as f:
             f.write("\n".join(name.replace("\n", " ") for name in class_names) + "\n")
         archive = _archive(model, labels_path, (height, width, channels), classes, preprocessing)
         saved = os.path.join(staging, "saved_model")

@@ -88,6 +88,6 @@ def load_model(path, saved_model=True):
     labels = os.path.join(found, "assets", "labels.txt")
     data = {}
     if os.path.isfile(labels):
-        with open(labels) as f:
+        with open(labels, encoding="utf-8") as f:
             data["class_names"] = [line.rstrip("\n") for line in f]
     return LoadedModel(model, kind, found, data)

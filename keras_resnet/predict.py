@@ -150,8 +150,14 @@ def load_predictor(model=None, weights=None, depth=None, bottleneck_stride=None,
     if isinstance(labels, (str, os.PathLike)):  # before the model, which may be a download
         if not os.path.isfile(labels):
             raise ValueError(f"labels {os.fspath(labels)!r} is not a file (one class name a line).")
-        with open(labels) as f:
-            labels = [line.rstrip("\n") for line in f if line.strip()]
+        try:
+            with open(labels, encoding="utf-8") as f:
+                labels = [line.rstrip("\n") for line in f if line.strip()]
+        except (OSError, UnicodeDecodeError) as error:
+            raise ValueError(
+                f"labels {os.fspath(labels)!r} cannot be read as UTF-8 text, one class name "
+                f"a line: {error}"
+            ) from None
     recorded = {}
     if weights is not None:
         keras_model = models.from_weights(weights, depth, bottleneck_stride=bottleneck_stride)

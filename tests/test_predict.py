@@ -298,6 +298,8 @@ def test_errors_name_the_file_the_folder_or_the_model(cifar_dir, tmp_path, run_m
     keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs)).save(dense)
     labels = tmp_path / "labels.txt"
     labels.write_text("a\nb\n")
+    binary = tmp_path / "labels.bin"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff")
     cases = [
         (
             (image, fake, "--weights", "cifar10", "--depth", 20, "--output-json", out),
@@ -336,6 +338,10 @@ def test_errors_name_the_file_the_folder_or_the_model(cifar_dir, tmp_path, run_m
         (
             (image, "--weights", "cifar10", "--depth", 20, "--labels", tmp_path / "no.txt"),
             "labels .*no.txt' is not a file",
+        ),
+        (
+            (image, "--weights", "cifar10", "--depth", 20, "--labels", binary),
+            "labels .*labels.bin' cannot be read as UTF-8 text, one class name a line",
         ),
     ]
     for args, message in cases:
