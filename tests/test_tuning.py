@@ -233,6 +233,23 @@ def test_a_search_reports_its_gain_over_the_baseline(tmp_path, run_main):
     again = run_main("tune", *result.args)
     assert again.returncode == 0 and (out / "results.md").read_text().splitlines() == lines
 
+    # An --overwrite killed while setting up (its process gone) left the earlier search set
+    # aside and a new one begun: the next command puts the earlier one back and goes on.
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    searched = sorted(os.listdir(out / "search"))
+    aside = out / f".overwritten-{gone.pid}"
+    aside.mkdir()
+    for name in ("search", "baseline", "results.md"):
+        (out / name).rename(aside / name)
+    (out / "search").mkdir()
+    (out / "search" / "oracle.json").write_text("{}")
+    again = run_main("tune", *result.args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"Put back the earlier search in {out}" in again.stdout
+    assert sorted(os.listdir(out / "search")) == searched and not aside.exists()
+    assert (out / "results.md").read_text().splitlines() == lines
+
     # --overwrite with a bad flag loses nothing: it is refused before the earlier search goes.
     trials = sorted(os.listdir(out / "search"))
     missing = tmp_path / "missing.weights.h5"

@@ -35,6 +35,8 @@ EARLIER_SEARCH = (
     "best_hyperparameters.json",
     "comparison.png",
 )
+# Where --overwrite keeps the earlier search while the new one is checked, + the process id.
+SET_ASIDE_PREFIX = ".overwritten-"
 # The flags that shape one searched hyperparameter each, and its name in --search.
 SEARCH_FLAGS = {
     "lr_range": "learning_rate",
@@ -114,6 +116,8 @@ def main(argv=None):
         # the workers run the trials, then trains the baseline itself.
         distributed = "KERASTUNER_ORACLE_IP" in os.environ
         chief = os.environ.get("KERASTUNER_TUNER_ID", "chief") == "chief"
+        if chief:
+            _put_back_an_interrupted_overwrite(config.output_dir)
         with _earlier_search_set_aside(config.output_dir, args.overwrite and chief):
             tuner = make_tuner(args, config, check_baseline=chief)
         if not distributed:
@@ -153,21 +157,53 @@ def _earlier_search_set_aside(output_dir, overwrite):
     if not (overwrite and earlier):
         yield
         return
-    aside = os.path.join(output_dir, f".overwritten-{os.getpid()}")
+    aside = os.path.join(output_dir, f"{SET_ASIDE_PREFIX}{os.getpid()}")
     os.makedirs(aside)
-    moved = []
     try:
         for name in earlier:
             os.rename(os.path.join(output_dir, name), os.path.join(aside, name))
-            moved.append(name)
         yield
     except BaseException:
-        for name in moved:
-            shutil.rmtree(os.path.join(output_dir, name), ignore_errors=True)  # begun anew
-            os.replace(os.path.join(aside, name), os.path.join(output_dir, name))
-        os.rmdir(aside)
+        _put_back(aside, output_dir)
         raise
     shutil.rmtree(aside)
+
+
+def _put_back(aside, output_dir):
+    """Moves what `aside` holds back into `output_dir`, over what was begun anew (no trial
+    has trained before the earlier search is deleted), and removes `aside`."""
+    for name in os.listdir(aside):
+        begun = os.path.join(output_dir, name)
+        if os.path.isdir(begun):
+            shutil.rmtree(begun)
+        elif os.path.exists(begun):
+            os.remove(begun)
+        os.replace(os.path.join(aside, name), begun)
+    os.rmdir(aside)
+
+
+def _put_back_an_interrupted_overwrite(output_dir):
+    """Puts back an earlier search that an --overwrite killed while setting up (SIGKILL,
+    a lost machine) left set aside, so the same command resumes it as if never overwritten."""
+    for entry in sorted(os.listdir(output_dir)) if os.path.isdir(output_dir) else ():
+        pid = entry[len(SET_ASIDE_PREFIX) :]
+        if not (entry.startswith(SET_ASIDE_PREFIX) and pid.isdigit()) or _running(int(pid)):
+            continue
+        _put_back(os.path.join(output_dir, entry), output_dir)
+        print(
+            f"Put back the earlier search in {output_dir}, which an --overwrite stopped "
+            f"while setting up (process {pid}) had set aside."
+        )
+
+
+def _running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def make_tuner(args, config, check_baseline=True):
