@@ -389,6 +389,21 @@ def test_killed_multi_worker_run_resumes_on_every_worker(tmp_path):
         assert "a filesystem every worker reads" in err
     assert not (tmp_path / "elsewhere" / "checkpoints").exists()
 
+    # A finished run whose checkpoints were deleted: every worker finds it finished, and
+    # a chief that finds it so where a worker finds nothing stops both (none waits in fit).
+    shutil.rmtree(run_dir / "checkpoints")
+    processes = start_workers([run_dir, run_dir], args)
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-3000:]
+        assert f"Run in {run_dir} already finished (8 epochs)" in out
+    processes = start_workers([run_dir, tmp_path / "empty"], args)  # the chief at run_dir
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 1, err[-3000:]
+        assert "The workers of this cluster see different checkpoints" in err
+    assert not (tmp_path / "empty" / "checkpoints").exists()
+
 
 @pytest.mark.slow
 def test_sigterm_to_one_worker_stops_the_cluster_at_one_step_and_it_resumes(tmp_path):
