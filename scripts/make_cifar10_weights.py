@@ -8,9 +8,9 @@ what ships, it writes `keras_resnet/pretrained/resnet{depth}_cifar10.npz` with
 the table's description as the file's `source`:
 
 - this package's own runs from their committed results (`--results`, a
-  sweep's results folder: `<net>/weights.npz`, the weights after the last
-  iteration, and `<net>/summary.json`, whose final test error must be the
-  table's);
+  sweep's results folder, in the run's folder the table names:
+  `weights.npz`, the weights after the last iteration, and `summary.json`,
+  whose final test error must be the table's);
 - akamaster/pytorch_resnet_cifar10's checkpoints (`--source`, the files
   ../shared/data/README.md describes; BSD 2-Clause), converted by
   `keras_resnet.weights.pytorch` (the converter `weights=PATH` uses), their
@@ -38,8 +38,12 @@ DEFAULT_RESULTS = ROOT / "docs" / "paper_table6"
 
 
 def our_weights(net, results, parser):
-    """This package's run of `net` from its committed results, checked against the table."""
-    folder = results / f"resnet{net.depth}"
+    """This package's run of `net` from its committed results, checked against the table.
+
+    The run's folder is the one the table names (`resnet56-seed1` for a second
+    seed's run), found in `results`.
+    """
+    folder = results / pathlib.PurePath(net.origin).name
     summary = json.loads((folder / "summary.json").read_text())
     if summary.get("steps") != 64_000 or summary.get("num_test_examples") != 10_000:
         parser.error(f"{folder}: not a finished 64,000-iteration run measured on 10,000 images")
