@@ -467,6 +467,8 @@ def test_a_results_folder_holds_one_recipe_whose_nets_differ_in_depth_and_seed(t
     (alone / "resnet56" / "history.csv").write_text("epoch\n1\n")
     with pytest.raises(ValueError, match="resnet56' has a history.csv but no config.json"):
         sweeps.check_one_recipe(str(alone), "resnet20", record)
+    with pytest.raises(ValueError, match="resnet56' has a history.csv but no config.json"):
+        sweeps.redraw(str(alone))  # not a TypeError deep in the table
 
 
 def test_a_second_seed_in_a_results_folder_gets_its_own_row_and_curves(monkeypatch, tmp_path):

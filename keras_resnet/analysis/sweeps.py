@@ -253,18 +253,24 @@ def check_one_recipe(results_dir, name, record):
         if other == name:
             continue
         path = os.path.join(results_dir, other)
-        recorded = rundir.RunDir(path).record()
-        if recorded is None:
-            raise ValueError(
-                f"{path!r} has a history.csv but no config.json: its recipe is unknown; "
-                "restore the file, or choose another --results-dir."
-            )
+        recorded = _recorded(rundir.RunDir(path))
         changed = rundir.config_changes(recorded, record, FOLDER_RECIPE_FIELDS)
         if changed:
             raise ValueError(
                 f"{path!r} holds the results of another recipe ({changed}); a results "
                 "folder's tables and figures are of one recipe: choose another --results-dir."
             )
+
+
+def _recorded(folder):
+    """A net's results folder's `config.json`; an error naming it when it is missing."""
+    recorded = folder.record()
+    if recorded is None:
+        raise ValueError(
+            f"{folder.path!r} has a history.csv but no config.json: its recipe is unknown; "
+            "restore the file, or choose another --results-dir."
+        )
+    return recorded
 
 
 def finished_results(folder, record):
@@ -300,7 +306,7 @@ def read_results(results_dir, names):
         nets.append(
             reports.NetResults(
                 name=name,
-                record=folder.record(),
+                record=_recorded(folder),
                 history=history,
                 summary=folder.summary() if finished else None,
                 responses=reports.RESPONSES.read(folder.path) if finished else None,
