@@ -509,7 +509,7 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path):
         ),
         (["--freeze-backbone", "--output-dir", "{tmp}/run"], "needs pretrained --weights"),
         (
-            ["--weights", "cifar10", "--depth", "110", "--output-dir", "{tmp}/run"],
+            ["--weights", "cifar10", "--depth", "1202", "--output-dir", "{tmp}/run"],
             "exist for ResNet-20, 32, 44 and 56 with the CIFAR stem",
         ),
         (

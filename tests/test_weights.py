@@ -337,9 +337,9 @@ def test_cifar10_weights_score_on_real_test_images_offline(cifar_dir, no_network
     assert report["num_examples"] == 250
     assert report["top1_error"] < 0.15  # the JPEG copy of these images would cost ~10 points
     with pytest.raises(
-        ValueError, match="ResNet-20, 32, 44 and 56 with.*requested model is a ResNet-110"
+        ValueError, match="ResNet-20, 32, 44 and 56 with.*requested model is a ResNet-1202"
     ):
-        keras_resnet.ResNet110(weights="cifar10")
+        keras_resnet.ResNet1202(weights="cifar10")
     with pytest.raises(ValueError, match="10-class classifier, but classes=100"):
         keras_resnet.ResNet20(weights="cifar10", classes=100)
 
