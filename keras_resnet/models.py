@@ -171,16 +171,20 @@ def ResNet(
     spec = specs.make_spec(depth, stem, block, base_width, shortcut, plain, bottleneck_stride)
     defaults = specs.STEM_DEFAULTS[spec.stem]
     specs.check_head(include_top, pooling, defaults["classes"] if classes is None else classes)
-    source, pretrained = weights_lib.resolve(weights), None
-    if source is not None and not isinstance(source, weights_lib.KerasResNetFile):
+    source, pretrained, normalization = weights_lib.resolve(weights), None, None
+    if isinstance(source, weights_lib.KerasResNetFile):  # Keras loads it, but not into a
+        normalization = source.input_normalization  # layer the model would lack
+    elif source is not None:
         pretrained = source.load(spec, include_top, classes)
         classes = pretrained.classes if include_top else classes
+        normalization = pretrained.input_mean, pretrained.input_std
+    if normalization is not None:
         if input_mean is not None or input_std is not None:
             raise ValueError(
-                f"weights from {pretrained.source} come with their own input normalization; "
-                "input_mean and input_std must be None with them."
+                f"weights from {pretrained.source if pretrained else source.label} come with "
+                "their own input normalization; input_mean and input_std must be None with them."
             )
-        input_mean, input_std = pretrained.input_mean, pretrained.input_std
+        input_mean, input_std = normalization
     classes = defaults["classes"] if classes is None else classes
     class_names = _check_class_names(class_names, include_top, classes)
     if class_names is None and include_top and pretrained is not None:

@@ -345,6 +345,19 @@ def test_weights_argument_loads_a_weights_file(tmp_path):
     np.testing.assert_allclose(
         loaded.predict(x, verbose=0), source.predict(x, verbose=0), atol=1e-6
     )
+    # A trained model's file (every run's checkpoint) holds its input normalization, which
+    # the model built from it takes too: Keras alone would load the rest and drop it.
+    mean = np.random.RandomState(1).uniform(100, 150, (32, 32, 3)).astype("float32")
+    trained = keras_resnet.ResNet(8, stem="cifar", input_mean=mean, input_std=255.0)
+    trained.save_weights(path)
+    loaded = keras_resnet.ResNet(8, stem="cifar", weights=path)
+    pixels = 255 * x
+    np.testing.assert_allclose(
+        loaded.predict(pixels, verbose=0), trained.predict(pixels, verbose=0), atol=1e-6
+    )
+    np.testing.assert_array_equal(loaded.get_layer("input_normalization").mean, mean)
+    with pytest.raises(ValueError, match="come with their own input normalization"):
+        keras_resnet.ResNet(8, stem="cifar", weights=path, input_mean=mean)
 
 
 def data_formats(model):

@@ -148,6 +148,14 @@ def _layout(path):
     return kind, len(convs), dense[-1][0][1] if dense else None
 
 
+def input_normalization_of(path):
+    """The (mean, std) of a keras_resnet `.weights.h5`'s `input_normalization` layer; None
+    when the model that saved it had none."""
+    with h5py.File(path, "r") as f:
+        layer = f.get("layers/input_normalization/vars")
+        return None if layer is None else (layer["0"][()], layer["1"][()])
+
+
 def holds_keras_resnet(path):
     """True for a `.weights.h5` saved from a keras_resnet model (Keras loads it as it is)."""
     return path.endswith(".weights.h5") and _layout(path)[0] == "keras_resnet"

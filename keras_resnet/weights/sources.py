@@ -155,16 +155,21 @@ class FileSource(Source):
 class KerasResNetFile(Source):
     """A `.weights.h5` saved from a keras_resnet model: Keras loads it as it is.
 
-    It fixes no argument (Keras checks, as it loads, that the model has the
-    file's architecture), and is not converted into a `Pretrained`.
+    It fixes no argument but the input normalization (Keras checks, as it
+    loads, that the model has the file's architecture, but loads a file's
+    `input_normalization` into nothing where the model lacks the layer), and
+    is not converted into a `Pretrained`.
 
     Attributes:
         path: the file.
+        input_normalization: (mean, std) arrays of the model that saved the
+            file, or None when it had no input normalization.
     """
 
     def __init__(self, path):
         super().__init__(repr(path))
         self.path = path
+        self.input_normalization = keras_applications.input_normalization_of(path)
 
     @property
     def architecture(self):
