@@ -225,7 +225,7 @@ class RunDir:
             return
         for name in RESULT_FILES:
             files.copy_file(self.file(name), os.path.join(folder, name))
-        shutil.rmtree(os.path.join(folder, CHECKPOINT_COPY), ignore_errors=True)
+        drop_checkpoint_copy(folder)
 
     # ----------------------------------------------------------- checkpoints
 
@@ -295,10 +295,10 @@ class RunDir:
             write_history(self.file("history.csv"), state["history"])
             kept = {s["weights"] for s in self.checkpoint_states()[:KEEP_CHECKPOINTS]}
             for old in glob.glob(os.path.join(self.checkpoints, "*.weights.h5")):
-                if os.path.basename(old) not in kept:
-                    os.remove(old)
+                if os.path.basename(old) not in kept:  # its state first: no orphan state file
                     with contextlib.suppress(FileNotFoundError):
                         os.remove(f"{old}.state.json")
+                    os.remove(old)
         except OSError as error:
             with contextlib.suppress(OSError):
                 os.remove(temporary)
@@ -386,24 +386,36 @@ class RunDir:
     def copy_checkpoint(self, folder):
         """Copies the last checkpoint, `config.json` and `history.csv` into `folder`.
 
-        The copy lives in `folder/checkpoint/` (`CHECKPOINT_COPY`): weights
-        first, its `state.json` last, so it is always a consistent pair that
-        `restore_checkpoint_copy` can turn back into a run directory when the
-        run directory itself is lost (a new machine, a deleted work tree).
+        The copy lives in `folder/checkpoint/` (`CHECKPOINT_COPY`), laid out as
+        the run directory's checkpoints are: weights first, their own state
+        file, then `state.json`, which names the newest. The previous
+        checkpoint stays until the next copy, so a snapshot of the folder taken
+        while a copy is written (a `git add` beside the training) holds at
+        least one whole pair, which `restore_checkpoint_copy` turns back into a
+        run directory when the run directory itself is lost (a new machine, a
+        deleted work tree).
         """
         state = self.state()
         if not state:
             return
         target = os.path.join(folder, CHECKPOINT_COPY)
+        for stale in glob.glob(os.path.join(target, "*.tmp-*")):  # a killed copy's
+            os.remove(stale)
+        previous = _read_if_present(os.path.join(target, "state.json"))
+        if previous and not os.path.isfile(_state_file(target, previous["weights"])):
+            files.write_json(_state_file(target, previous["weights"]), previous)  # older copies
         files.copy_file(
             os.path.join(self.checkpoints, state["weights"]),
             os.path.join(target, state["weights"]),
         )
         for name in ("config.json", "history.csv"):
             files.copy_file(self.file(name), os.path.join(folder, name))
-        files.write_json(os.path.join(target, "state.json"), state)
+        _write_states(target, state)
+        kept = {state["weights"], previous and previous["weights"]}
         for old in glob.glob(os.path.join(target, "*.weights.h5")):
-            if os.path.basename(old) != state["weights"]:
+            if os.path.basename(old) not in kept:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(f"{old}.state.json")
                 os.remove(old)
 
     def restore_checkpoint_copy(self, folder):
@@ -422,7 +434,7 @@ class RunDir:
             ValueError: when the copy has no record.
         """
         source = os.path.join(folder, CHECKPOINT_COPY)
-        copied = _read_if_present(os.path.join(source, "state.json"))
+        copied = _newest_whole_copy(source)
         own = self.state()
         if not copied or (own and own["step"] >= copied["step"]):
             return None
@@ -441,8 +453,8 @@ class RunDir:
             os.path.join(source, copied["weights"]),
             os.path.join(self.checkpoints, copied["weights"]),
         )
-        for name in ("config.json", "history.csv"):
-            files.copy_file(os.path.join(folder, name), self.file(name))
+        files.copy_file(os.path.join(folder, "config.json"), self.file("config.json"))
+        write_history(self.file("history.csv"), copied["history"])  # the pair's, not a newer one
         _write_states(self.checkpoints, copied)
         return copied
 
@@ -453,10 +465,44 @@ class RunDir:
         return RunLock(self.path).acquire()
 
 
+def _state_file(directory, weights):
+    return os.path.join(directory, f"{weights}.state.json")
+
+
 def _write_states(directory, state):
     """A checkpoint's own state file, then `state.json`, which names it as the newest: last."""
-    files.write_json(os.path.join(directory, f"{state['weights']}.state.json"), state)
+    files.write_json(_state_file(directory, state["weights"]), state)
     files.write_json(os.path.join(directory, "state.json"), state)
+
+
+def drop_checkpoint_copy(folder):
+    """Deletes the checkpoint copy in a results folder, `state.json` first: a copy caught
+    half-deleted is then no copy, never a state without its weights."""
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(os.path.join(folder, CHECKPOINT_COPY, "state.json"))
+    shutil.rmtree(os.path.join(folder, CHECKPOINT_COPY), ignore_errors=True)
+
+
+def _newest_whole_copy(source):
+    """The newest state of a checkpoint copy whose weights are there; None without a copy.
+
+    Raises:
+        ValueError: when the copy's states all name weights that are missing.
+    """
+    paths = [os.path.join(source, "state.json")]
+    paths += glob.glob(os.path.join(source, "*.weights.h5.state.json"))
+    states = [_read_if_present(path) for path in paths]
+    states = sorted((s for s in states if s), key=lambda s: s["step"], reverse=True)
+    for state in states:
+        if os.path.isfile(os.path.join(source, state["weights"])):
+            return state
+    if states:
+        raise ValueError(
+            f"The checkpoint kept in {source!r} names {states[0]['weights']}, which is not "
+            "there, and no earlier weights are: check out a commit where the copy is whole, "
+            "or delete that folder to train the net from the start."
+        )
+    return None
 
 
 def _read_if_present(path):

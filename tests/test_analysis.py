@@ -298,7 +298,11 @@ def test_a_sweep_goes_on_from_the_checkpoint_kept_in_its_results_folder(
     kept = results / "resnet8"
     state = json.loads((kept / "checkpoint" / "state.json").read_text())
     assert (state["epoch"], state["step"]) == (1, 3)
-    assert sorted(os.listdir(kept / "checkpoint")) == ["epoch-0001.weights.h5", "state.json"]
+    assert sorted(os.listdir(kept / "checkpoint")) == [
+        "epoch-0001.weights.h5",
+        "epoch-0001.weights.h5.state.json",
+        "state.json",
+    ]
     # The table shows how far the running net is (the sweep redraws it after each net, and
     # redraw does it from the results folder at any time).
     assert analysis_cli.main(["redraw", "--results-dir", str(results)]) == 0
@@ -344,6 +348,14 @@ def test_a_sweep_goes_on_from_the_checkpoint_kept_in_its_results_folder(
     assert analysis_cli.main(["redraw", "--results-dir", str(results)]) == 0
     assert (results / "depth_table.md").read_text() == table
     assert _is_png(results / "degradation.png")
+    # A copy left beside the finished results (a stop, or a snapshot, while it was dropped)
+    # is not restored: the net is finished, and the stale copy goes.
+    os.makedirs(kept / "checkpoint")
+    (kept / "checkpoint" / "state.json").write_text(json.dumps(state))
+    capsys.readouterr()
+    assert analysis_cli.main(argv) == 0
+    assert "ResNet-8: finished, its results are in" in capsys.readouterr().out
+    assert not (kept / "checkpoint").exists()
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -92,7 +92,8 @@ def test_a_checkpoint_copy_is_never_restored_over_a_run_of_another_configuration
     files.write_json(str(folder / "config.json"), {**config, "depth": 20})
     (folder / "history.csv").write_text("epoch,step\n1,10\n2,20\n")
     (folder / rundir.CHECKPOINT_COPY / "epoch-0002.weights.h5").write_bytes(b"weights")
-    copied = {"epoch": 2, "step": 20, "weights": "epoch-0002.weights.h5", "history": []}
+    history = [{"epoch": 1, "step": 10}, {"epoch": 2, "step": 20}]
+    copied = {"epoch": 2, "step": 20, "weights": "epoch-0002.weights.h5", "history": history}
     files.write_json(str(folder / rundir.CHECKPOINT_COPY / "state.json"), copied)
     run = RunDir(tmp_path / "runs" / "resnet20")
     os.makedirs(run.checkpoints)
@@ -105,9 +106,57 @@ def test_a_checkpoint_copy_is_never_restored_over_a_run_of_another_configuration
     files.write_json(run.file("config.json"), {**config, "depth": 20})  # the same run, behind
     assert run.restore_checkpoint_copy(str(folder)) == copied
     assert run.state() == copied
-    assert (tmp_path / "runs" / "resnet20" / "history.csv").read_text().endswith("2,20\n")
+    assert [row["step"] for row in run.history()] == ["10", "20"]
     lost = RunDir(tmp_path / "lost")  # a lost run directory goes on from the copy too
     assert lost.restore_checkpoint_copy(str(folder)) == copied and lost.record()["depth"] == 20
+
+
+def _checkpoint_at(run, epoch):
+    """A run directory's checkpoint of `epoch` (10 steps an epoch), as the trainer leaves it."""
+    weights = f"epoch-{epoch:04d}.weights.h5"
+    os.makedirs(run.checkpoints, exist_ok=True)
+    with open(os.path.join(run.checkpoints, weights), "wb") as f:
+        f.write(f"weights of epoch {epoch}".encode())
+    history = [{"epoch": e, "step": 10 * e} for e in range(1, epoch + 1)]
+    state = {"epoch": epoch, "step": 10 * epoch, "weights": weights, "history": history}
+    files.write_json(os.path.join(run.checkpoints, "state.json"), state)
+    rundir.write_history(run.file("history.csv"), history)
+    return state
+
+
+def test_a_checkpoint_copy_caught_half_written_restores_the_checkpoint_before(tmp_path):
+    """The copy keeps the previous checkpoint until the next copy, so a snapshot of it taken
+    while a copy is written (a git add beside the training) still restores, one epoch back."""
+    config = {field: None for field in rundir.RESUME_FIELDS}
+    run, folder = RunDir(tmp_path / "run"), tmp_path / "results" / "resnet20"
+    copy = folder / rundir.CHECKPOINT_COPY
+    os.makedirs(run.path)
+    files.write_json(run.file("config.json"), {**config, "depth": 20})
+    states = {}
+    for epoch in (1, 2, 3):
+        states[epoch] = _checkpoint_at(run, epoch)
+        if epoch == 3:
+            (copy / "epoch-0003.weights.tmp-99.h5").write_bytes(b"a killed copy's")
+        run.copy_checkpoint(str(folder))
+    assert sorted(os.listdir(copy)) == [
+        "epoch-0002.weights.h5",
+        "epoch-0002.weights.h5.state.json",
+        "epoch-0003.weights.h5",
+        "epoch-0003.weights.h5.state.json",
+        "state.json",
+    ]
+    # The snapshot: the new state, without the new weights.
+    os.remove(copy / "epoch-0003.weights.h5")
+    lost = RunDir(tmp_path / "lost")
+    assert lost.restore_checkpoint_copy(str(folder)) == states[2]
+    assert lost.state() == states[2]
+    assert [row["epoch"] for row in lost.history()] == ["1", "2"]  # the pair's history
+    with open(os.path.join(lost.checkpoints, "epoch-0002.weights.h5"), "rb") as f:
+        assert f.read() == b"weights of epoch 2"
+    # Neither weights: an error naming what is missing, not a FileNotFoundError.
+    os.remove(copy / "epoch-0002.weights.h5")
+    with pytest.raises(ValueError, match="names epoch-0003.weights.h5, which is not there"):
+        RunDir(tmp_path / "lost again").restore_checkpoint_copy(str(folder))
 
 
 def test_a_field_a_record_lacks_counts_as_its_default():

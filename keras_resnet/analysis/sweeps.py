@@ -174,7 +174,9 @@ def train_sweep(config, nets, output_dir, log=print, results_dir=None, on_result
         )
         folder = results_dir and os.path.join(results_dir, name)
         copy = bool(folder) and os.path.abspath(folder) != os.path.abspath(net.output_dir)
-        if copy:  # a lost run directory, or one behind the copy, goes on from the copy
+        if copy and _has_results(folder):  # finished: a copy left by a stop is of no use
+            rundir.drop_checkpoint_copy(folder)
+        elif copy:  # a lost run directory, or one behind the copy, goes on from the copy
             _restore_checkpoint_copy(net.output_dir, folder, log)
         plan = planning.prepare(net, data, strategy)
         finished = bool(folder) and finished_results(folder, plan.record)
@@ -262,6 +264,11 @@ def check_one_recipe(results_dir, name, record):
             )
 
 
+def _has_results(folder):
+    """Whether a net's results folder holds every file of `RESULT_FILES` (a finished net)."""
+    return all(os.path.exists(os.path.join(folder, name)) for name in RESULT_FILES)
+
+
 def _recorded(folder):
     """A net's results folder's `config.json`; an error naming it when it is missing."""
     recorded = folder.record()
@@ -302,7 +309,7 @@ def read_results(results_dir, names):
         history = folder.history()
         if not history:
             continue
-        finished = all(os.path.exists(folder.file(f)) for f in RESULT_FILES)
+        finished = _has_results(folder.path)
         nets.append(
             reports.NetResults(
                 name=name,
