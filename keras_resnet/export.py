@@ -14,8 +14,10 @@ code: it loads with plain `tf.saved_model.load`. Its signatures:
 
 Each returns `probabilities` `[batch, classes]`, and for the top
 `min(5, classes)` classes their `class_ids`, `class_names` and `scores`. The
-class names travel as the asset `assets/labels.txt`. The model's own
-preprocessing (mean subtraction) is inside the graph. A version is written
+class names travel as the asset `assets/labels.txt`, and the image preparation
+`serving_bytes` does as `assets/preprocessing.json` (a `Preprocessing`'s
+description, so that `keras-resnet-predict` prepares image files the same way).
+The model's own preprocessing (mean subtraction) is inside the graph. A version is written
 under a temporary name and renamed when complete, so TF Serving never loads
 half an export; an existing version is never overwritten.
 
@@ -112,6 +114,9 @@ def export_saved_model(model, export_base, version=None, class_names=None, prepr
         archive = _archive(model, labels_path, (height, width, channels), classes, preprocessing)
         saved = os.path.join(staging, "saved_model")
         archive.write_out(saved, verbose=False)
+        # Beside labels.txt, for keras_resnet to read; the graph itself does not use it.
+        described = os.path.join(saved, "assets", model_files.PREPROCESSING_ASSET)
+        files.write_json(described, preprocessing.describe())
         os.replace(saved, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -3,7 +3,11 @@
 import dataclasses
 import os
 
+from keras_resnet import files
 from keras_resnet.rundir import RunDir
+
+# The SavedModel asset recording how `serving_bytes` prepares images (`export`).
+PREPROCESSING_ASSET = "preprocessing.json"
 
 
 @dataclasses.dataclass
@@ -90,4 +94,7 @@ def load_model(path, saved_model=True):
     if os.path.isfile(labels):
         with open(labels, encoding="utf-8") as f:
             data["class_names"] = [line.rstrip("\n") for line in f]
+    described = os.path.join(found, "assets", PREPROCESSING_ASSET)
+    if os.path.isfile(described):  # exports written before it have none
+        data["preprocessing"] = files.read_json(described)
     return LoadedModel(model, kind, found, data)

@@ -15,7 +15,8 @@ The steps, each a function:
 - `predict`: each image decoded and prepared as the model expects, the way
   the exported SavedModel's `serving_bytes` signature prepares them
   (`keras_resnet.data.Preprocessing.serving_image`): the run's recorded
-  preprocessing, or for a model without a run, the choice training would have
+  preprocessing (a SavedModel's, in its `assets/preprocessing.json`), or for
+  a model without either, the choice training would have
   made for its input size: images up to 64 pixels a side (CIFAR nets: 32x32)
   resized to the input if they differ; larger inputs (ImageNet nets) the
   paper's test crop, shorter side 256 (scaled with the input) and a centre

@@ -168,3 +168,32 @@ def test_a_model_without_a_run_serves_bytes_with_the_crop_training_would_choose(
     expected = model(np.asarray(crop, np.float32)[None], training=False)
     np.testing.assert_allclose(served.numpy(), expected, rtol=1e-4, atol=1e-6)  # squashed: 2%
     assert data.Preprocessing.for_input_shape((32, 32)).kind == "cifar"
+
+
+def test_predict_prepares_a_saved_models_images_as_its_serving_bytes_does(tmp_path):
+    """The export records its preprocessing (assets/preprocessing.json): a streamed run's
+    64-pixel model takes the centre crop there, where its size alone would say "as they are"."""
+    from keras_resnet import predict
+
+    normalization = {"input_mean": [120.0, 115.0, 100.0], "input_std": [60.0, 60.0, 60.0]}
+    model = keras_resnet.ResNet(18, input_shape=(64, 64, 3), classes=3, **normalization)
+    trained_with = data.Preprocessing("imagenet", image_size=64)
+    assert data.Preprocessing.for_input_shape((64, 64)) != trained_with
+    path = export.export_saved_model(model, str(tmp_path / "served"), preprocessing=trained_with)
+    with open(os.path.join(path, "assets", "preprocessing.json")) as f:
+        recorded = json.load(f)
+    assert data.Preprocessing(**recorded) == trained_with
+    assert predict.load_predictor(model=path).preprocessing == trained_with
+    photo = np.random.default_rng(1).integers(0, 256, (80, 150, 3), dtype=np.uint8)
+    file = tmp_path / "photo.png"
+    file.write_bytes(tf.io.encode_png(photo).numpy())
+    served = (
+        tf.saved_model.load(path)
+        .signatures["serving_bytes"](image_bytes=tf.stack([tf.io.encode_png(photo)]))[
+            "probabilities"
+        ]
+        .numpy()[0]
+    )
+    result = predict.classify([str(file)], model=path, top=3)["images"][0]
+    scores = [prediction["score"] for prediction in result["predictions"]]
+    np.testing.assert_allclose(scores, np.sort(served)[::-1], rtol=1e-4, atol=1e-6)
