@@ -80,12 +80,18 @@ def feature_info(model):
         )
     # Stages after the first halve the resolution; the ImageNet stem (7x7/2 conv and
     # 3x3/2 max pool, `pool1_pool`) divides it by 4 before conv2, the CIFAR stem keeps it.
+    # keras.applications' ResNet V2 (its `post_bn`) halves it at the end of every stage
+    # but the last instead.
     first = 4 if any(layer.name == "pool1_pool" for layer in model.layers) else 1
+    v2 = any(layer.name == "post_bn" for layer in model.layers)
+
+    def stride(stage):
+        halvings = stage - min(last)
+        return first * 2 ** (min(halvings + 1, max(last) - min(last)) if v2 else halvings)
+
     return {
         f"conv{stage}": FeatureInfo(
-            layer=layer.name,
-            channels=int(layer.output.shape[-1]),
-            stride=first * 2 ** (stage - min(last)),
+            layer=layer.name, channels=int(layer.output.shape[-1]), stride=stride(stage)
         )
         for stage, (_, layer) in sorted(last.items())
     }

@@ -145,6 +145,12 @@ def test_keras_applications_resnet_has_the_same_stages():
     model = keras.applications.ResNet50(weights=None, include_top=False, input_shape=(64, 64, 3))
     ours = keras_resnet.ResNet50(include_top=False, input_shape=(64, 64, 3))
     assert keras_resnet.feature_info(model) == keras_resnet.feature_info(ours)
+    # ResNet V2 halves the resolution at the end of a stage: its strides are its own.
+    v2 = keras.applications.ResNet50V2(weights=None, include_top=False, input_shape=(64, 64, 3))
+    info = keras_resnet.feature_info(v2)
+    assert [i.stride for i in info.values()] == [8, 16, 32, 32]
+    extractor = keras_resnet.feature_extractor(v2)
+    assert [shape[1] for shape in extractor.output_shape] == [64 // i.stride for i in info.values()]
 
 
 def test_stages_selects_outputs_in_stage_order():
