@@ -153,7 +153,7 @@ def load_predictor(model=None, weights=None, depth=None, bottleneck_stride=None,
             raise ValueError(f"labels {os.fspath(labels)!r} is not a file (one class name a line).")
         try:
             with open(labels, encoding="utf-8") as f:
-                labels = [line.rstrip("\n") for line in f if line.strip()]
+                labels = [line.rstrip("\r\n") for line in f if line.strip()]
         except (OSError, UnicodeDecodeError) as error:
             raise ValueError(
                 f"labels {os.fspath(labels)!r} cannot be read as UTF-8 text, one class name "
@@ -206,6 +206,13 @@ def _check_keras_model(model, label):
         raise ValueError(
             f"The model {label} outputs shape {shape}, not class probabilities (batch, classes): "
             "classifying images needs a model with its classifier (include_top=True)."
+        )
+    last = model.layers[-1] if model.layers else None
+    if getattr(getattr(last, "activation", None), "__name__", None) == "linear":
+        raise ValueError(
+            f"The model {label} outputs logits (its last layer, {last.name!r}, has no "
+            "activation), not class probabilities: build it with "
+            "classifier_activation='softmax' (the default)."
         )
 
 

@@ -296,6 +296,8 @@ def test_errors_name_the_file_the_folder_or_the_model(cifar_dir, tmp_path, run_m
     dense = tmp_path / "dense.keras"
     inputs = keras.Input((10,))
     keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs)).save(dense)
+    logits = tmp_path / "logits.keras"
+    keras_resnet.ResNet20(classifier_activation=None).save(logits)
     labels = tmp_path / "labels.txt"
     labels.write_text("a\nb\n")
     binary = tmp_path / "labels.bin"
@@ -326,6 +328,7 @@ def test_errors_name_the_file_the_folder_or_the_model(cifar_dir, tmp_path, run_m
         ((image, "--model", features), "outputs shape \\(None, 64\\), not class probab"),
         ((image, "--model", feature_maps), "outputs shape \\(None, 8, 8, 64\\), not class"),
         ((image, "--model", dense), "takes inputs of shape \\(10,\\).*fixed size"),
+        ((image, "--model", logits), "outputs logits .*'predictions', has no activation"),
         ((image, "--model", features, "--depth", 20), "--depth .* go with --weights"),
         (
             (image, "--weights", "cifar10", "--depth", 20, "--labels", labels),
@@ -435,3 +438,11 @@ def test_predicting_the_test_images_gives_evaluates_error(full_cifar_dir, tmp_pa
     assert result.returncode == 0, result.stderr
     assert error == json.loads(evaluated.read_text())["top1_error"]
     assert error == pytest.approx(0.0661, abs=1e-6)
+
+
+def test_labels_from_a_windows_text_file_keep_no_carriage_return(tmp_path):
+    names = ["plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    labels = tmp_path / "labels.txt"
+    labels.write_bytes("\r\n".join(names).encode() + b"\r\n")
+    predictor = predict.load_predictor(weights="cifar10", depth=20, labels=labels)
+    assert predictor.class_names == tuple(names)
