@@ -78,20 +78,24 @@ def feature_info(model):
             "(e.g. conv2_block1_out): feature_info and feature_extractor take the networks "
             "of keras_resnet, or models with their layer names."
         )
-    # Stages after the first halve the resolution; the ImageNet stem (7x7/2 conv and
-    # 3x3/2 max pool, `pool1_pool`) divides it by 4 before conv2, the CIFAR stem keeps it.
-    # keras.applications' ResNet V2 (its `post_bn`) halves it at the end of every stage
-    # but the last instead.
+    # Where the input's height is known, the stride is read off the shapes: the smallest
+    # power of two that gives the stage's height (sizes round up). Otherwise: stages after
+    # the first halve the resolution; the ImageNet stem (7x7/2 conv and 3x3/2 max pool,
+    # `pool1_pool`) divides it by 4 before conv2, the CIFAR stem keeps it; keras.applications'
+    # ResNet V2 (its `post_bn`) halves it at the end of every stage but the last instead.
+    height = model.inputs[0].shape[1] if getattr(model, "inputs", None) else None
     first = 4 if any(layer.name == "pool1_pool" for layer in model.layers) else 1
     v2 = any(layer.name == "post_bn" for layer in model.layers)
 
-    def stride(stage):
+    def stride(stage, layer):
+        if height and layer.output.shape[1]:
+            return next(2**k for k in range(16) if -(-height // 2**k) <= layer.output.shape[1])
         halvings = stage - min(last)
         return first * 2 ** (min(halvings + 1, max(last) - min(last)) if v2 else halvings)
 
     return {
         f"conv{stage}": FeatureInfo(
-            layer=layer.name, channels=int(layer.output.shape[-1]), stride=stride(stage)
+            layer=layer.name, channels=int(layer.output.shape[-1]), stride=stride(stage, layer)
         )
         for stage, (_, layer) in sorted(last.items())
     }

@@ -131,7 +131,7 @@ def prepare(config, data, strategy, output_prefix="", trains_run_dir=True):
         _compat.check_keras_for_multi_worker()
     if config.output_dir:
         files.check_writable(config.output_dir)  # before weights are read or fetched
-    config, start = _weights_source(config)
+    config, start = _weights_source(config, resumed=trains_run_dir)
     run = config_lib.resolve(config, data, output_prefix)
     spec = network_spec(run.config)
     if isinstance(start, weights_lib.Source):
@@ -183,17 +183,18 @@ def network(config, image_shape, classes, **kwargs):
     return model
 
 
-def _weights_source(config):
+def _weights_source(config, resumed=True):
     """`config` with the architecture flags left open following its weights, and the weights.
 
-    A resumed fine-tuning run takes both from its record (`RecordedWeights`),
-    so its weights are not read again; otherwise the weights are read once
+    A resumed fine-tuning run (`resumed`: a run that trains into its run
+    directory) takes both from its record (`RecordedWeights`), so its weights
+    are not read again; otherwise the weights are read once
     (`keras_resnet.weights.resolve`) and the flags follow what they imply.
     """
     if not config.weights:
         return config, None
     output_dir = config.output_dir or (config.depth and config_lib.default_output_dir(config))
-    run_dir = output_dir and RunDir(output_dir)
+    run_dir = resumed and output_dir and RunDir(output_dir)
     recorded = run_dir and (run_dir.state() or run_dir.finished) and run_dir.record()
     if recorded and recorded.get("weights") == config.weights and recorded.get("pretrained"):
         implied = {k: recorded[k] for k in weights_lib.ARCHITECTURE_FLAGS}

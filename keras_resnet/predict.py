@@ -152,8 +152,8 @@ def load_predictor(model=None, weights=None, depth=None, bottleneck_stride=None,
         if not os.path.isfile(labels):
             raise ValueError(f"labels {os.fspath(labels)!r} is not a file (one class name a line).")
         try:
-            with open(labels, encoding="utf-8") as f:
-                labels = [line.rstrip("\r\n") for line in f if line.strip()]
+            with open(labels, encoding="utf-8-sig") as f:  # a byte-order mark is no name
+                labels = [line.rstrip("\n") for line in f if line.strip()]
         except (OSError, UnicodeDecodeError) as error:
             raise ValueError(
                 f"labels {os.fspath(labels)!r} cannot be read as UTF-8 text, one class name "

@@ -23,7 +23,7 @@ A run directory holds:
   reported and the run resumes from the newest one that can.
 - A results folder (what a sweep commits of each net) has the same layout
   less the weights: `RESULT_FILES`, and while the net trains a copy of its last
-  checkpoint in `checkpoint/`, from which a lost run directory goes on.
+  two checkpoints in `checkpoint/`, from which a lost run directory goes on.
 """
 
 import contextlib
@@ -401,7 +401,7 @@ class RunDir:
         target = os.path.join(folder, CHECKPOINT_COPY)
         for stale in glob.glob(os.path.join(target, "*.tmp-*")):  # a killed copy's
             os.remove(stale)
-        previous = _read_if_present(os.path.join(target, "state.json"))
+        previous = _read_state(os.path.join(target, "state.json"))
         if previous and not os.path.isfile(_state_file(target, previous["weights"])):
             files.write_json(_state_file(target, previous["weights"]), previous)  # older copies
         files.copy_file(
@@ -411,7 +411,7 @@ class RunDir:
         for name in ("config.json", "history.csv"):
             files.copy_file(self.file(name), os.path.join(folder, name))
         _write_states(target, state)
-        kept = {state["weights"], previous and previous["weights"]}
+        kept = {state["weights"]} | ({previous["weights"]} if previous else set())
         for old in glob.glob(os.path.join(target, "*.weights.h5")):
             if os.path.basename(old) not in kept:
                 with contextlib.suppress(FileNotFoundError):
@@ -431,11 +431,15 @@ class RunDir:
         Raises:
             RunDirTaken: when this run directory holds a trained run of another
                 configuration than the copy.
-            ValueError: when the copy has no record.
+            ValueError: when the copy has no record, or when this run
+                directory is behind it and none of the copy's weights are there.
         """
         source = os.path.join(folder, CHECKPOINT_COPY)
-        copied = _newest_whole_copy(source)
         own = self.state()
+        newest = _read_state(os.path.join(source, "state.json"))
+        if own and (newest is None or own["step"] >= newest["step"]):
+            return None  # nothing to take from the copy, whole or not
+        copied = _newest_whole_copy(source)
         if not copied or (own and own["step"] >= copied["step"]):
             return None
         copied_record = _read_if_present(os.path.join(folder, "config.json"))
@@ -483,26 +487,56 @@ def drop_checkpoint_copy(folder):
     shutil.rmtree(os.path.join(folder, CHECKPOINT_COPY), ignore_errors=True)
 
 
+def _read_state(path):
+    """A checkpoint state file's content; None when it is missing or cannot be read."""
+    try:
+        state = files.read_json(path)
+        return state if all(key in state for key in ("epoch", "step", "weights")) else None
+    except (OSError, ValueError, TypeError):
+        return None
+
+
 def _newest_whole_copy(source):
     """The newest state of a checkpoint copy whose weights are there; None without a copy.
+
+    A copy written before each checkpoint had its own state file (one pair,
+    `state.json` and its weights) may hold earlier `epoch-NNNN` weights
+    without one: their state is the newest state's, its history cut there.
 
     Raises:
         ValueError: when the copy's states all name weights that are missing.
     """
     paths = [os.path.join(source, "state.json")]
     paths += glob.glob(os.path.join(source, "*.weights.h5.state.json"))
-    states = [_read_if_present(path) for path in paths]
-    states = sorted((s for s in states if s), key=lambda s: s["step"], reverse=True)
-    for state in states:
+    states = [state for state in map(_read_state, paths) if state]
+    if not states:
+        return None
+    newest = max(states, key=lambda state: state["step"])
+    for weights in glob.glob(os.path.join(source, "epoch-*.weights.h5")):
+        name = os.path.basename(weights)
+        rows = [
+            row for row in newest.get("history", ()) if f"epoch-{int(row['epoch']):04d}." in name
+        ]
+        if rows and not any(state["weights"] == name for state in states):
+            epoch = int(rows[0]["epoch"])
+            history = [row for row in newest["history"] if int(row["epoch"]) <= epoch]
+            states.append(
+                {
+                    **newest,
+                    "epoch": epoch,
+                    "step": int(rows[0]["step"]),
+                    "weights": name,
+                    "history": history,
+                }
+            )
+    for state in sorted(states, key=lambda state: state["step"], reverse=True):
         if os.path.isfile(os.path.join(source, state["weights"])):
             return state
-    if states:
-        raise ValueError(
-            f"The checkpoint kept in {source!r} names {states[0]['weights']}, which is not "
-            "there, and no earlier weights are: check out a commit where the copy is whole, "
-            "or delete that folder to train the net from the start."
-        )
-    return None
+    raise ValueError(
+        f"The checkpoint kept in {source!r} names {newest['weights']}, which is not "
+        "there, and no earlier weights are: check out a commit where the copy is whole, "
+        "or delete that folder to train the net from the start."
+    )
 
 
 def _read_if_present(path):

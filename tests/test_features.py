@@ -151,6 +151,9 @@ def test_keras_applications_resnet_has_the_same_stages():
     assert [i.stride for i in info.values()] == [8, 16, 32, 32]
     extractor = keras_resnet.feature_extractor(v2)
     assert [shape[1] for shape in extractor.output_shape] == [64 // i.stride for i in info.values()]
+    assert keras_resnet.feature_info(extractor) == info  # the extractor has no post_bn
+    unknown = keras.applications.ResNet50V2(weights=None, include_top=False)  # (None, None, 3)
+    assert keras_resnet.feature_info(unknown) == info
 
 
 def test_stages_selects_outputs_in_stage_order():

@@ -440,9 +440,9 @@ def test_predicting_the_test_images_gives_evaluates_error(full_cifar_dir, tmp_pa
     assert error == pytest.approx(0.0661, abs=1e-6)
 
 
-def test_labels_from_a_windows_text_file_keep_no_carriage_return(tmp_path):
+def test_labels_from_a_windows_text_file_keep_no_byte_order_mark_or_carriage_return(tmp_path):
     names = ["plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     labels = tmp_path / "labels.txt"
-    labels.write_bytes("\r\n".join(names).encode() + b"\r\n")
+    labels.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(names).encode() + b"\r\n")
     predictor = predict.load_predictor(weights="cifar10", depth=20, labels=labels)
     assert predictor.class_names == tuple(names)

@@ -135,9 +135,13 @@ def test_a_checkpoint_copy_caught_half_written_restores_the_checkpoint_before(tm
     states = {}
     for epoch in (1, 2, 3):
         states[epoch] = _checkpoint_at(run, epoch)
+        if epoch == 2:  # a copy written before each checkpoint had its own state file
+            os.remove(copy / "epoch-0001.weights.h5.state.json")
         if epoch == 3:
             (copy / "epoch-0003.weights.tmp-99.h5").write_bytes(b"a killed copy's")
         run.copy_checkpoint(str(folder))
+        if epoch == 2:
+            assert files.read_json(str(copy / "epoch-0001.weights.h5.state.json")) == states[1]
     assert sorted(os.listdir(copy)) == [
         "epoch-0002.weights.h5",
         "epoch-0002.weights.h5.state.json",
@@ -153,6 +157,13 @@ def test_a_checkpoint_copy_caught_half_written_restores_the_checkpoint_before(tm
     assert [row["epoch"] for row in lost.history()] == ["1", "2"]  # the pair's history
     with open(os.path.join(lost.checkpoints, "epoch-0002.weights.h5"), "rb") as f:
         assert f.read() == b"weights of epoch 2"
+    # A run directory at least as far needs nothing from a torn copy.
+    assert run.restore_checkpoint_copy(str(folder)) is None
+    # The same snapshot of a copy written before each checkpoint had its own state file:
+    # the earlier weights' state is the newest one's, its history cut there.
+    os.remove(copy / "epoch-0002.weights.h5.state.json")
+    restored = RunDir(tmp_path / "lost old").restore_checkpoint_copy(str(folder))
+    assert restored == states[2]
     # Neither weights: an error naming what is missing, not a FileNotFoundError.
     os.remove(copy / "epoch-0002.weights.h5")
     with pytest.raises(ValueError, match="names epoch-0003.weights.h5, which is not there"):
@@ -214,7 +225,10 @@ def test_load_model_finds_every_format_and_names_what_it_cannot(tmp_path):
     export.export_saved_model(model, str(tmp_path / "serving"), class_names=["a", "b", "c"])
     for path in (tmp_path / "serving", tmp_path / "serving" / "1"):
         loaded = model_files.load_model(str(path))
-        assert loaded.kind == "saved_model" and loaded.data == {"class_names": ["a", "b", "c"]}
+        assert loaded.kind == "saved_model" and loaded.data == {
+            "class_names": ["a", "b", "c"],
+            "preprocessing": {"kind": "cifar", "flip": True, "image_size": None},
+        }
     with pytest.raises(ValueError, match="neither a run directory with model.keras nor a .keras"):
         model_files.load_model(str(tmp_path / "serving"), saved_model=False)
     with pytest.raises(ValueError, match="does not exist"):

@@ -15,8 +15,9 @@ session goes on elsewhere:
                                                    directory; summary.json last, as it marks
                                                    the net's results complete (`RESULT_FILES`)
                             /checkpoint/           while the net trains: a copy of its last
-                                                   checkpoint, with config.json and history.csv
-                                                   beside it, updated after every epoch
+                                                   two checkpoints, with config.json and
+                                                   history.csv beside it, updated after every
+                                                   epoch
 
 A net whose results are complete there is not trained again, even where its
 run directory is gone; a run directory that is lost, or behind the copy,

@@ -37,6 +37,8 @@ EARLIER_SEARCH = (
 )
 # Where --overwrite keeps the earlier search while the new one is checked, + the process id.
 SET_ASIDE_PREFIX = ".overwritten-"
+# ... and where it goes to be deleted once the new search is set up.
+DELETING_PREFIX = ".deleting-overwritten-"
 # The flags that shape one searched hyperparameter each, and its name in --search.
 SEARCH_FLAGS = {
     "lr_range": "learning_rate",
@@ -166,7 +168,9 @@ def _earlier_search_set_aside(output_dir, overwrite):
     except BaseException:
         _put_back(aside, output_dir)
         raise
-    shutil.rmtree(aside)
+    deleting = os.path.join(output_dir, f"{DELETING_PREFIX}{os.getpid()}")
+    os.replace(aside, deleting)  # a kill while deleting leaves no half search to put back
+    shutil.rmtree(deleting)
 
 
 def _put_back(aside, output_dir):
@@ -185,10 +189,22 @@ def _put_back(aside, output_dir):
 def _put_back_an_interrupted_overwrite(output_dir):
     """Puts back an earlier search that an --overwrite killed while setting up (SIGKILL,
     a lost machine) left set aside, so the same command resumes it as if never overwritten."""
-    for entry in sorted(os.listdir(output_dir)) if os.path.isdir(output_dir) else ():
-        pid = entry[len(SET_ASIDE_PREFIX) :]
-        if not (entry.startswith(SET_ASIDE_PREFIX) and pid.isdigit()) or _running(int(pid)):
-            continue
+    entries = os.listdir(output_dir) if os.path.isdir(output_dir) else []
+    stopped = {
+        entry
+        for entry in entries
+        if entry.startswith((SET_ASIDE_PREFIX, DELETING_PREFIX))
+        and entry.split("-")[-1].isdigit()
+        and not _running(int(entry.split("-")[-1]))
+    }
+    for entry in stopped:
+        if entry.startswith(DELETING_PREFIX):  # what an --overwrite was deleting
+            shutil.rmtree(os.path.join(output_dir, entry))
+    asides = [entry for entry in stopped if entry.startswith(SET_ASIDE_PREFIX)]
+    # The oldest last: it holds the search from before the first interrupted --overwrite.
+    asides.sort(key=lambda entry: os.path.getmtime(os.path.join(output_dir, entry)), reverse=True)
+    for entry in asides:
+        pid = entry.split("-")[-1]
         _put_back(os.path.join(output_dir, entry), output_dir)
         print(
             f"Put back the earlier search in {output_dir}, which an --overwrite stopped "
@@ -201,7 +217,7 @@ def _running(pid):
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's process
+    except PermissionError:  # another user's
         return True
     return True
 

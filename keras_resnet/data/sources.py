@@ -227,7 +227,7 @@ def _load_folders(train_dir, test_dir, test_only=False):
     first = _decode_file((train_paths or test_paths)[0])
     decoded_bytes = first.nbytes * (len(train_paths) + len(test_paths))
     source = f"folder {os.path.dirname(os.path.abspath(test_dir))}"
-    if decoded_bytes <= IN_MEMORY_LIMIT_BYTES and max(first.shape[:2]) <= IN_MEMORY_MAX_SIDE:
+    if decoded_bytes <= IN_MEMORY_LIMIT_BYTES and first.shape[0] <= IN_MEMORY_MAX_SIDE:
 
         def read(paths, labels, split_dir):
             return _decode_all(paths, labels, first.shape[-1], first.shape, split_dir)
@@ -511,7 +511,7 @@ def _load_tfds(name, tfds_data_dir, test_only=False):
     splits = builder.info.splits
     test_name = "test" if "test" in splits else "validation"
     shape = builder.info.features["image"].shape
-    if name in STREAMED_TFDS or None in shape or max(shape[:2]) > IN_MEMORY_MAX_SIDE:
+    if name in STREAMED_TFDS or None in shape or shape[0] > IN_MEMORY_MAX_SIDE:
 
         def stream_of(split_name):
             return lambda: builder.as_dataset(
