@@ -213,6 +213,7 @@ def test_python_m_a_package_module_starts_again_only_where_that_turns_onednn_on(
         assert os.environ.get("TF_ENABLE_ONEDNN_OPTS") == setting
 
 
+@pytest.mark.slow
 def test_importing_the_package_changes_no_environment_variable():
     # Third-party packages first: what they do to the environment is not ours to test.
     code = (

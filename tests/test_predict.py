@@ -224,6 +224,7 @@ def test_imagenet_class_index_missing_offline_is_an_error_naming_it(
         keras_resnet.decode_predictions(np.zeros((1, 1000)))
 
 
+@pytest.mark.slow
 def test_imagenet_weights_classify_a_photo_with_the_evaluation_crop(
     tmp_path, monkeypatch, run_main, no_network
 ):
@@ -356,6 +357,7 @@ def test_errors_name_the_file_the_folder_or_the_model(cifar_dir, tmp_path, run_m
     assert not out.exists()  # nothing half-written
 
 
+@pytest.mark.slow
 def test_the_module_runs_as_the_command(cifar_dir, tmp_path):
     images = [str(cifar_dir / "test" / name / "0001.png") for name in ("dog", "horse")]
     result = subprocess.run(

@@ -186,9 +186,8 @@ def test_search_space_narrowing_and_errors():
         tuning.GeneticOracle(objective=tuning.OBJECTIVE, population_size=1)
 
 
-def test_a_search_reports_its_gain_over_the_baseline(tmp_path, run_main):
-    """Two random trials and the baseline on digits: results.md, comparison.png, top-3."""
-    out = tmp_path / "tuning"
+def _small_search(run_main, out):
+    """Two random trials and the baseline of a ResNet-8 on digits, 2 epochs each."""
     result = run_main(
         "tune",
         *("--dataset", "digits", "--depth", "8", "--batch-size", "64", "--epochs", "2"),
@@ -196,6 +195,13 @@ def test_a_search_reports_its_gain_over_the_baseline(tmp_path, run_main):
         *("--output-dir", out),
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_a_search_reports_its_gain_over_the_baseline(tmp_path, run_main):
+    """Two random trials and the baseline on digits: results.md, comparison.png, top-3."""
+    out = tmp_path / "tuning"
+    result = _small_search(run_main, out)
     assert result.stdout.index("Baseline: validation accuracy") < result.stdout.index("Trial 1")
     for n in (1, 2):
         assert f"Trial {n} of 2 (trial_{n - 1}): learning_rate " in result.stdout
@@ -233,6 +239,13 @@ def test_a_search_reports_its_gain_over_the_baseline(tmp_path, run_main):
     again = run_main("tune", *result.args)
     assert again.returncode == 0 and (out / "results.md").read_text().splitlines() == lines
 
+
+@pytest.mark.slow
+def test_overwrite_loses_nothing_it_should_keep(tmp_path, run_main):
+    """A killed --overwrite is put back, a refused one deletes nothing, a good one starts afresh."""
+    out = tmp_path / "tuning"
+    result = _small_search(run_main, out)
+    lines = (out / "results.md").read_text().splitlines()
     # An --overwrite killed while setting up (its process gone) left the earlier search set
     # aside and a new one begun: the next command puts the earlier one back and goes on.
     gone = subprocess.Popen(["true"])

@@ -190,13 +190,12 @@ def _put_back_an_interrupted_overwrite(output_dir):
     """Puts back an earlier search that an --overwrite killed while setting up (SIGKILL,
     a lost machine) left set aside, so the same command resumes it as if never overwritten."""
     entries = os.listdir(output_dir) if os.path.isdir(output_dir) else []
-    stopped = {
-        entry
-        for entry in entries
-        if entry.startswith((SET_ASIDE_PREFIX, DELETING_PREFIX))
-        and entry.split("-")[-1].isdigit()
-        and not _running(int(entry.split("-")[-1]))
-    }
+    stopped = {}  # folder name -> the pid of the --overwrite that left it
+    for entry in entries:
+        pid = entry.rpartition("-")[2]
+        if entry.startswith((SET_ASIDE_PREFIX, DELETING_PREFIX)) and pid.isdigit():
+            if not _running(int(pid)):
+                stopped[entry] = pid
     for entry in stopped:
         if entry.startswith(DELETING_PREFIX):  # what an --overwrite was deleting
             shutil.rmtree(os.path.join(output_dir, entry))
@@ -204,7 +203,7 @@ def _put_back_an_interrupted_overwrite(output_dir):
     # The oldest last: it holds the search from before the first interrupted --overwrite.
     asides.sort(key=lambda entry: os.path.getmtime(os.path.join(output_dir, entry)), reverse=True)
     for entry in asides:
-        pid = entry.split("-")[-1]
+        pid = stopped[entry]
         _put_back(os.path.join(output_dir, entry), output_dir)
         print(
             f"Put back the earlier search in {output_dir}, which an --overwrite stopped "
