@@ -122,7 +122,10 @@ def ResNet(
             as the model's input.
         input_shape: optional `(height, width, channels)`. Default: the shape
             of `input_tensor`, else (32, 32, 3) for CIFAR and (224, 224, 3) for
-            ImageNet. Height and width may be None. Every model is
+            ImageNet; with `include_top=False`, (None, None, 3) as in
+            keras.applications (any height and width), unless a per-pixel
+            `input_mean` or `input_std` (its own or its weights') fixes them.
+            Height and width may be None. Every model is
             channels-last, whatever `keras.config.image_data_format()` is set
             to: inputs are `(batch, height, width, channels)`.
         pooling: with `include_top=False`: None (the last stage's 4D output),
@@ -193,7 +196,7 @@ def ResNet(
         if input_tensor is not None and input_tensor.shape is not None:
             input_shape = tuple(input_tensor.shape[1:])
         else:
-            input_shape = defaults["input_shape"]
+            input_shape = _default_input_shape(defaults, include_top, input_mean, input_std)
     input_shape = specs.check_input_shape(input_shape, spec.stem)
     layer_defaults = LayerDefaults(
         weight_decay=specs.check_non_negative("weight_decay", weight_decay),
@@ -336,6 +339,15 @@ def _class_names_of(source):
         return None
 
 
+def _default_input_shape(defaults, include_top, mean, std):
+    """The paper's input size for a classifier; for a backbone any height and width, as
+    keras.applications does with include_top=False, unless a per-pixel mean or std fixes them."""
+    per_pixel = any(len(keras.ops.shape(value)) == 3 for value in (mean, std) if value is not None)
+    if include_top or per_pixel:
+        return defaults["input_shape"]
+    return (None, None, defaults["input_shape"][-1])
+
+
 def _input_normalization(mean, std, input_shape):
     """`input_normalization` layer; validates that mean/std fit one example."""
     arrays = {}
@@ -409,7 +421,8 @@ def _register(display_name, depth, stem, plain=False):
     constructor.__name__ = constructor.__qualname__ = display_name
     constructor.__doc__ = (
         f"The paper's {depth}-layer {stem.upper() if stem == 'cifar' else 'ImageNet'} "
-        f"{kind}: input {defaults['input_shape']}, {defaults['classes']} classes.\n\n"
+        f"{kind}: input {defaults['input_shape']} (any height and width with "
+        f"`include_top=False`), {defaults['classes']} classes.\n\n"
         f"Same as `ResNet({depth}, stem={stem!r}, plain={plain}, **kwargs)`; every "
         "keyword argument of `ResNet` is accepted and overrides these defaults.\n\n"
         f"Example:\n\n>>> model = keras_resnet.{display_name}()\n"

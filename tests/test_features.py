@@ -81,20 +81,23 @@ def test_stage_names_shapes_strides_and_values_equal_the_networks_layers(kind):
 
 # The README's and the docstring's table: full-size networks (shapes only, nothing runs).
 @pytest.mark.parametrize(
-    "builder, shapes",
+    "builder, size, shapes",
     [
-        (keras_resnet.ResNet20, [(32, 32, 16), (16, 16, 32), (8, 8, 64)]),
-        (keras_resnet.ResNet110, [(32, 32, 16), (16, 16, 32), (8, 8, 64)]),
-        (keras_resnet.ResNet18, [(56, 56, 64), (28, 28, 128), (14, 14, 256), (7, 7, 512)]),
-        (keras_resnet.ResNet34, [(56, 56, 64), (28, 28, 128), (14, 14, 256), (7, 7, 512)]),
-        (keras_resnet.ResNet50, [(56, 56, 256), (28, 28, 512), (14, 14, 1024), (7, 7, 2048)]),
-        (keras_resnet.ResNet101, [(56, 56, 256), (28, 28, 512), (14, 14, 1024), (7, 7, 2048)]),
+        (keras_resnet.ResNet20, 32, [(32, 32, 16), (16, 16, 32), (8, 8, 64)]),
+        (keras_resnet.ResNet110, 32, [(32, 32, 16), (16, 16, 32), (8, 8, 64)]),
+        (keras_resnet.ResNet18, 224, [(56, 56, 64), (28, 28, 128), (14, 14, 256), (7, 7, 512)]),
+        (keras_resnet.ResNet34, 224, [(56, 56, 64), (28, 28, 128), (14, 14, 256), (7, 7, 512)]),
+        (keras_resnet.ResNet50, 224, [(56, 56, 256), (28, 28, 512), (14, 14, 1024), (7, 7, 2048)]),
+        (
+            keras_resnet.ResNet101,
+            224,
+            [(56, 56, 256), (28, 28, 512), (14, 14, 1024), (7, 7, 2048)],
+        ),
     ],
 )
-def test_documented_shapes_and_strides_of_the_papers_networks(builder, shapes):
-    model = builder(include_top=False)
+def test_documented_shapes_and_strides_of_the_papers_networks(builder, size, shapes):
+    model = builder(include_top=False, input_shape=(size, size, 3))
     info = keras_resnet.feature_info(model)
-    size = model.input_shape[1]
     assert [(size // i.stride, size // i.stride, i.channels) for i in info.values()] == shapes
     extractor = keras_resnet.feature_extractor(model)
     assert [tuple(shape[1:]) for shape in extractor.output_shape] == shapes

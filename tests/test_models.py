@@ -255,8 +255,14 @@ def test_cifar_bottleneck_depth_9n_plus_2():
 
 def test_keras_applications_head_semantics():
     tiny = dict(depth=8, stem="cifar")
+    # Without the classifier any size, as keras.applications; with it the paper's.
     features = keras_resnet.ResNet(**tiny, include_top=False)
-    assert features.output_shape == (None, 8, 8, 64)
+    assert features.input_shape == (None, None, None, 3)
+    assert features.output_shape == (None, None, None, 64)
+    assert features.predict(np.zeros((1, 40, 56, 3)), verbose=0).shape == (1, 10, 14, 64)
+    assert keras_resnet.ResNet(**tiny).input_shape == (None, 32, 32, 3)
+    per_pixel = keras_resnet.ResNet(**tiny, include_top=False, input_mean=np.ones((32, 32, 3)))
+    assert per_pixel.output_shape == (None, 8, 8, 64)  # a per-pixel mean fixes the size
     assert keras_resnet.ResNet(**tiny, include_top=False, pooling="avg").output_shape == (None, 64)
     model = keras_resnet.ResNet(**tiny, include_top=False, pooling="max")
     assert model.layers[-1].name == "max_pool" and model.output_shape == (None, 64)
@@ -371,7 +377,9 @@ def test_every_layer_is_channels_last_whatever_the_global_setting(tmp_path):
         "bottleneck": lambda: keras_resnet.ResNet(
             50, input_shape=(64, 64, 3), include_top=False, pooling="max"
         ),
-        "plain": lambda: keras_resnet.Plain20(include_top=False, pooling="avg"),
+        "plain": lambda: keras_resnet.Plain20(
+            include_top=False, pooling="avg", input_shape=(32, 32, 3)
+        ),
     }
     for name, build in builds.items():
         keras.config.set_image_data_format("channels_last")
