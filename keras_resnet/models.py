@@ -181,11 +181,13 @@ def ResNet(
         pretrained = source.load(spec, include_top, classes)
         classes = pretrained.classes if include_top else classes
         normalization = pretrained.input_mean, pretrained.input_std
+    normalization_source = None  # where input_mean and input_std come from, when not the caller
     if normalization is not None:
+        normalization_source = f"weights from {pretrained.source if pretrained else source.label}"
         if input_mean is not None or input_std is not None:
             raise ValueError(
-                f"weights from {pretrained.source if pretrained else source.label} come with "
-                "their own input normalization; input_mean and input_std must be None with them."
+                f"{normalization_source} come with their own input normalization; input_mean "
+                "and input_std must be None with them."
             )
         input_mean, input_std = normalization
     classes = defaults["classes"] if classes is None else classes
@@ -214,7 +216,7 @@ def ResNet(
 
     x = inputs
     if input_mean is not None or input_std is not None:
-        x = _input_normalization(input_mean, input_std, input_shape)(x)
+        x = _input_normalization(input_mean, input_std, input_shape, normalization_source)(x)
     x = _stem(x, spec, layer_defaults)
     x = residual_stages(x, spec, layer_defaults)
     x = _head(x, include_top, pooling, classes, classifier_activation, layer_defaults)
@@ -348,8 +350,11 @@ def _default_input_shape(defaults, include_top, mean, std):
     return (None, None, defaults["input_shape"][-1])
 
 
-def _input_normalization(mean, std, input_shape):
-    """`input_normalization` layer; validates that mean/std fit one example."""
+def _input_normalization(mean, std, input_shape, source=None):
+    """`input_normalization` layer; validates that mean/std fit one example.
+
+    `source` names the weights that brought mean/std, for the error when they do not fit.
+    """
     arrays = {}
     for label, value in (("input_mean", mean), ("input_std", std)):
         if value is None:
@@ -358,6 +363,13 @@ def _input_normalization(mean, std, input_shape):
         try:
             keras.ops.broadcast_to(array, [d or 1 for d in input_shape])
         except Exception:
+            if source is not None:  # a per-pixel mean or std: the size the weights were trained at
+                raise ValueError(
+                    f"input_shape {input_shape} does not fit the {source}: they take "
+                    f"{array.shape[0]}x{array.shape[1]} inputs only (their {label} is per pixel, "
+                    f"of shape {array.shape}). Use input_shape="
+                    f"{array.shape[:2] + input_shape[-1:]}."
+                ) from None
             raise ValueError(
                 f"{label} of shape {array.shape} does not broadcast to input_shape "
                 f"{input_shape}: use (height, width, channels), (channels,) or a scalar."

@@ -364,6 +364,16 @@ def test_weights_argument_loads_a_weights_file(tmp_path):
     np.testing.assert_array_equal(loaded.get_layer("input_normalization").mean, mean)
     with pytest.raises(ValueError, match="come with their own input normalization"):
         keras_resnet.ResNet(8, stem="cifar", weights=path, input_mean=mean)
+    # Its per-pixel mean takes 32x32 only, and without the classifier too.
+    headless = keras_resnet.ResNet(8, stem="cifar", weights=path, include_top=False)
+    assert headless.input_shape == (None, 32, 32, 3)
+    with pytest.raises(ValueError) as error:
+        keras_resnet.ResNet(8, stem="cifar", weights=path, input_shape=(64, 64, 3))
+    assert str(error.value) == (
+        f"input_shape (64, 64, 3) does not fit the weights from {path!r}: they take 32x32 "
+        "inputs only (their input_mean is per pixel, of shape (32, 32, 3)). "
+        "Use input_shape=(32, 32, 3)."
+    )
 
 
 def data_formats(model):
