@@ -117,7 +117,9 @@ def export_saved_model(model, export_base, version=None, class_names=None, prepr
         # Beside labels.txt, for keras_resnet to read; the graph itself does not use it.
         described = os.path.join(saved, "assets", model_files.PREPROCESSING_ASSET)
         files.write_json(described, preprocessing.describe())
+        files.sync_tree(saved)
         os.replace(saved, target)
+        files.sync_folder(export_base)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target

@@ -1,9 +1,10 @@
 """Files written whole or not at all: JSON, CSV, text and copies.
 
 Every file the package writes goes through `atomic_path`: it is written under
-a temporary name beside its target, flushed and renamed over it, so that a
-kill or a full disk at any moment leaves the old content or the new one,
-never half a file under its final name.
+a temporary name beside its target, flushed to disk and renamed over it, and
+the rename flushed too, so that a kill, a full disk or a lost machine at any
+moment leaves the old content or the new one, never half a file under its
+final name.
 """
 
 import contextlib
@@ -19,17 +20,46 @@ def atomic_path(path):
     """Yields a temporary path beside `path` to write; renames it over `path` on success.
 
     The temporary name keeps the extension (matplotlib and exporters read it).
-    On an error the temporary file is removed and `path` is left as it was.
+    Whatever wrote it (Keras, NumPy, matplotlib), the file is flushed to disk
+    before the rename and the folder after it. On an error the temporary file
+    is removed and `path` is left as it was.
     """
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
     root, extension = os.path.splitext(path)
     temporary = f"{root}.tmp-{os.getpid()}{extension}"
     try:
         yield temporary
+        with open(temporary, "rb") as f:
+            os.fsync(f.fileno())
         os.replace(temporary, path)
+        sync_folder(folder)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def sync_folder(folder):
+    """Flushes `folder`'s entries to disk, so that a rename in it survives a lost machine.
+
+    POSIX only: elsewhere a folder cannot be opened to flush it.
+    """
+    if os.name != "posix":
+        return
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def sync_tree(folder):
+    """Flushes every file and folder under `folder` to disk (a SavedModel before its rename)."""
+    for root, _, names in os.walk(folder):
+        for name in names:
+            with open(os.path.join(root, name), "rb") as f:
+                os.fsync(f.fileno())
+        sync_folder(root)
 
 
 def write_atomic(path, text):
@@ -37,8 +67,6 @@ def write_atomic(path, text):
     with atomic_path(path) as temporary:
         with open(temporary, "w") as f:
             f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
 
 
 def write_json(path, value):
@@ -55,8 +83,6 @@ def copy_file(source, target):
     """Copies `source` to `target` whole or not at all, flushed to disk."""
     with atomic_path(target) as temporary:
         shutil.copyfile(source, temporary)
-        with open(temporary, "rb+") as f:
-            os.fsync(f.fileno())
 
 
 def read_csv(path):

@@ -290,6 +290,7 @@ class RunDir:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(temporary, path)
+            files.sync_folder(self.checkpoints)
             self._keep_state_of_legacy_newest()
             _write_states(self.checkpoints, state)
             write_history(self.file("history.csv"), state["history"])

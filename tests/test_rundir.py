@@ -4,6 +4,7 @@ import json
 import os
 
 import keras
+import numpy as np
 import pytest
 
 import keras_resnet
@@ -29,6 +30,36 @@ def test_atomic_path_keeps_the_extension_and_creates_the_folder(tmp_path):
         assert temporary.endswith(".png") and temporary != str(path)
         open(temporary, "w").close()
     assert os.listdir(tmp_path / "new") == ["figure.png"]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="reads fsync's files in /proc")
+def test_a_file_another_library_wrote_is_on_disk_before_its_rename_and_the_rename_after(
+    tmp_path, monkeypatch
+):
+    flushed = []  # (path, whether the target had its new name) per fsync
+    real_fsync = os.fsync
+
+    def fsync(descriptor):
+        flushed.append((os.readlink(f"/proc/self/fd/{descriptor}"), path.exists()))
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    path = tmp_path / "run" / "weights.npz"
+    with files.atomic_path(str(path)) as temporary:
+        np.savez(temporary, x=np.arange(3))  # NumPy flushes nothing to disk itself
+    assert flushed == [(temporary, False), (str(tmp_path / "run"), True)]
+    flushed.clear()
+    saved = tmp_path / "export" / "staging"  # a SavedModel's tree, every file and folder
+    (saved / "variables").mkdir(parents=True)
+    (saved / "saved_model.pb").write_bytes(b"graph")
+    (saved / "variables" / "variables.index").write_bytes(b"index")
+    files.sync_tree(str(saved))
+    assert {name for name, _ in flushed} == {
+        str(saved),
+        str(saved / "saved_model.pb"),
+        str(saved / "variables"),
+        str(saved / "variables" / "variables.index"),
+    }
 
 
 def test_resuming_another_configuration_is_refused(tmp_path):
