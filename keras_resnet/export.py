@@ -62,6 +62,19 @@ def version_folder(export_base, version=None):
     return version, target
 
 
+def check_fixed_input(model):
+    """The model's (height, width, channels); an error unless all are fixed (serving resizes
+    every image to that size)."""
+    shape = tuple(model.input_shape[1:])
+    if len(shape) != 3 or None in shape:
+        raise ValueError(
+            f"Export needs a fixed input size; the model takes {model.input_shape}. Build it "
+            "with input_shape=(height, width, channels): a backbone takes any size without it, "
+            "e.g. ResNet50(include_top=False, input_shape=(224, 224, 3))."
+        )
+    return shape
+
+
 def export_saved_model(model, export_base, version=None, class_names=None, preprocessing=None):
     """Writes `model` as a TF Serving SavedModel version.
 
@@ -87,10 +100,8 @@ def export_saved_model(model, export_base, version=None, class_names=None, prepr
 
     >>> path = export_saved_model(model, "/models/resnet20", class_names=names)
     """
-    height, width, channels = model.input_shape[1:]
+    height, width, channels = check_fixed_input(model)
     classes = model.output_shape[-1]
-    if None in (height, width, channels):
-        raise ValueError(f"Export needs a fixed input shape; the model takes {model.input_shape}.")
     if class_names is None:
         class_names = getattr(model, "class_names", None)
     class_names = [str(i) for i in range(classes)] if class_names is None else list(class_names)

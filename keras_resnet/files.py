@@ -20,8 +20,8 @@ def atomic_path(path):
     """Yields a temporary path beside `path` to write; renames it over `path` on success.
 
     The temporary name keeps the extension (matplotlib and exporters read it).
-    Whatever wrote it (Keras, NumPy, matplotlib), the file is flushed to disk
-    before the rename and the folder after it. On an error the temporary file
+    Whatever wrote it (Keras, NumPy, matplotlib), the file (or folder tree) is
+    flushed to disk before the rename and the folder after it. On an error the temporary file
     is removed and `path` is left as it was.
     """
     folder = os.path.dirname(os.path.abspath(path))
@@ -30,8 +30,10 @@ def atomic_path(path):
     temporary = f"{root}.tmp-{os.getpid()}{extension}"
     try:
         yield temporary
-        with open(temporary, "rb") as f:
-            os.fsync(f.fileno())
+        if os.path.isdir(temporary):
+            sync_tree(temporary)
+        else:
+            sync_file(temporary)
         os.replace(temporary, path)
         sync_folder(folder)
     finally:
@@ -39,26 +41,34 @@ def atomic_path(path):
             os.remove(temporary)
 
 
+def sync_file(path):
+    """Flushes a written file to disk (opened for writing: Windows flushes no read handle)."""
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
 def sync_folder(folder):
     """Flushes `folder`'s entries to disk, so that a rename in it survives a lost machine.
 
-    POSIX only: elsewhere a folder cannot be opened to flush it.
+    Best effort, after the rename has happened: POSIX only (elsewhere a folder
+    cannot be opened), and a file system that cannot flush a folder (some
+    network and FUSE ones) is left to keep it as it does.
     """
     if os.name != "posix":
         return
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    with contextlib.suppress(OSError):
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
 
 def sync_tree(folder):
     """Flushes every file and folder under `folder` to disk (a SavedModel before its rename)."""
     for root, _, names in os.walk(folder):
         for name in names:
-            with open(os.path.join(root, name), "rb") as f:
-                os.fsync(f.fileno())
+            sync_file(os.path.join(root, name))
         sync_folder(root)
 
 

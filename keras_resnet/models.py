@@ -342,12 +342,22 @@ def _class_names_of(source):
 
 
 def _default_input_shape(defaults, include_top, mean, std):
-    """The paper's input size for a classifier; for a backbone any height and width, as
-    keras.applications does with include_top=False, unless a per-pixel mean or std fixes them."""
-    per_pixel = any(len(keras.ops.shape(value)) == 3 for value in (mean, std) if value is not None)
-    if include_top or per_pixel:
-        return defaults["input_shape"]
-    return (None, None, defaults["input_shape"][-1])
+    """The size a per-pixel mean or std fixes; else the paper's for a classifier, and any
+    height and width for a backbone, as keras.applications does with include_top=False."""
+    channels = defaults["input_shape"][-1]
+    size = _per_pixel_size(mean, std)
+    if size is not None:
+        return (*size, channels)
+    return defaults["input_shape"] if include_top else (None, None, channels)
+
+
+def _per_pixel_size(mean, std):
+    """The (height, width) of a per-pixel mean or std; None when both are per channel."""
+    for value in (mean, std):
+        shape = () if value is None else tuple(keras.ops.shape(value))
+        if len(shape) == 3 and shape[:2] != (1, 1):
+            return shape[:2]
+    return None
 
 
 def _input_normalization(mean, std, input_shape, source=None):
@@ -363,12 +373,15 @@ def _input_normalization(mean, std, input_shape, source=None):
         try:
             keras.ops.broadcast_to(array, [d or 1 for d in input_shape])
         except Exception:
-            if source is not None:  # a per-pixel mean or std: the size the weights were trained at
+            if source is not None:  # the user gave no mean: say what the weights take
+                size = _per_pixel_size(array, None)
+                channels = array.shape[-1] if array.ndim and array.shape[-1] > 1 else None
+                takes = f"{size[0]}x{size[1]} inputs" if size else "inputs"
+                takes += f" with {channels} channels" if channels else ""
+                wanted = (*(size or input_shape[:2]), channels or input_shape[-1])
                 raise ValueError(
-                    f"input_shape {input_shape} does not fit the {source}: they take "
-                    f"{array.shape[0]}x{array.shape[1]} inputs only (their {label} is per pixel, "
-                    f"of shape {array.shape}). Use input_shape="
-                    f"{array.shape[:2] + input_shape[-1:]}."
+                    f"input_shape {input_shape} does not fit the {source}: they take {takes} "
+                    f"only (their {label} has shape {array.shape}). Use input_shape={wanted}."
                 ) from None
             raise ValueError(
                 f"{label} of shape {array.shape} does not broadcast to input_shape "
@@ -434,7 +447,8 @@ def _register(display_name, depth, stem, plain=False):
     constructor.__doc__ = (
         f"The paper's {depth}-layer {stem.upper() if stem == 'cifar' else 'ImageNet'} "
         f"{kind}: input {defaults['input_shape']} (any height and width with "
-        f"`include_top=False`), {defaults['classes']} classes.\n\n"
+        "`include_top=False`, unless its weights' per-pixel mean fixes them), "
+        f"{defaults['classes']} classes.\n\n"
         f"Same as `ResNet({depth}, stem={stem!r}, plain={plain}, **kwargs)`; every "
         "keyword argument of `ResNet` is accepted and overrides these defaults.\n\n"
         f"Example:\n\n>>> model = keras_resnet.{display_name}()\n"

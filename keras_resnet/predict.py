@@ -179,7 +179,8 @@ def load_predictor(model=None, weights=None, depth=None, bottleneck_stride=None,
     if len(shape) != 3 or None in shape or shape[-1] not in (1, 3, 4):
         raise ValueError(
             f"The model {label} takes inputs of shape {shape}; classifying image files needs "
-            "images of a fixed size, (height, width, channels) with 1, 3 or 4 channels."
+            "images of a fixed size, (height, width, channels) with 1, 3 or 4 channels: build "
+            "it with input_shape=(height, width, channels)."
         )
     names = classes.names_of(labels if labels is not None else classifier.class_names)
     if names is None:

@@ -137,6 +137,17 @@ def test_export_command_versions_and_refuses_to_overwrite(cifar_run, tmp_path, r
     missing = run_main("export", "--model", tmp_path / "no", "--export-base", base)
     assert missing.returncode == 1 and "does not exist" in missing.stderr
     assert sorted(os.listdir(base)) == ["1", "2"]
+    # A model of any input size (a backbone built without input_shape, say): serving needs one.
+    any_size = tmp_path / "any_size.keras"
+    keras_resnet.ResNet(8, stem="cifar", input_shape=(None, None, 3)).save(any_size)
+    tflite = tmp_path / "any_size.tflite"
+    refused = run_main("export", "--model", any_size, "--export-base", base, "--tflite", tflite)
+    assert refused.returncode == 1, refused.stderr[-3000:]
+    assert "Export needs a fixed input size; the model takes (None, None, None, 3)" in (
+        refused.stderr
+    )
+    assert "input_shape=(height, width, channels)" in refused.stderr
+    assert sorted(os.listdir(base)) == ["1", "2"] and not tflite.exists()
 
 
 def test_export_from_python_checks_class_names(tmp_path):

@@ -371,9 +371,15 @@ def test_weights_argument_loads_a_weights_file(tmp_path):
         keras_resnet.ResNet(8, stem="cifar", weights=path, input_shape=(64, 64, 3))
     assert str(error.value) == (
         f"input_shape (64, 64, 3) does not fit the weights from {path!r}: they take 32x32 "
-        "inputs only (their input_mean is per pixel, of shape (32, 32, 3)). "
+        "inputs with 3 channels only (their input_mean has shape (32, 32, 3)). "
         "Use input_shape=(32, 32, 3)."
     )
+    per_channel = keras_resnet.ResNet(8, stem="cifar", input_mean=[1.0, 2.0, 3.0])
+    per_channel.save_weights(path)  # any size, but three channels
+    headless = keras_resnet.ResNet(8, stem="cifar", weights=path, include_top=False)
+    assert headless.input_shape == (None, None, None, 3)
+    with pytest.raises(ValueError, match=r"take inputs with 3 channels only .*\(16, 16, 3\)\.$"):
+        keras_resnet.ResNet(8, stem="cifar", weights=path, input_shape=(16, 16, 1))
 
 
 def data_formats(model):

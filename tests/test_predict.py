@@ -299,6 +299,8 @@ def test_errors_name_the_file_the_folder_or_the_model(cifar_dir, tmp_path, run_m
     keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs)).save(dense)
     logits = tmp_path / "logits.keras"
     keras_resnet.ResNet20(classifier_activation=None).save(logits)
+    any_size = tmp_path / "any_size.keras"
+    keras_resnet.ResNet20(input_shape=(None, None, 3)).save(any_size)
     labels = tmp_path / "labels.txt"
     labels.write_text("a\nb\n")
     binary = tmp_path / "labels.bin"
@@ -329,6 +331,10 @@ def test_errors_name_the_file_the_folder_or_the_model(cifar_dir, tmp_path, run_m
         ((image, "--model", features), "outputs shape \\(None, 64\\), not class probab"),
         ((image, "--model", feature_maps), "outputs shape \\(None, None, None, 64\\), not class"),
         ((image, "--model", dense), "takes inputs of shape \\(10,\\).*fixed size"),
+        (
+            (image, "--model", any_size),
+            "shape \\(None, None, 3\\).*fixed size.*input_shape=\\(height, width, channels\\)",
+        ),
         ((image, "--model", logits), "outputs logits .*'predictions', has no activation"),
         ((image, "--model", features, "--depth", 20), "--depth .* go with --weights"),
         (

@@ -240,6 +240,53 @@ def test_a_search_reports_its_gain_over_the_baseline(tmp_path, run_main):
     assert again.returncode == 0 and (out / "results.md").read_text().splitlines() == lines
 
 
+def test_an_overwrite_puts_back_what_it_set_aside_unless_it_finishes(tmp_path, capsys):
+    from keras_resnet.cli import tune as tune_cli
+
+    def search(folder, content):
+        (folder / "search").mkdir(parents=True)
+        (folder / "search" / "oracle.json").write_text(content)
+        (folder / "results.md").write_text(content)
+
+    def held(folder):
+        return [(folder / name).read_text() for name in ("search/oracle.json", "results.md")]
+
+    # A bad flag (any error while setting up) puts the earlier search back over the new one.
+    search(tmp_path, "earlier")
+    with pytest.raises(ValueError, match="bad flag"):
+        with tune_cli._earlier_search_set_aside(str(tmp_path), overwrite=True):
+            assert sorted(os.listdir(tmp_path)) == [f".overwritten-{os.getpid()}"]
+            (tmp_path / "search").mkdir()
+            raise ValueError("bad flag")
+    assert held(tmp_path) == ["earlier", "earlier"]
+    assert sorted(os.listdir(tmp_path)) == ["results.md", "search"]
+    with tune_cli._earlier_search_set_aside(str(tmp_path), overwrite=True):
+        search(tmp_path, "new")
+    assert held(tmp_path) == ["new", "new"]
+    assert sorted(os.listdir(tmp_path)) == ["results.md", "search"]
+
+    # Two --overwrites killed while setting up: the oldest set-aside search comes back; what
+    # one was deleting goes; a running process's folder is left to it.
+    dead = []
+    for _ in range(2):
+        process = subprocess.Popen(["true"])
+        process.wait()
+        dead.append(process.pid)
+    search(tmp_path / f".overwritten-{dead[0]}", "before both")
+    os.utime(tmp_path / f".overwritten-{dead[0]}", (1, 1))
+    search(tmp_path / f".overwritten-{dead[1]}", "begun by the first")
+    (tmp_path / f".deleting-overwritten-{dead[0]}").mkdir()
+    (tmp_path / f".overwritten-{os.getpid()}").mkdir()
+    tune_cli._put_back_an_interrupted_overwrite(str(tmp_path))
+    assert held(tmp_path) == ["before both", "before both"]
+    assert sorted(os.listdir(tmp_path)) == [f".overwritten-{os.getpid()}", "results.md", "search"]
+    put_back = [line for line in capsys.readouterr().out.splitlines() if "Put back" in line]
+    assert [line.split("(process ")[1] for line in put_back] == [
+        f"{dead[1]}) had set aside.",
+        f"{dead[0]}) had set aside.",
+    ]
+
+
 @pytest.mark.slow
 def test_overwrite_loses_nothing_it_should_keep(tmp_path, run_main):
     """A killed --overwrite is put back, a refused one deletes nothing, a good one starts afresh."""

@@ -44,6 +44,7 @@ def main(argv=None):
             export.check_tflite_path(args.tflite)
             files.check_output_file(args.tflite, "--tflite")
         model, class_names, preprocessing = export.load_for_export(args.model)
+        export.check_fixed_input(model)  # before the TFLite check draws images of its size
         with contextlib.ExitStack() as stack:
             if args.tflite:  # first, as its check may fail; put in place with the SavedModel
                 staging = stack.enter_context(files.atomic_path(args.tflite))
