@@ -34,6 +34,23 @@ def _learning_rate(model):
     return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
 
+# A step checkpoint's record of its unfinished epoch: the training metrics' running totals
+# and the seconds it had trained, so that the resumed epoch's history row covers all of it.
+PARTIAL_EPOCH = "partial_epoch"
+
+
+def _partial_epoch(state, epoch):
+    """What a step checkpoint `state` recorded of `epoch` (0-based), if it resumes in it."""
+    partial = (state or {}).get(PARTIAL_EPOCH)
+    resumes_in_it = state and state.get("epoch") == epoch and partial
+    return partial if resumes_in_it and partial.get("step") == state.get("step") else None
+
+
+def _train_metric_variables(model):
+    """The running totals behind the training logs (the loss's and each metric's)."""
+    return {v.path: v for metric in model.metrics for v in metric.variables}
+
+
 class Checkpointer(keras.callbacks.Callback):
     """Writes the history row and a checkpoint after each finished epoch.
 
@@ -54,6 +71,18 @@ class Checkpointer(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.perf_counter()
+        self._seconds_before = 0.0
+        partial = _partial_epoch(self.state, epoch)
+        if partial is None:
+            return
+        self._seconds_before = partial.get("seconds", 0.0)
+        # Keras has just reset the metrics: put back the totals of the steps done before the
+        # stop, when they are the same metrics (a sync-on-read variable takes the sum whole).
+        variables = _train_metric_variables(self.model)
+        recorded = partial.get("metrics", {})
+        if set(recorded) == set(variables):
+            for path, value in recorded.items():
+                variables[path].assign(value)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -71,8 +100,8 @@ class Checkpointer(keras.callbacks.Callback):
             "val_top1_error": _error(logs.get("val_accuracy")),
             "val_top3_error": _error(logs.get("val_top3_accuracy")),
             "val_top5_error": _error(logs.get("val_top5_accuracy")),
-            # wall time of the epoch, validation included
-            "seconds": round(time.perf_counter() - self._epoch_start, 3),
+            # wall time of the epoch, validation included (before a stop, too)
+            "seconds": round(self._seconds_before + time.perf_counter() - self._epoch_start, 3),
         }
         row = {
             k: (None if v is None else v if k in ("epoch", "step") else float(v))
@@ -203,6 +232,7 @@ class StopOnSignal(keras.callbacks.Callback):
         self.received = None
         self._stop_at_epoch_end = False
         self._previous = {}
+        self._epoch_start = self._seconds_before = None
 
     @contextlib.contextmanager
     def handling_signals(self):
@@ -224,6 +254,11 @@ class StopOnSignal(keras.callbacks.Callback):
             raise KeyboardInterrupt
         self.received = signal.Signals(number).name
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+        partial = _partial_epoch(self.finished, epoch)
+        self._seconds_before = partial.get("seconds", 0.0) if partial else 0.0
+
     def on_train_batch_end(self, batch, logs=None):
         signalled = self.received is not None
         if self.strategy is not None:
@@ -237,11 +272,18 @@ class StopOnSignal(keras.callbacks.Callback):
             return
         if self.strategy is not None and self.strategy.num_replicas_in_sync > 1:
             moving_statistics_averager(self.model, self.strategy)()  # as at an epoch's end
+        # Every worker reads the totals: reading a sync-on-read variable is a collective.
+        metrics = {p: float(v.numpy()) for p, v in _train_metric_variables(self.model).items()}
         state = {
             "epoch": self.finished["epoch"],
             "step": step,
             "weights": f"step-{step:07d}.weights.h5",
             "history": self.finished["history"],
+            PARTIAL_EPOCH: {
+                "step": step,
+                "seconds": round(self._seconds_before + time.perf_counter() - self._epoch_start, 3),
+                "metrics": metrics,
+            },
         }
         if self.write:
             self.run_dir.write_checkpoint(self.model, state)

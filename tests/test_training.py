@@ -191,6 +191,9 @@ def test_sigterm_mid_epoch_checkpoints_that_step_and_the_run_resumes_from_it(tmp
     state = RunDir(run_dir).state()
     assert (state["epoch"], state["step"], state["weights"]) == (1, 14, "step-0000014.weights.h5")
     assert [row["epoch"] for row in state["history"]] == [1]
+    partial = state[callbacks.PARTIAL_EPOCH]  # the 4 steps of epoch 2 it trained
+    assert partial["step"] == 14 and partial["seconds"] > 0
+    assert partial["metrics"]["loss/count"] == 4 * 64  # the loss's weight: examples
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handlers are put back
     assert not (run_dir / "summary.json").exists()
 
@@ -210,6 +213,16 @@ def test_sigterm_mid_epoch_checkpoints_that_step_and_the_run_resumes_from_it(tmp
     )
     for resumed, expected in zip(trained.model.weights, whole.model.weights, strict=True):
         np.testing.assert_allclose(resumed.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
+    # ... and epoch 2's row covers all its steps, the 4 before the stop too.
+    whole_history = read_history(tmp_path / "whole")
+    for column in ("loss", "top1_error", "top3_error", "top5_error", "val_loss", "val_top1_error"):
+        np.testing.assert_allclose(
+            [float(row[column]) for row in history],
+            [float(row[column]) for row in whole_history],
+            rtol=1e-5,
+            err_msg=column,
+        )
+    assert float(history[1]["seconds"]) > partial["seconds"]
 
 
 @pytest.mark.slow
