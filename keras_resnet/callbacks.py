@@ -42,8 +42,9 @@ PARTIAL_EPOCH = "partial_epoch"
 def _partial_epoch(state, epoch):
     """What a step checkpoint `state` recorded of `epoch` (0-based), if it resumes in it."""
     partial = (state or {}).get(PARTIAL_EPOCH)
-    resumes_in_it = state and state.get("epoch") == epoch and partial
-    return partial if resumes_in_it and partial.get("step") == state.get("step") else None
+    if partial and state["epoch"] == epoch and partial.get("step") == state["step"]:
+        return partial
+    return None
 
 
 def _train_metric_variables(model):
