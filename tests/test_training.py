@@ -33,6 +33,18 @@ def read_json(path):
         return json.load(f)
 
 
+def assert_same_rows(history, expected):
+    """The training and test columns of two runs' history rows agree (a resumed run's and one
+    never stopped)."""
+    for column in ("loss", "top1_error", "top3_error", "top5_error", "val_loss", "val_top1_error"):
+        np.testing.assert_allclose(
+            [float(row[column]) for row in history],
+            [float(row[column]) for row in expected],
+            rtol=1e-5,
+            err_msg=column,
+        )
+
+
 @pytest.fixture(scope="module")
 def cifar(cifar_dir):
     return data.load_data("cifar10", data_dir=str(cifar_dir))
@@ -215,13 +227,7 @@ def test_sigterm_mid_epoch_checkpoints_that_step_and_the_run_resumes_from_it(tmp
         np.testing.assert_allclose(resumed.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
     # ... and epoch 2's row covers all its steps, the 4 before the stop too.
     whole_history = read_history(tmp_path / "whole")
-    for column in ("loss", "top1_error", "top3_error", "top5_error", "val_loss", "val_top1_error"):
-        np.testing.assert_allclose(
-            [float(row[column]) for row in history],
-            [float(row[column]) for row in whole_history],
-            rtol=1e-5,
-            err_msg=column,
-        )
+    assert_same_rows(history, whole_history)
     assert float(history[1]["seconds"]) > partial["seconds"]
 
 
@@ -318,13 +324,7 @@ def test_a_sigterm_resumed_epochs_row_under_mirrored_strategy_is_a_run_never_sto
     history, whole = read_history(run_dir), read_history(whole_dir)
     assert read_json(run_dir / "summary.json")["num_replicas"] == 2
     assert [int(r["step"]) for r in history] == [int(r["step"]) for r in whole] == [10, 20, 30]
-    for column in ("loss", "top1_error", "top3_error", "top5_error", "val_loss", "val_top1_error"):
-        np.testing.assert_allclose(
-            [float(row[column]) for row in history],
-            [float(row[column]) for row in whole],
-            rtol=1e-5,
-            err_msg=column,
-        )
+    assert_same_rows(history, whole)
 
 
 REPLICA_STATISTICS = """
@@ -512,13 +512,7 @@ def test_sigterm_to_one_worker_stops_the_cluster_at_one_step_and_it_resumes(tmp_
     for process in start_workers([whole_dir, whole_dir], args):
         out, err = process.communicate(timeout=300)
         assert process.returncode == 0, err[-3000:]
-    for column in ("loss", "top1_error", "top3_error", "top5_error", "val_loss", "val_top1_error"):
-        np.testing.assert_allclose(
-            [float(row[column]) for row in history],
-            [float(row[column]) for row in read_history(whole_dir)],
-            rtol=1e-5,
-            err_msg=column,
-        )
+    assert_same_rows(history, read_history(whole_dir))
 
 
 @pytest.mark.slow
