@@ -156,6 +156,13 @@ def test_class_folders_take_gif_webp_and_bmp_beside_png(cifar_dir, tmp_path):
     np.testing.assert_array_equal(cats[0], rgb[0])  # alpha dropped
     np.testing.assert_array_equal(cats[1], np.repeat(gray[..., None], 3, axis=-1))
     np.testing.assert_array_equal(cats[2], rgb[2])
+    # The first image decides the channels: gray with alpha makes a gray set.
+    airplane = sorted((root / "train" / "airplane").iterdir())[0]
+    pixels = tf.io.decode_png(tf.io.read_file(str(airplane))).numpy()
+    gray = save_as(np.concatenate([pixels, alpha], -1), airplane, "LA")[..., 0]
+    loaded = data.load_data("cifar10", data_dir=str(root))
+    assert loaded.image_shape == (32, 32, 1)
+    np.testing.assert_array_equal(loaded.train.images[0, ..., 0], gray)
 
 
 def test_missing_and_unrecognised_data_dirs(tmp_path):

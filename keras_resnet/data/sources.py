@@ -260,12 +260,13 @@ def _load_folders(train_dir, test_dir, test_only=False):
             f"{only_train}, only in test: {only_test}."
         )
     first = _decode_file((train_paths or test_paths)[0])
+    channels = 1 if first.shape[-1] == 2 else first.shape[-1]  # gray with alpha: gray
     decoded_bytes = first.nbytes * (len(train_paths) + len(test_paths))
     source = f"folder {os.path.dirname(os.path.abspath(test_dir))}"
     if decoded_bytes <= IN_MEMORY_LIMIT_BYTES and first.shape[0] <= IN_MEMORY_MAX_SIDE:
 
         def read(paths, labels, split_dir):
-            return _decode_all(paths, labels, first.shape[-1], first.shape, split_dir)
+            return _decode_all(paths, labels, channels, (*first.shape[:2], channels), split_dir)
 
     else:
 
