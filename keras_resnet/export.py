@@ -7,7 +7,7 @@ code: it loads with plain `tf.saved_model.load`. Its signatures:
 - `serving_default`: `images`, float32 `[batch, height, width, channels]`,
   raw pixels 0-255 (REST clients may send integers);
 - `serving_uint8`: the same as uint8 (compact gRPC requests);
-- `serving_bytes`: `image_bytes`, string `[batch]` of encoded JPEG/PNG/BMP/GIF
+- `serving_bytes`: `image_bytes`, string `[batch]` of encoded JPEG/PNG/BMP/GIF/WebP
   images, decoded and brought to the model's size inside the graph (resized,
   or for ImageNet-style models the paper's test crop: shorter side 256,
   centre crop).
@@ -163,8 +163,7 @@ def _archive(model, labels_path, shape, classes, preprocessing):
         }
 
     def decode(encoded):
-        image = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
-        image.set_shape([None, None, channels])
+        image = data_lib.decode_image(encoded, channels)
         return preprocessing.serving_image(image, height, width)
 
     def from_bytes(image_bytes):

@@ -39,7 +39,7 @@ import tensorflow as tf
 
 from keras_resnet import classes, evaluation, model_files, models
 from keras_resnet import data as data_lib
-from keras_resnet.data.sources import IMAGE_EXTENSIONS
+from keras_resnet.data.sources import IMAGE_EXTENSIONS, decode_image
 from keras_resnet.progress import Progress
 
 DEFAULT_TOP = 5
@@ -52,7 +52,7 @@ def find_images(inputs):
     Args:
         inputs: paths: a file (taken as it is: one that is not an image is an
             error when it is decoded), a folder (its files with an image
-            extension, `.jpg`, `.jpeg`, `.png`, `.bmp` or `.gif`, in every
+            extension, `.jpg`, `.jpeg`, `.png`, `.bmp`, `.gif` or `.webp`, in every
             subfolder, sorted; hidden ones skipped), or a glob pattern
             (`photos/*.jpg`, `data/**/*.png`), whose matches are taken as
             files and folders are.
@@ -220,8 +220,7 @@ def _check_keras_model(model, label):
 def prepare_image(path, preprocessing, input_shape):
     """Reads and decodes one image file and prepares it as the model takes it (float32)."""
     height, width, channels = input_shape
-    image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
-    image.set_shape([None, None, channels])
+    image = decode_image(tf.io.read_file(path), channels)
     return preprocessing.serving_image(image, height, width)
 
 

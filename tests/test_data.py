@@ -9,6 +9,7 @@ import struct
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from keras_resnet import data
 
@@ -85,6 +86,83 @@ def test_bad_folders_name_the_file_or_folder(cifar_dir, tmp_path, break_it, mess
     break_it(root)
     with pytest.raises(data.DataError, match=message):
         data.load_data("cifar10", data_dir=str(root))
+
+
+def save_as(pixels, path, mode, **options):
+    """Writes uint8 `pixels` (height, width, 3 or 4) as PIL's `mode` to `path`, its format by
+    its extension; returns what PIL reads back in that mode (the file's own pixels)."""
+    Image.fromarray(pixels).convert(mode).save(path, **options)
+    with Image.open(path) as image:
+        return np.asarray(image.convert(mode))
+
+
+def test_decode_image_gives_every_format_the_channels_asked_for(cifar_dir, tmp_path):
+    # TensorFlow's decoders refuse a GIF or WebP as gray, a JPEG as RGBA and a WebP with alpha
+    # as RGB: each must come out with 1, 3 or 4 channels all the same.
+    photo = sorted((cifar_dir / "test" / "cat").iterdir())[0]
+    rgb = tf.io.decode_png(tf.io.read_file(str(photo))).numpy()
+    alpha = np.arange(32 * 32, dtype=np.uint8).reshape(32, 32, 1)  # every level, 0 to 255
+    rgba = np.concatenate([rgb, alpha], axis=-1)
+    files = {
+        "rgb.png": save_as(rgb, tmp_path / "rgb.png", "RGB"),
+        "gray.png": save_as(rgb, tmp_path / "gray.png", "L"),
+        "gray-alpha.png": save_as(rgba, tmp_path / "gray-alpha.png", "LA"),
+        "gray.gif": save_as(rgb, tmp_path / "gray.gif", "L"),
+        "rgb.bmp": save_as(rgb, tmp_path / "rgb.bmp", "RGB"),
+        "rgba.webp": save_as(rgba, tmp_path / "rgba.webp", "RGBA", lossless=True, exact=True),
+        "rgb.jpg": save_as(rgb, tmp_path / "rgb.jpg", "RGB", quality=95),
+    }
+    opaque = np.full((32, 32, 1), 255, np.uint8)
+    for name, own in files.items():
+        contents = tf.io.read_file(str(tmp_path / name))
+        decoded = {c: data.decode_image(contents, c).numpy() for c in (1, 3, 4)}
+        assert [decoded[c].shape for c in (1, 3, 4)] == [(32, 32, 1), (32, 32, 3), (32, 32, 4)]
+        if name.endswith(".jpg"):  # TensorFlow's JPEG decoder is not PIL's: its own pixels
+            own = tf.io.decode_jpeg(contents).numpy()
+        own = own[..., None] if own.ndim == 2 else own
+        color = own[..., :3] if own.shape[-1] >= 3 else np.repeat(own[..., :1], 3, axis=-1)
+        np.testing.assert_array_equal(decoded[3], color, err_msg=name)
+        has_alpha = own.shape[-1] in (2, 4)
+        np.testing.assert_array_equal(
+            decoded[4], np.concatenate([color, own[..., -1:] if has_alpha else opaque], -1)
+        )
+        if own.shape[-1] <= 2:
+            np.testing.assert_array_equal(decoded[1], own[..., :1], err_msg=name)
+        else:  # ITU-R 601 luma, as PIL's "L", to within rounding
+            luma = np.asarray(Image.fromarray(color).convert("L"))[..., None].astype(int)
+            assert np.abs(decoded[1].astype(int) - luma).max() <= 1, name
+    np.testing.assert_array_equal(
+        data.decode_image(tf.io.read_file(str(tmp_path / "rgba.webp")), 4), rgba
+    )
+    with pytest.raises(ValueError, match="1, 3 or 4 channels, not 2"):
+        data.decode_image(tf.io.read_file(str(tmp_path / "rgb.png")), 2)
+
+
+def test_class_folders_take_gif_webp_and_bmp_beside_png(cifar_dir, tmp_path):
+    root = copy_tree(cifar_dir, tmp_path / "copy")
+    cat = root / "train" / "cat"
+    first, second, third = sorted(cat.iterdir())[:3]
+    rgb = [tf.io.decode_png(tf.io.read_file(str(f))).numpy() for f in (first, second, third)]
+    alpha = np.full((32, 32, 1), 7, np.uint8)
+    for f in (first, second, third):
+        f.unlink()
+    # In the same order: the PNGs' names with other formats' extensions.
+    save_as(np.concatenate([rgb[0], alpha], -1), first.with_suffix(".webp"), "RGBA", lossless=True)
+    gray = save_as(rgb[1], second.with_suffix(".gif"), "L")
+    save_as(rgb[2], third.with_suffix(".bmp"), "RGB")
+    loaded = data.load_data("cifar10", data_dir=str(root))
+    assert loaded.train.num_examples == 500 and loaded.image_shape == (32, 32, 3)
+    cats = loaded.train.images[loaded.train.labels == CLASSES.index("cat")]
+    np.testing.assert_array_equal(cats[0], rgb[0])  # alpha dropped
+    np.testing.assert_array_equal(cats[1], np.repeat(gray[..., None], 3, axis=-1))
+    np.testing.assert_array_equal(cats[2], rgb[2])
+    # The first image decides the channels: gray with alpha makes a gray set.
+    airplane = sorted((root / "train" / "airplane").iterdir())[0]
+    pixels = tf.io.decode_png(tf.io.read_file(str(airplane))).numpy()
+    gray = save_as(np.concatenate([pixels, alpha], -1), airplane, "LA")[..., 0]
+    loaded = data.load_data("cifar10", data_dir=str(root))
+    assert loaded.image_shape == (32, 32, 1)
+    np.testing.assert_array_equal(loaded.train.images[0, ..., 0], gray)
 
 
 def test_missing_and_unrecognised_data_dirs(tmp_path):

@@ -19,6 +19,7 @@ import zipfile
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from conftest import REPO
 from PIL import Image
 
@@ -90,6 +91,39 @@ def test_files_folders_and_globs_are_found_in_order(cifar_dir, tmp_path):
         str(test / "cat" / "0003.png"),
     ]
     assert len(predict.find_images([str(test / "*")])) == 250  # folders a pattern matches
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+def test_a_gray_or_rgba_model_takes_gif_webp_jpeg_and_png_as_serving_bytes_does(
+    cifar_dir, tmp_path, channels
+):
+    # TensorFlow alone decodes no GIF or WebP as gray and no JPEG as RGBA: refused until now.
+    photo = Image.open(sorted((cifar_dir / "test" / "cat").iterdir())[0])
+    files = []
+    for name, mode, options in [
+        ("gray.png", "L", {}),
+        ("gray.gif", "L", {}),
+        ("rgba.webp", "RGBA", {"lossless": True}),
+        ("rgb.jpg", "RGB", {"quality": 95}),
+        ("rgb.bmp", "RGB", {}),
+    ]:
+        files.append(tmp_path / name)
+        photo.convert(mode).save(files[-1], **options)
+    model = keras_resnet.ResNet(8, stem="cifar", input_shape=(32, 32, channels), classes=4)
+    path = export.export_saved_model(model, str(tmp_path / "served"))
+    served = (
+        tf.saved_model.load(path)
+        .signatures["serving_bytes"](
+            image_bytes=tf.stack([tf.io.read_file(str(f)) for f in files])
+        )["probabilities"]
+        .numpy()
+    )
+    report = predict.classify([str(f) for f in files], model=path, top=4)
+    for image, probabilities in zip(report["images"], served, strict=True):
+        scores = [p["score"] for p in image["predictions"]]
+        np.testing.assert_allclose(scores, np.sort(probabilities)[::-1], rtol=1e-4, atol=1e-6)
+    # The GIF is the PNG's gray levels: the same pixels, the same answer.
+    np.testing.assert_allclose(served[1], served[0], rtol=1e-6)
 
 
 def test_a_trained_model_keeps_its_class_names_in_its_keras_file(

@@ -33,6 +33,18 @@ def read_json(path):
         return json.load(f)
 
 
+def assert_same_rows(history, expected):
+    """The training and test columns of two runs' history rows agree (a resumed run's and one
+    never stopped)."""
+    for column in ("loss", "top1_error", "top3_error", "top5_error", "val_loss", "val_top1_error"):
+        np.testing.assert_allclose(
+            [float(row[column]) for row in history],
+            [float(row[column]) for row in expected],
+            rtol=1e-5,
+            err_msg=column,
+        )
+
+
 @pytest.fixture(scope="module")
 def cifar(cifar_dir):
     return data.load_data("cifar10", data_dir=str(cifar_dir))
@@ -215,13 +227,7 @@ def test_sigterm_mid_epoch_checkpoints_that_step_and_the_run_resumes_from_it(tmp
         np.testing.assert_allclose(resumed.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
     # ... and epoch 2's row covers all its steps, the 4 before the stop too.
     whole_history = read_history(tmp_path / "whole")
-    for column in ("loss", "top1_error", "top3_error", "top5_error", "val_loss", "val_top1_error"):
-        np.testing.assert_allclose(
-            [float(row[column]) for row in history],
-            [float(row[column]) for row in whole_history],
-            rtol=1e-5,
-            err_msg=column,
-        )
+    assert_same_rows(history, whole_history)
     assert float(history[1]["seconds"]) > partial["seconds"]
 
 
@@ -267,6 +273,58 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert read_json(run_dir / "summary.json")["num_replicas"] == 2
     assert read_json(run_dir / "config.json")["per_replica_batch_size"] == 32
+
+
+# One run of ResNet-8 on digits over 2 logical CPUs, in its own process (logical devices are
+# set once, at TensorFlow's start): "stop" stops it by SIGTERM after batch 3 of epoch 2.
+MIRRORED_RUN = """
+import os, signal, sys
+import keras
+from keras_resnet import callbacks, training
+from keras_resnet.config import TrainConfig
+class Preempt(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == (1, 3):
+            os.kill(os.getpid(), signal.SIGTERM)
+config = TrainConfig(dataset="digits", depth=8, batch_size=64, steps=30, steps_per_epoch=10,
+                     cpu_devices=2, output_dir=sys.argv[1])
+if sys.argv[2] == "stop":
+    try:
+        training.run(config, log=print, extra_callbacks=[Preempt()])
+    except callbacks.Preempted as stopped:
+        print(stopped)
+else:
+    training.finish(training.run(config, log=print))
+"""
+
+
+@pytest.mark.slow
+def test_a_sigterm_resumed_epochs_row_under_mirrored_strategy_is_a_run_never_stopped(tmp_path):
+    # The training metrics are sync-on-read sums over the 2 replicas: what the step checkpoint
+    # read of them must come back whole, neither doubled nor halved.
+    def run(run_dir, mode):
+        result = subprocess.run(
+            [sys.executable, "-c", MIRRORED_RUN, str(run_dir), mode],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout
+
+    run_dir, whole_dir = tmp_path / "run", tmp_path / "whole"
+    assert "Stopped by SIGTERM after step 14 (epoch 2)" in run(run_dir, "stop")
+    partial = read_json(run_dir / "checkpoints" / "state.json")["partial_epoch"]
+    assert partial["metrics"]["loss/count"] == 4 * 64  # both replicas' examples, once
+    assert "from epoch 1 (step 14)" in run(run_dir, "resume")
+    run(whole_dir, "whole")
+    history, whole = read_history(run_dir), read_history(whole_dir)
+    assert read_json(run_dir / "summary.json")["num_replicas"] == 2
+    assert [int(r["step"]) for r in history] == [int(r["step"]) for r in whole] == [10, 20, 30]
+    assert_same_rows(history, whole)
 
 
 REPLICA_STATISTICS = """
@@ -448,6 +506,13 @@ def test_sigterm_to_one_worker_stops_the_cluster_at_one_step_and_it_resumes(tmp_
         assert f"from epoch 1 (step {stopped['step']})" in out
     history = read_history(run_dir)
     assert [(int(r["epoch"]), int(r["step"])) for r in history] == [(1, 60), (2, 120)]
+    # Epoch 2's row covers its steps before the stop too, summed over both workers' replicas:
+    # the rows of a cluster never stopped.
+    whole_dir = tmp_path / "whole"
+    for process in start_workers([whole_dir, whole_dir], args):
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-3000:]
+    assert_same_rows(history, read_history(whole_dir))
 
 
 @pytest.mark.slow

@@ -27,7 +27,7 @@ def build_parser():
     parser.add_argument(
         "images",
         nargs="+",
-        help="image files (JPEG, PNG, BMP, GIF), folders of them (searched recursively) or "
+        help="image files (JPEG, PNG, BMP, GIF, WebP), folders of them (searched recursively) or "
         "glob patterns (quoted: 'photos/*.jpg')",
     )
     flags.add_model_source_flags(parser)

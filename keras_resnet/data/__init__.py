@@ -16,4 +16,10 @@ from keras_resnet.data.datasets import (
     training_files,
 )
 from keras_resnet.data.preprocessing import PIXEL_SCALE, Preprocessing
-from keras_resnet.data.sources import DataError, Split, name_unreadable_image, read_source
+from keras_resnet.data.sources import (
+    DataError,
+    Split,
+    decode_image,
+    name_unreadable_image,
+    read_source,
+)

@@ -33,7 +33,7 @@ import tensorflow as tf
 from keras_resnet.progress import Progress
 
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 SYNTHETIC_SHAPE, SYNTHETIC_CLASSES, SYNTHETIC_EXAMPLES = (32, 32, 3), 10, (10_000, 2_000)
 # Images whose decoded size exceeds this are read from their files as needed, not held in memory.
 IN_MEMORY_LIMIT_BYTES = 4 << 30
@@ -127,9 +127,44 @@ def fingerprint(*splits):
     return digest.hexdigest()[:16]
 
 
+def decode_image(contents, channels=3):
+    """Decodes a JPEG, PNG, BMP, GIF or WebP image into uint8 pixels with `channels` channels.
+
+    TensorFlow's decoders convert only some formats to some channel counts (a
+    GIF or WebP never to grayscale, a JPEG never to RGBA, a WebP with alpha
+    not even to RGB): each image is decoded with its own channels and
+    converted after, the same way for every format. Gray is repeated into
+    RGB, color becomes gray by ITU-R 601 luma (as PIL's "L" and
+    `tf.image.rgb_to_grayscale`), alpha is dropped where not asked for and
+    opaque where the file has none.
+
+    Args:
+        contents: a scalar string tensor, the file's bytes.
+        channels: 1, 3 or 4.
+
+    Returns:
+        A uint8 tensor of shape (height, width, channels), the first frame of
+        an animation.
+    """
+    image = tf.io.decode_image(contents, channels=0, expand_animations=False)
+    own = tf.shape(image)[-1]  # 1 gray, 2 gray and alpha, 3 RGB, 4 RGBA
+    color = tf.cond(own >= 3, lambda: image[..., :3], lambda: tf.repeat(image[..., :1], 3, axis=-1))
+    if channels == 1:
+        image = tf.cond(own <= 2, lambda: image[..., :1], lambda: tf.image.rgb_to_grayscale(color))
+    elif channels == 3:
+        image = color
+    elif channels == 4:
+        opaque = tf.fill(tf.shape(image[..., :1]), tf.constant(255, tf.uint8))
+        alpha = tf.cond(own % 2 == 0, lambda: image[..., -1:], lambda: opaque)
+        image = tf.concat([color, alpha], axis=-1)
+    else:
+        raise ValueError(f"Images are decoded to 1, 3 or 4 channels, not {channels}.")
+    return tf.ensure_shape(image, [None, None, channels])
+
+
 def decode_image_file(path):
-    """An image file's pixels as 3-channel uint8 (grayscale and RGBA files converted)."""
-    return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    """An image file's pixels as 3-channel uint8 (`decode_image`)."""
+    return decode_image(tf.io.read_file(path))
 
 
 def read_source(name, data_dir=None, tfds_data_dir=None, seed=0, test_only=False):
@@ -225,12 +260,13 @@ def _load_folders(train_dir, test_dir, test_only=False):
             f"{only_train}, only in test: {only_test}."
         )
     first = _decode_file((train_paths or test_paths)[0])
+    channels = 1 if first.shape[-1] == 2 else first.shape[-1]  # gray with alpha: gray
     decoded_bytes = first.nbytes * (len(train_paths) + len(test_paths))
     source = f"folder {os.path.dirname(os.path.abspath(test_dir))}"
     if decoded_bytes <= IN_MEMORY_LIMIT_BYTES and first.shape[0] <= IN_MEMORY_MAX_SIDE:
 
         def read(paths, labels, split_dir):
-            return _decode_all(paths, labels, first.shape[-1], first.shape, split_dir)
+            return _decode_all(paths, labels, channels, (*first.shape[:2], channels), split_dir)
 
     else:
 
@@ -255,7 +291,9 @@ def _unreadable_image_message(path, error):
     if isinstance(error, tf.errors.NotFoundError):
         return f"Image file {path!r} no longer exists."
     if isinstance(error, tf.errors.InvalidArgumentError):
-        return f"{path!r} is not an image that can be decoded (JPEG, PNG, BMP or GIF): {reason}"
+        return (
+            f"{path!r} is not an image that can be decoded (JPEG, PNG, BMP, GIF or WebP): {reason}"
+        )
     return f"Image file {path!r} cannot be read: {reason}"
 
 
@@ -286,10 +324,7 @@ def _decode_all(paths, labels, channels, shape, split_dir):
     """Decodes image files in parallel into one uint8 array; names a bad file."""
 
     def decode(path):
-        image = tf.io.decode_image(
-            tf.io.read_file(path), channels=channels, expand_animations=False
-        )
-        return tf.ensure_shape(image, shape)
+        return tf.ensure_shape(decode_image(tf.io.read_file(path), channels), shape)
 
     dataset = tf.data.Dataset.from_tensor_slices(paths).map(
         decode, num_parallel_calls=tf.data.AUTOTUNE
@@ -304,10 +339,11 @@ def _decode_all(paths, labels, channels, shape, split_dir):
     except tf.errors.OpError:
         # Find and name the file at fault (rare path: decode one by one).
         for path in paths:
-            image = _decode_file(path)
-            if image.shape != shape:
+            size = _decode_file(path).shape[:2]  # any channels are converted
+            if size != shape[:2]:
                 raise DataError(
-                    f"Image {path!r} has shape {image.shape}; the other images have {shape}."
+                    f"Image {path!r} is {size[0]}x{size[1]} pixels; the other images are "
+                    f"{shape[0]}x{shape[1]}."
                 ) from None
         raise
     return Split(len(paths), images, labels)
