@@ -97,43 +97,43 @@ def save_as(pixels, path, mode, **options):
 
 
 def test_decode_image_gives_every_format_the_channels_asked_for(cifar_dir, tmp_path):
-    # TensorFlow's decoders refuse a GIF or WebP as gray, a JPEG as RGBA and a WebP with alpha
-    # as RGB: each must come out with 1, 3 or 4 channels all the same.
+    # TensorFlow's decoders refuse a GIF, BMP or WebP as gray, a GIF or JPEG as RGBA and a WebP
+    # with alpha as RGB: each must come out with 1, 3 or 4 channels all the same.
     photo = sorted((cifar_dir / "test" / "cat").iterdir())[0]
     rgb = tf.io.decode_png(tf.io.read_file(str(photo))).numpy()
     alpha = np.arange(32 * 32, dtype=np.uint8).reshape(32, 32, 1)  # every level, 0 to 255
     rgba = np.concatenate([rgb, alpha], axis=-1)
-    files = {
-        "rgb.png": save_as(rgb, tmp_path / "rgb.png", "RGB"),
-        "gray.png": save_as(rgb, tmp_path / "gray.png", "L"),
-        "gray-alpha.png": save_as(rgba, tmp_path / "gray-alpha.png", "LA"),
-        "gray.gif": save_as(rgb, tmp_path / "gray.gif", "L"),
-        "rgb.bmp": save_as(rgb, tmp_path / "rgb.bmp", "RGB"),
-        "rgba.webp": save_as(rgba, tmp_path / "rgba.webp", "RGBA", lossless=True, exact=True),
-        "rgb.jpg": save_as(rgb, tmp_path / "rgb.jpg", "RGB", quality=95),
-    }
-    opaque = np.full((32, 32, 1), 255, np.uint8)
-    for name, own in files.items():
-        contents = tf.io.read_file(str(tmp_path / name))
+    save_as(rgb, tmp_path / "rgb.png", "RGB")
+    save_as(rgb, tmp_path / "rgb-trns.png", "RGB", transparency=tuple(int(v) for v in rgb[0, 0]))
+    save_as(rgb, tmp_path / "gray.png", "L")
+    save_as(rgba, tmp_path / "gray-alpha.png", "LA")
+    save_as(rgb, tmp_path / "palette.gif", "P")
+    save_as(rgb, tmp_path / "gray.gif", "L")
+    save_as(rgb, tmp_path / "rgb.bmp", "RGB")
+    save_as(rgb, tmp_path / "rgb.webp", "RGB", lossless=True)
+    save_as(rgba, tmp_path / "rgba.webp", "RGBA", lossless=True, exact=True)
+    save_as(rgb, tmp_path / "rgb.jpg", "RGB", quality=95)
+    for file in sorted(tmp_path.iterdir()):
+        contents = tf.io.read_file(str(file))
         decoded = {c: data.decode_image(contents, c).numpy() for c in (1, 3, 4)}
-        assert [decoded[c].shape for c in (1, 3, 4)] == [(32, 32, 1), (32, 32, 3), (32, 32, 4)]
-        if name.endswith(".jpg"):  # TensorFlow's JPEG decoder is not PIL's: its own pixels
-            own = tf.io.decode_jpeg(contents).numpy()
-        own = own[..., None] if own.ndim == 2 else own
-        color = own[..., :3] if own.shape[-1] >= 3 else np.repeat(own[..., :1], 3, axis=-1)
-        np.testing.assert_array_equal(decoded[3], color, err_msg=name)
-        has_alpha = own.shape[-1] in (2, 4)
-        np.testing.assert_array_equal(
-            decoded[4], np.concatenate([color, own[..., -1:] if has_alpha else opaque], -1)
-        )
-        if own.shape[-1] <= 2:
-            np.testing.assert_array_equal(decoded[1], own[..., :1], err_msg=name)
-        else:  # ITU-R 601 luma, as PIL's "L", to within rounding
-            luma = np.asarray(Image.fromarray(color).convert("L"))[..., None].astype(int)
-            assert np.abs(decoded[1].astype(int) - luma).max() <= 1, name
-    np.testing.assert_array_equal(
-        data.decode_image(tf.io.read_file(str(tmp_path / "rgba.webp")), 4), rgba
-    )
+        if file.suffix == ".jpg":  # TensorFlow's JPEG decoder is not PIL's: its own pixels
+            color = tf.io.decode_jpeg(contents, channels=3).numpy()
+            expected = {3: color, 4: np.concatenate([color, np.full_like(color[..., :1], 255)], -1)}
+        else:  # the file's pixels as PIL converts them (alpha from a tRNS chunk too)
+            with Image.open(file) as image:
+                expected = {
+                    3: np.asarray(image.convert("RGB")),
+                    4: np.asarray(image.convert("RGBA")),
+                }
+                expected[1] = np.asarray(image.convert("L"))[..., None]
+        if file.suffix in (".png", ".jpg"):  # as TensorFlow's decoder has always made them gray
+            expected[1] = tf.io.decode_image(contents, channels=1).numpy()
+        for c in (1, 3, 4):
+            np.testing.assert_array_equal(decoded[c], expected[c], err_msg=f"{file.name} {c}")
+    trns = data.decode_image(tf.io.read_file(str(tmp_path / "rgb-trns.png")), 4).numpy()
+    assert 0 < np.sum(trns[..., 3] == 0) < 32 * 32  # the transparent color only
+    webp = data.decode_image(tf.io.read_file(str(tmp_path / "rgba.webp")), 4).numpy()
+    np.testing.assert_array_equal(webp, rgba)
     with pytest.raises(ValueError, match="1, 3 or 4 channels, not 2"):
         data.decode_image(tf.io.read_file(str(tmp_path / "rgb.png")), 2)
 

@@ -97,18 +97,23 @@ def test_files_folders_and_globs_are_found_in_order(cifar_dir, tmp_path):
 def test_a_gray_or_rgba_model_takes_gif_webp_jpeg_and_png_as_serving_bytes_does(
     cifar_dir, tmp_path, channels
 ):
-    # TensorFlow alone decodes no GIF or WebP as gray and no JPEG as RGBA: refused until now.
-    photo = Image.open(sorted((cifar_dir / "test" / "cat").iterdir())[0])
+    # TensorFlow alone decodes no GIF, BMP or WebP as gray and no JPEG as RGBA: refused until
+    # now.
+    photo = Image.open(sorted((cifar_dir / "test" / "cat").iterdir())[0]).convert("RGB")
+    ramp = np.arange(32 * 32, dtype=np.uint8).reshape(32, 32, 1)  # a WebP keeps real alpha only
+    translucent = Image.fromarray(np.concatenate([np.asarray(photo), ramp], -1))
     files = []
-    for name, mode, options in [
-        ("gray.png", "L", {}),
-        ("gray.gif", "L", {}),
-        ("rgba.webp", "RGBA", {"lossless": True}),
-        ("rgb.jpg", "RGB", {"quality": 95}),
-        ("rgb.bmp", "RGB", {}),
+    for name, image, options in [
+        ("gray.png", photo.convert("L"), {}),
+        ("gray.gif", photo.convert("L"), {}),
+        ("rgba.webp", translucent, {"lossless": True}),
+        ("rgb.jpg", photo, {"quality": 95}),
+        ("rgb.bmp", photo, {}),
     ]:
         files.append(tmp_path / name)
-        photo.convert(mode).save(files[-1], **options)
+        image.save(files[-1], **options)
+    with Image.open(files[2]) as webp:
+        assert webp.mode == "RGBA"
     model = keras_resnet.ResNet(8, stem="cifar", input_shape=(32, 32, channels), classes=4)
     path = export.export_saved_model(model, str(tmp_path / "served"))
     served = (

@@ -33,14 +33,14 @@ def read_json(path):
         return json.load(f)
 
 
-def assert_same_rows(history, expected):
+def assert_same_rows(history, expected, rtol=1e-5):
     """The training and test columns of two runs' history rows agree (a resumed run's and one
     never stopped)."""
     for column in ("loss", "top1_error", "top3_error", "top5_error", "val_loss", "val_top1_error"):
         np.testing.assert_allclose(
             [float(row[column]) for row in history],
             [float(row[column]) for row in expected],
-            rtol=1e-5,
+            rtol=rtol,
             err_msg=column,
         )
 
@@ -512,7 +512,7 @@ def test_sigterm_to_one_worker_stops_the_cluster_at_one_step_and_it_resumes(tmp_
     for process in start_workers([whole_dir, whole_dir], args):
         out, err = process.communicate(timeout=300)
         assert process.returncode == 0, err[-3000:]
-    assert_same_rows(history, read_history(whole_dir))
+    assert_same_rows(history, read_history(whole_dir), rtol=1e-4)  # as the cluster's check
 
 
 @pytest.mark.slow

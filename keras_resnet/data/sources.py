@@ -131,12 +131,12 @@ def decode_image(contents, channels=3):
     """Decodes a JPEG, PNG, BMP, GIF or WebP image into uint8 pixels with `channels` channels.
 
     TensorFlow's decoders convert only some formats to some channel counts (a
-    GIF or WebP never to grayscale, a JPEG never to RGBA, a WebP with alpha
-    not even to RGB): each image is decoded with its own channels and
-    converted after, the same way for every format. Gray is repeated into
-    RGB, color becomes gray by ITU-R 601 luma (as PIL's "L" and
-    `tf.image.rgb_to_grayscale`), alpha is dropped where not asked for and
-    opaque where the file has none.
+    GIF, BMP or WebP never to gray, a GIF or JPEG never to RGBA, a WebP with
+    alpha not even to RGB). Where the decoder does the conversion it is left
+    to it; otherwise the image is decoded with its own channels and
+    converted: gray is repeated into RGB, color becomes gray by ITU-R 601
+    luma, rounded (PIL's "L"), alpha is dropped, or opaque where the file has
+    none.
 
     Args:
         contents: a scalar string tensor, the file's bytes.
@@ -146,20 +146,44 @@ def decode_image(contents, channels=3):
         A uint8 tensor of shape (height, width, channels), the first frame of
         an animation.
     """
+    if channels not in (1, 3, 4):
+        raise ValueError(f"Images are decoded to 1, 3 or 4 channels, not {channels}.")
+
+    def starts_with(magic):  # substr takes what there is of a shorter string
+        return tf.equal(tf.strings.substr(contents, 0, len(magic)), magic)
+
+    decoder_converts = starts_with(b"\x89PNG")  # to any channels
+    if channels != 4:
+        decoder_converts = decoder_converts | tf.io.is_jpeg(contents)
+    if channels != 1:
+        decoder_converts = decoder_converts | starts_with(b"BM")
+    if channels == 3:
+        decoder_converts = decoder_converts | starts_with(b"GIF")
+    return tf.ensure_shape(
+        tf.cond(
+            decoder_converts,
+            lambda: tf.io.decode_image(contents, channels=channels, expand_animations=False),
+            lambda: _decode_and_convert(contents, channels),
+        ),
+        [None, None, channels],
+    )
+
+
+def _decode_and_convert(contents, channels):
+    """`decode_image` where TensorFlow's decoder cannot give `channels`."""
     image = tf.io.decode_image(contents, channels=0, expand_animations=False)
     own = tf.shape(image)[-1]  # 1 gray, 2 gray and alpha, 3 RGB, 4 RGBA
-    color = tf.cond(own >= 3, lambda: image[..., :3], lambda: tf.repeat(image[..., :1], 3, axis=-1))
+    color = tf.cond(own >= 3, lambda: image[..., :3], lambda: tf.repeat(image[..., :1], 3, -1))
+    if channels == 3:
+        return color
     if channels == 1:
-        image = tf.cond(own <= 2, lambda: image[..., :1], lambda: tf.image.rgb_to_grayscale(color))
-    elif channels == 3:
-        image = color
-    elif channels == 4:
-        opaque = tf.fill(tf.shape(image[..., :1]), tf.constant(255, tf.uint8))
-        alpha = tf.cond(own % 2 == 0, lambda: image[..., -1:], lambda: opaque)
-        image = tf.concat([color, alpha], axis=-1)
-    else:
-        raise ValueError(f"Images are decoded to 1, 3 or 4 channels, not {channels}.")
-    return tf.ensure_shape(image, [None, None, channels])
+        # PIL's integer luma: (19595 R + 38470 G + 7471 B + 2^15) >> 16.
+        weighted = tf.cast(color, tf.int32) * tf.constant([19595, 38470, 7471])
+        luma = tf.bitwise.right_shift(tf.reduce_sum(weighted, -1, keepdims=True) + (1 << 15), 16)
+        return tf.cond(own <= 2, lambda: image[..., :1], lambda: tf.cast(luma, tf.uint8))
+    opaque = tf.fill(tf.shape(image[..., :1]), tf.constant(255, tf.uint8))
+    alpha = tf.cond(own % 2 == 0, lambda: image[..., -1:], lambda: opaque)
+    return tf.concat([color, alpha], axis=-1)
 
 
 def decode_image_file(path):
@@ -261,7 +285,9 @@ def _load_folders(train_dir, test_dir, test_only=False):
         )
     first = _decode_file((train_paths or test_paths)[0])
     channels = 1 if first.shape[-1] == 2 else first.shape[-1]  # gray with alpha: gray
-    decoded_bytes = first.nbytes * (len(train_paths) + len(test_paths))
+    decoded_bytes = (
+        first.shape[0] * first.shape[1] * channels * (len(train_paths) + len(test_paths))
+    )
     source = f"folder {os.path.dirname(os.path.abspath(test_dir))}"
     if decoded_bytes <= IN_MEMORY_LIMIT_BYTES and first.shape[0] <= IN_MEMORY_MAX_SIDE:
 
