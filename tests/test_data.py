@@ -138,6 +138,76 @@ def test_decode_image_gives_every_format_the_channels_asked_for(cifar_dir, tmp_p
         data.decode_image(tf.io.read_file(str(tmp_path / "rgb.png")), 2)
 
 
+def write_palette_bmp(path, indices, palette, bits, top_down=False):
+    """Writes an uncompressed BMP of `bits` per pixel: `indices` (height, width) into
+    `palette` (RGB rows), packed from the high bits, rows padded to 4 bytes."""
+    height, width = indices.shape
+    per_byte, row_bytes = 8 // bits, (bits * width + 31) // 32 * 4
+    rows = []
+    for row in indices:
+        padded = np.zeros(row_bytes * per_byte, np.int64)
+        padded[:width] = row
+        groups = padded.reshape(row_bytes, per_byte)
+        packed = sum(groups[:, k] << (8 - bits * (k + 1)) for k in range(per_byte))
+        rows.append(packed.astype(np.uint8).tobytes())
+    entries = b"".join(bytes([b, g, r, 0]) for r, g, b in palette)
+    pixels_at = 14 + 40 + len(entries)
+    file_header = struct.pack("<2sIHHI", b"BM", pixels_at + row_bytes * height, 0, 0, pixels_at)
+    signed_height = -height if top_down else height  # negative: the first row is the top one
+    info = struct.pack(
+        "<IiiHHIIiiII", 40, width, signed_height, 1, bits, 0, 0, 2835, 2835, len(palette), 0
+    )
+    path.write_bytes(file_header + info + entries + b"".join(rows if top_down else rows[::-1]))
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4, 8])
+def test_a_palette_bmp_decodes_to_its_colors_not_its_indices(tmp_path, bits):
+    # TensorFlow gives an 8-bit BMP's palette indices as gray pixels and refuses 1, 2 and 4 bits.
+    rng = np.random.default_rng(bits)
+    colors = min(2**bits, 200)  # 8 bits: a palette shorter than 256 colors
+    palette = rng.integers(0, 256, (colors, 3), dtype=np.uint8)
+    indices = rng.integers(0, colors, (5, 13))  # 13: rows end inside a byte, then padding
+    expected_rgb = palette[indices]
+    for top_down in (False, True):
+        path = tmp_path / f"{bits}-{top_down}.bmp"
+        write_palette_bmp(path, indices, palette, bits, top_down)
+        contents = tf.io.read_file(str(path))
+        np.testing.assert_array_equal(data.decode_image(contents, 3).numpy(), expected_rgb)
+        if bits != 2:  # PIL reads no 2-bit BMP (Windows CE's): the file as PIL reads it
+            with Image.open(path) as image:
+                np.testing.assert_array_equal(np.asarray(image.convert("RGB")), expected_rgb)
+        colors = Image.fromarray(expected_rgb)  # PIL's conversions of the colors
+        gray = np.asarray(colors.convert("L"))[..., None]
+        np.testing.assert_array_equal(data.decode_image(contents, 1).numpy(), gray)
+        rgba = np.asarray(colors.convert("RGBA"))
+        np.testing.assert_array_equal(data.decode_image(contents, 4).numpy(), rgba)
+    # Compressed (RLE) is refused by name, not decoded as if uncompressed.
+    rle = bytearray(path.read_bytes())
+    rle[30:34] = struct.pack("<I", 1 if bits == 8 else 2)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not RLE-compressed"):
+        data.decode_image(tf.constant(bytes(rle)), 3)
+
+
+def test_class_folders_of_palette_bmps_are_gray_only_where_the_palette_is(cifar_dir, tmp_path):
+    root = copy_tree(cifar_dir, tmp_path / "copy")
+    first = sorted((root / "train" / "airplane").iterdir())[0]
+    rgb = tf.io.decode_png(tf.io.read_file(str(first))).numpy()
+    first.unlink()
+    save_as(rgb, first.with_suffix(".bmp"), "L")  # 8 bits, a gray palette
+    loaded = data.load_data("cifar10", data_dir=str(root))
+    assert loaded.image_shape == (32, 32, 1)  # as a gray PNG makes it
+    np.testing.assert_array_equal(
+        loaded.train.images[0], np.asarray(Image.fromarray(rgb).convert("L"))[..., None]
+    )
+    first.with_suffix(".bmp").unlink()
+    save_as(rgb, first.with_suffix(".bmp"), "P")  # 8 bits, a palette of colors
+    with Image.open(first.with_suffix(".bmp")) as image:
+        colors = np.asarray(image.convert("RGB"))
+    loaded = data.load_data("cifar10", data_dir=str(root))
+    assert loaded.image_shape == (32, 32, 3)
+    np.testing.assert_array_equal(loaded.train.images[0], colors)
+
+
 def test_class_folders_take_gif_webp_and_bmp_beside_png(cifar_dir, tmp_path):
     root = copy_tree(cifar_dir, tmp_path / "copy")
     cat = root / "train" / "cat"

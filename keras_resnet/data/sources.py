@@ -132,11 +132,12 @@ def decode_image(contents, channels=3):
 
     TensorFlow's decoders convert only some formats to some channel counts (a
     GIF, BMP or WebP never to gray, a GIF or JPEG never to RGBA, a WebP with
-    alpha not even to RGB). Where the decoder does the conversion it is left
-    to it; otherwise the image is decoded with its own channels and
-    converted: gray is repeated into RGB, color becomes gray by ITU-R 601
-    luma, rounded (PIL's "L"), alpha is dropped, or opaque where the file has
-    none.
+    alpha not even to RGB), and give a palette BMP's color indices as its
+    pixels. Where the decoder does the conversion it is left to it; otherwise
+    the image is decoded with its own channels (a palette BMP's colors looked
+    up here) and converted: gray is repeated into RGB, color becomes gray by
+    ITU-R 601 luma, rounded (PIL's "L"), alpha is dropped, or opaque where the
+    file has none.
 
     Args:
         contents: a scalar string tensor, the file's bytes.
@@ -148,31 +149,41 @@ def decode_image(contents, channels=3):
     """
     if channels not in (1, 3, 4):
         raise ValueError(f"Images are decoded to 1, 3 or 4 channels, not {channels}.")
-
-    def starts_with(magic):  # substr takes what there is of a shorter string
-        return tf.equal(tf.strings.substr(contents, 0, len(magic)), magic)
-
-    decoder_converts = starts_with(b"\x89PNG")  # to any channels
+    decoder_converts = _starts_with(contents, b"\x89PNG")  # to any channels
     if channels != 4:
         decoder_converts = decoder_converts | tf.io.is_jpeg(contents)
     if channels != 1:
-        decoder_converts = decoder_converts | starts_with(b"BM")
+        decoder_converts = decoder_converts | (
+            _starts_with(contents, b"BM") & ~_is_palette_bmp(contents)
+        )
     if channels == 3:
-        decoder_converts = decoder_converts | starts_with(b"GIF")
+        decoder_converts = decoder_converts | _starts_with(contents, b"GIF")
     return tf.ensure_shape(
         tf.cond(
             decoder_converts,
             lambda: tf.io.decode_image(contents, channels=channels, expand_animations=False),
-            lambda: _decode_and_convert(contents, channels),
+            lambda: _convert_channels(_decode_own_channels(contents), channels),
         ),
         [None, None, channels],
     )
 
 
-def _decode_and_convert(contents, channels):
-    """`decode_image` where TensorFlow's decoder cannot give `channels`."""
-    image = tf.io.decode_image(contents, channels=0, expand_animations=False)
-    own = tf.shape(image)[-1]  # 1 gray, 2 gray and alpha, 3 RGB, 4 RGBA
+def _starts_with(contents, magic):
+    return tf.equal(tf.strings.substr(contents, 0, len(magic)), magic)  # takes what there is
+
+
+def _decode_own_channels(contents):
+    """An image's pixels with the file's own channels (1 to 4), a palette BMP's as colors."""
+    return tf.cond(
+        _is_palette_bmp(contents),
+        lambda: _decode_palette_bmp(contents),
+        lambda: tf.io.decode_image(contents, channels=0, expand_animations=False),
+    )
+
+
+def _convert_channels(image, channels):
+    """uint8 `image` of 1 (gray), 2 (gray, alpha), 3 (RGB) or 4 (RGBA) channels as `channels`."""
+    own = tf.shape(image)[-1]
     color = tf.cond(own >= 3, lambda: image[..., :3], lambda: tf.repeat(image[..., :1], 3, -1))
     if channels == 3:
         return color
@@ -184,6 +195,80 @@ def _decode_and_convert(contents, channels):
     opaque = tf.fill(tf.shape(image[..., :1]), tf.constant(255, tf.uint8))
     alpha = tf.cond(own % 2 == 0, lambda: image[..., -1:], lambda: opaque)
     return tf.concat([color, alpha], axis=-1)
+
+
+# A BMP's file header (14 bytes) and BITMAPINFOHEADER (40 bytes, or a later, longer version).
+_BMP_HEADERS_BYTES = 54
+
+
+def _bmp_field(contents, offset, dtype=tf.int32):
+    """The little-endian number at byte `offset` of a BMP's headers; 0 past the file's end."""
+    headers = tf.strings.substr(contents, 0, _BMP_HEADERS_BYTES)
+    padded = tf.strings.join([headers, b"\0" * _BMP_HEADERS_BYTES])
+    raw = tf.strings.substr(padded, offset, dtype.size)
+    return tf.cast(tf.io.decode_raw(raw, dtype, little_endian=True)[0], tf.int32)
+
+
+def _is_palette_bmp(contents):
+    """Whether `contents` is a BMP of 1, 2, 4 or 8 bits per pixel: indices into its palette."""
+    bits = _bmp_field(contents, 28, tf.uint16)
+    return (
+        _starts_with(contents, b"BM")
+        & (_bmp_field(contents, 14) >= 40)  # TensorFlow reads no older (OS/2) header either
+        & (bits > 0)  # 0: a JPEG or PNG inside
+        & (bits <= 8)
+    )
+
+
+def _decode_palette_bmp(contents):
+    """A palette BMP's pixels: each row's indices unpacked and looked up in its palette.
+
+    RGB, or gray (one channel) where every color of the palette is gray.
+    """
+    pixels_at, info_bytes = _bmp_field(contents, 10), _bmp_field(contents, 14)
+    width, height = _bmp_field(contents, 18), _bmp_field(contents, 22)
+    bits, compression = _bmp_field(contents, 28, tf.uint16), _bmp_field(contents, 30)
+    colors_used = _bmp_field(contents, 46)
+    colors = tf.where(colors_used > 0, colors_used, tf.bitwise.left_shift(1, bits))
+    rows, row_bytes = tf.abs(height), (bits * width + 31) // 32 * 4  # rows fill 4-byte words
+    palette = tf.io.decode_raw(tf.strings.substr(contents, 14 + info_bytes, 4 * colors), tf.uint8)
+    packed = tf.io.decode_raw(tf.strings.substr(contents, pixels_at, rows * row_bytes), tf.uint8)
+    checks = [
+        tf.debugging.assert_equal(
+            compression, 0, message="only uncompressed palette BMPs decode, not RLE-compressed"
+        ),
+        tf.debugging.assert_equal(
+            tf.reduce_any(tf.equal(bits, [1, 2, 4, 8])),
+            True,
+            message="a palette BMP has 1, 2, 4 or 8 bits per pixel",
+        ),
+        tf.debugging.assert_positive(width, message="the BMP's width is not positive"),
+        tf.debugging.assert_positive(rows, message="the BMP's height is 0"),
+        tf.debugging.assert_equal(
+            tf.size(palette), 4 * colors, message="the BMP ends inside its palette"
+        ),
+        tf.debugging.assert_equal(
+            tf.size(packed), rows * row_bytes, message="the BMP ends inside its pixels"
+        ),
+    ]
+    with tf.control_dependencies(checks):
+        per_byte = 8 // bits
+        shifts = 8 - bits * (tf.range(per_byte) + 1)  # the leftmost pixel is the high bits
+        mask = tf.bitwise.left_shift(1, bits) - 1
+        packed = tf.reshape(tf.cast(packed, tf.int32), [rows, row_bytes, 1])
+        indices = tf.bitwise.bitwise_and(tf.bitwise.right_shift(packed, shifts), mask)
+        indices = tf.reshape(indices, [rows, row_bytes * per_byte])[:, :width]
+    # Rows are stored bottom-up, or top-down where the height is negative.
+    indices = tf.cond(height > 0, lambda: tf.reverse(indices, [0]), lambda: indices)
+    in_palette = tf.debugging.assert_less(
+        tf.reduce_max(indices), colors, message="a pixel of the BMP indexes past its palette"
+    )
+    rgb = tf.reshape(palette, [-1, 4])[:, 2::-1]  # entries are blue, green, red, unused
+    gray = tf.reduce_all(tf.equal(rgb, rgb[:, :1]))  # a gray image stays one channel, as PIL's "L"
+    with tf.control_dependencies([in_palette]):
+        return tf.cond(
+            gray, lambda: tf.gather(rgb[:, :1], indices), lambda: tf.gather(rgb, indices)
+        )
 
 
 def decode_image_file(path):
@@ -305,15 +390,16 @@ def _load_folders(train_dir, test_dir, test_only=False):
 
 def _decode_file(path):
     try:
-        return tf.io.decode_image(tf.io.read_file(path), expand_animations=False).numpy()
+        return _decode_own_channels(tf.io.read_file(path)).numpy()
     except tf.errors.OpError as error:
         raise DataError(_unreadable_image_message(path, error)) from None
 
 
 def _unreadable_image_message(path, error):
     """The sentence naming image file `path` and why TensorFlow could not read it (`error`)."""
-    # TensorFlow's message opens with the op's internal name in braces: keep its reason.
-    reason = error.message.split("}}")[-1].split("[Op:")[0].strip()
+    # TensorFlow's message opens with the op's internal name in braces: keep its reason (an
+    # assertion's first line, not the values it compared).
+    reason = error.message.split("}}")[-1].split("[Op:")[0].strip().partition("\n")[0]
     if isinstance(error, tf.errors.NotFoundError):
         return f"Image file {path!r} no longer exists."
     if isinstance(error, tf.errors.InvalidArgumentError):
