@@ -202,11 +202,11 @@ _BMP_HEADERS_BYTES = 54
 
 
 def _bmp_field(contents, offset, dtype=tf.int32):
-    """The little-endian number at byte `offset` of a BMP's headers; 0 past the file's end."""
+    """The little-endian number at byte `offset` of a BMP's headers (int64); 0 past the end."""
     headers = tf.strings.substr(contents, 0, _BMP_HEADERS_BYTES)
     padded = tf.strings.join([headers, b"\0" * _BMP_HEADERS_BYTES])
     raw = tf.strings.substr(padded, offset, dtype.size)
-    return tf.cast(tf.io.decode_raw(raw, dtype, little_endian=True)[0], tf.int32)
+    return tf.cast(tf.io.decode_raw(raw, dtype, little_endian=True)[0], tf.int64)
 
 
 def _is_palette_bmp(contents):
@@ -225,46 +225,63 @@ def _decode_palette_bmp(contents):
 
     RGB, or gray (one channel) where every color of the palette is gray.
     """
+    # In int64: a header's fields are 32-bit, their products are not.
     pixels_at, info_bytes = _bmp_field(contents, 10), _bmp_field(contents, 14)
     width, height = _bmp_field(contents, 18), _bmp_field(contents, 22)
     bits, compression = _bmp_field(contents, 28, tf.uint16), _bmp_field(contents, 30)
     colors_used = _bmp_field(contents, 46)
-    colors = tf.where(colors_used > 0, colors_used, tf.bitwise.left_shift(1, bits))
-    rows, row_bytes = tf.abs(height), (bits * width + 31) // 32 * 4  # rows fill 4-byte words
-    palette = tf.io.decode_raw(tf.strings.substr(contents, 14 + info_bytes, 4 * colors), tf.uint8)
-    packed = tf.io.decode_raw(tf.strings.substr(contents, pixels_at, rows * row_bytes), tf.uint8)
+    file_bytes = tf.cast(tf.strings.length(contents), tf.int64)
+    most_colors = tf.bitwise.left_shift(tf.constant(1, tf.int64), bits)
+    colors = tf.where(colors_used != 0, colors_used, most_colors)
+    palette_at, rows = 14 + info_bytes, tf.abs(height)
+    row_bytes = (bits * width + 31) // 32 * 4  # rows fill 4-byte words
+
+    def read(start, length):  # what there is of `length` bytes from `start`, never out of range
+        start = tf.clip_by_value(start, 0, file_bytes)
+        return tf.io.decode_raw(tf.strings.substr(contents, start, tf.maximum(length, 0)), tf.uint8)
+
+    palette, packed = read(palette_at, 4 * colors), read(pixels_at, rows * row_bytes)
     checks = [
         tf.debugging.assert_equal(
-            compression, 0, message="only uncompressed palette BMPs decode, not RLE-compressed"
+            compression,
+            tf.constant(0, tf.int64),
+            message="only uncompressed palette BMPs decode, not RLE or others",
         ),
         tf.debugging.assert_equal(
-            tf.reduce_any(tf.equal(bits, [1, 2, 4, 8])),
+            tf.reduce_any(tf.equal(bits, tf.constant([1, 2, 4, 8], tf.int64))),
             True,
             message="a palette BMP has 1, 2, 4 or 8 bits per pixel",
         ),
         tf.debugging.assert_positive(width, message="the BMP's width is not positive"),
-        tf.debugging.assert_positive(rows, message="the BMP's height is 0"),
-        tf.debugging.assert_equal(
-            tf.size(palette), 4 * colors, message="the BMP ends inside its palette"
+        tf.debugging.assert_positive(rows, message="the BMP has no rows"),
+        tf.debugging.assert_less_equal(
+            colors, most_colors, message="the BMP's palette is too long"
+        ),
+        tf.debugging.assert_positive(colors, message="the BMP's palette is empty"),
+        tf.debugging.assert_less_equal(
+            palette_at + 4 * colors, pixels_at, message="the BMP's palette overlaps its pixels"
         ),
         tf.debugging.assert_equal(
-            tf.size(packed), rows * row_bytes, message="the BMP ends inside its pixels"
+            tf.size(palette, tf.int64), 4 * colors, message="the BMP ends inside its palette"
+        ),
+        tf.debugging.assert_equal(
+            tf.size(packed, tf.int64), rows * row_bytes, message="the BMP ends inside its pixels"
         ),
     ]
     with tf.control_dependencies(checks):
         per_byte = 8 // bits
         shifts = 8 - bits * (tf.range(per_byte) + 1)  # the leftmost pixel is the high bits
-        mask = tf.bitwise.left_shift(1, bits) - 1
-        packed = tf.reshape(tf.cast(packed, tf.int32), [rows, row_bytes, 1])
+        mask = most_colors - 1
+        packed = tf.reshape(tf.cast(packed, tf.int64), [rows, row_bytes, 1])
         indices = tf.bitwise.bitwise_and(tf.bitwise.right_shift(packed, shifts), mask)
         indices = tf.reshape(indices, [rows, row_bytes * per_byte])[:, :width]
-    # Rows are stored bottom-up, or top-down where the height is negative.
-    indices = tf.cond(height > 0, lambda: tf.reverse(indices, [0]), lambda: indices)
+        # Rows are stored bottom-up, or top-down where the height is negative.
+        indices = tf.cond(height > 0, lambda: tf.reverse(indices, [0]), lambda: indices)
+        rgb = tf.reshape(palette, [-1, 4])[:, 2::-1]  # entries are blue, green, red, unused
     in_palette = tf.debugging.assert_less(
         tf.reduce_max(indices), colors, message="a pixel of the BMP indexes past its palette"
     )
-    rgb = tf.reshape(palette, [-1, 4])[:, 2::-1]  # entries are blue, green, red, unused
-    gray = tf.reduce_all(tf.equal(rgb, rgb[:, :1]))  # a gray image stays one channel, as PIL's "L"
+    gray = tf.reduce_all(tf.equal(rgb, rgb[:, :1]))  # a gray image stays one channel
     with tf.control_dependencies([in_palette]):
         return tf.cond(
             gray, lambda: tf.gather(rgb[:, :1], indices), lambda: tf.gather(rgb, indices)
