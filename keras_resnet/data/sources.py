@@ -131,13 +131,13 @@ def decode_image(contents, channels=3):
     """Decodes a JPEG, PNG, BMP, GIF or WebP image into uint8 pixels with `channels` channels.
 
     TensorFlow's decoders convert only some formats to some channel counts (a
-    GIF, BMP or WebP never to gray, a GIF or JPEG never to RGBA, a WebP with
-    alpha not even to RGB), and give a palette BMP's color indices as its
-    pixels. Where the decoder does the conversion it is left to it; otherwise
-    the image is decoded with its own channels (a palette BMP's colors looked
-    up here) and converted: gray is repeated into RGB, color becomes gray by
-    ITU-R 601 luma, rounded (PIL's "L"), alpha is dropped, or opaque where the
-    file has none.
+    GIF, BMP, WebP or CMYK JPEG never to gray, a GIF or JPEG never to RGBA, a
+    WebP with alpha not even to RGB), and give a palette BMP's color indices
+    as its pixels. Where the decoder does the conversion it is left to it;
+    otherwise the image is decoded with its own channels (a palette BMP's
+    colors looked up here, a CMYK JPEG's as RGB) and converted: gray is
+    repeated into RGB, color becomes gray by ITU-R 601 luma, rounded (PIL's
+    "L"), alpha is dropped, or opaque where the file has none.
 
     Args:
         contents: a scalar string tensor, the file's bytes.
@@ -149,15 +149,17 @@ def decode_image(contents, channels=3):
     """
     if channels not in (1, 3, 4):
         raise ValueError(f"Images are decoded to 1, 3 or 4 channels, not {channels}.")
-    decoder_converts = _starts_with(contents, b"\x89PNG")  # to any channels
-    if channels != 4:
-        decoder_converts = decoder_converts | tf.io.is_jpeg(contents)
-    if channels != 1:
-        decoder_converts = decoder_converts | (
-            _starts_with(contents, b"BM") & ~_is_palette_bmp(contents)
+    png, jpeg = _starts_with(contents, b"\x89PNG"), tf.io.is_jpeg(contents)
+    bmp = _starts_with(contents, b"BM") & ~_is_palette_bmp(contents)
+    if channels == 1:  # libjpeg makes a CMYK JPEG RGB, never gray
+        cmyk = tf.cond(
+            jpeg, lambda: tf.image.extract_jpeg_shape(contents)[2] == 4, lambda: tf.constant(False)
         )
-    if channels == 3:
-        decoder_converts = decoder_converts | _starts_with(contents, b"GIF")
+        decoder_converts = png | (jpeg & ~cmyk)
+    elif channels == 3:
+        decoder_converts = png | jpeg | bmp | _starts_with(contents, b"GIF")
+    else:
+        decoder_converts = png | bmp
     return tf.ensure_shape(
         tf.cond(
             decoder_converts,
