@@ -1,6 +1,7 @@
 import gzip
 import json
 import os
+import pathlib
 import pickle
 import re
 import shutil
@@ -12,6 +13,7 @@ import tensorflow as tf
 from PIL import Image
 
 from keras_resnet import data
+from keras_resnet.data import sources
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -209,6 +211,15 @@ def test_a_palette_bmp_decodes_to_its_colors_not_its_indices(tmp_path, bits):
         np.testing.assert_array_equal(data.decode_image(contents, 1).numpy(), gray)
         rgba = np.asarray(as_pil.convert("RGBA"))
         np.testing.assert_array_equal(data.decode_image(contents, 4).numpy(), rgba)
+        if bits == 8 and number == 0:  # named otherwise: no palette branch, TensorFlow's indices
+            np.testing.assert_array_equal(
+                data.decode_image(contents, 1, palette_bmps=False).numpy(), indices[..., None]
+            )
+
+
+def test_only_files_named_bmp_take_the_palette_branch():
+    assert sources.names_a_bmp(["a.png", pathlib.Path("b/c.BMP")])
+    assert not sources.names_a_bmp(np.asarray(["a.png", "bmp/c.jpg", "d.bmp.webp"], object))
 
 
 def test_a_broken_palette_bmp_is_an_error_that_says_what_is_wrong(cifar_dir, tmp_path):
