@@ -1,3 +1,4 @@
+import dataclasses
 import gzip
 import json
 import os
@@ -13,7 +14,7 @@ import tensorflow as tf
 from PIL import Image
 
 from keras_resnet import data
-from keras_resnet.data import sources
+from keras_resnet.data import datasets, sources
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -211,15 +212,50 @@ def test_a_palette_bmp_decodes_to_its_colors_not_its_indices(tmp_path, bits):
         np.testing.assert_array_equal(data.decode_image(contents, 1).numpy(), gray)
         rgba = np.asarray(as_pil.convert("RGBA"))
         np.testing.assert_array_equal(data.decode_image(contents, 4).numpy(), rgba)
-        if bits == 8 and number == 0:  # named otherwise: no palette branch, TensorFlow's indices
-            np.testing.assert_array_equal(
-                data.decode_image(contents, 1, palette_bmps=False).numpy(), indices[..., None]
-            )
+        if number == 0:  # where the caller says it is none, TensorFlow's: 8 bits' indices
+            if bits == 8:
+                np.testing.assert_array_equal(
+                    data.decode_image(contents, 1, palette_bmps=False).numpy(), indices[..., None]
+                )
+            else:
+                with pytest.raises(tf.errors.InvalidArgumentError):
+                    data.decode_image(contents, 3, palette_bmps=False)
 
 
-def test_only_files_named_bmp_take_the_palette_branch():
-    assert sources.names_a_bmp(["a.png", pathlib.Path("b/c.BMP")])
-    assert not sources.names_a_bmp(np.asarray(["a.png", "bmp/c.jpg", "d.bmp.webp"], object))
+def test_only_files_that_may_be_bmps_are_checked_for_a_palette(cifar_dir, tmp_path, monkeypatch):
+    # The check slows every image of a pipeline: a file named as another format skips it.
+    assert all(map(sources.may_be_bmp, ["a/b.BMP", b"scan", pathlib.Path("x.dib")]))
+    assert not any(map(sources.may_be_bmp, [b"a.PNG", np.str_("b.bmp.webp"), "c.jpeg"]))
+    assert not sources.any_may_be_bmp(np.asarray(["a.png", "bmp/c.jpg"], object))
+    assert sources.any_may_be_bmp(["a.png", "c.bmp"])
+    indices = np.arange(5 * 13).reshape(5, 13) * 3 % 200
+    palette = np.random.default_rng(0).integers(0, 256, (200, 3), dtype=np.uint8)
+    write_palette_bmp(tmp_path / "colors.bmp", indices, palette, 8)
+    shutil.copyfile(tmp_path / "colors.bmp", tmp_path / "indices.png")
+    checked = []
+    check = sources._is_palette_bmp
+    monkeypatch.setattr(sources, "_is_palette_bmp", lambda *a: checked.append(1) or check(*a))
+
+    loaded = data.load_data("cifar10", data_dir=str(cifar_dir))  # PNGs, held in memory
+    pngs = sorted(str(path) for path in (cifar_dir / "train").rglob("*.png"))
+    for paths, labels in [
+        (pngs, loaded.train.labels),
+        ([str(tmp_path / "colors.bmp"), str(tmp_path / "indices.png")], np.zeros(2, np.int32)),
+    ]:
+        checked.clear()
+        split = sources.Split(len(paths), labels=labels, paths=np.asarray(paths, object))
+        images = [image.numpy() for image, _ in split.dataset().take(2)]
+        streamed = dataclasses.replace(  # as a folder too large for memory is read
+            loaded, train=split, preprocessing=data.Preprocessing("imagenet", image_size=16)
+        )
+        datasets.train_dataset(streamed, 2, seed=0)
+        sources._decode_all(paths, labels, 3, images[0].shape, "train")
+        assert bool(checked) == (paths != pngs), paths  # traced, and per file in a pipeline
+    # Named as a PNG, a palette BMP is what TensorFlow makes of it, in that pipeline too.
+    np.testing.assert_array_equal(images[0], palette[indices])
+    np.testing.assert_array_equal(images[1], np.repeat(indices[..., None], 3, -1))
+    decoded = sources.decode_image_file(str(tmp_path / "indices.png")).numpy()
+    np.testing.assert_array_equal(decoded, images[1])
 
 
 def test_a_broken_palette_bmp_is_an_error_that_says_what_is_wrong(cifar_dir, tmp_path):

@@ -9,9 +9,9 @@ from keras_resnet.data.preprocessing import Preprocessing
 from keras_resnet.data.sources import (
     DataError,
     Split,
+    any_may_be_bmp,
     decode_image_file,
     fingerprint,
-    names_a_bmp,
     read_source,
 )
 
@@ -232,10 +232,10 @@ def train_dataset(data, batch_size, seed, start_step=0, input_context=None):
                 return tf.gather(images, index)
 
         else:
-            paths, palette_bmps = tf.constant(split.paths), names_a_bmp(split.paths)
+            paths, palette_bmps = tf.constant(split.paths), any_may_be_bmp(split.paths)
 
             def read(index):
-                return decode_image_file(tf.gather(paths, index), palette_bmps)
+                return decode_image_file(tf.gather(paths, index), 3, palette_bmps)
 
         def augment(index, random):
             return data.preprocessing.augment(read(index), random), labels[index]

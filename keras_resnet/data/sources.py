@@ -25,6 +25,7 @@ import gzip
 import hashlib
 import os
 import pickle
+import re
 import struct
 
 import numpy as np
@@ -81,9 +82,9 @@ class Split:
             return tf.data.Dataset.from_tensor_slices((self.images, self.labels))
         if self.paths is not None:
             files = tf.data.Dataset.from_tensor_slices((self.paths, self.labels))
-            palette_bmps = names_a_bmp(self.paths)
+            palette_bmps = any_may_be_bmp(self.paths)
             return files.map(
-                lambda path, label: (decode_image_file(path, palette_bmps), label),
+                lambda path, label: (decode_image_file(path, 3, palette_bmps), label),
                 num_parallel_calls=tf.data.AUTOTUNE,
             )
         return self.stream()
@@ -143,12 +144,13 @@ def decode_image(contents, channels=3, palette_bmps=True):
     Args:
         contents: a scalar string tensor, the file's bytes.
         channels: 1, 3 or 4.
-        palette_bmps: bool, whether `contents` may be a palette BMP. Default
-            True. The palette's branch costs each image a pipeline decodes
-            about 0.2 ms (twice the decoding of a 32x32 PNG), so pipelines
-            over files pass `names_a_bmp(paths)`: False where no file name
-            ends in `.bmp`, which leaves a palette BMP named otherwise to
-            TensorFlow (its indices as gray pixels).
+        palette_bmps: whether `contents` may be a palette BMP: a bool, or a
+            scalar bool tensor (per image in a pipeline). Default True. False
+            leaves a palette BMP to TensorFlow, which gives an 8-bit one's
+            indices as gray pixels and refuses 1, 2 and 4 bits;
+            `decode_image_file` passes False for files named as another
+            format. A pipeline in which it is not the constant False decodes
+            each image about 0.2 ms slower (twice a 32x32 PNG's decoding).
 
     Returns:
         A uint8 tensor of shape (height, width, channels), the first frame of
@@ -158,8 +160,8 @@ def decode_image(contents, channels=3, palette_bmps=True):
         raise ValueError(f"Images are decoded to 1, 3 or 4 channels, not {channels}.")
     png, jpeg = _starts_with(contents, b"\x89PNG"), tf.io.is_jpeg(contents)
     bmp = _starts_with(contents, b"BM")
-    if palette_bmps:
-        bmp = bmp & ~_is_palette_bmp(contents)
+    if palette_bmps is not False:
+        bmp = bmp & ~_is_palette_bmp(contents, palette_bmps)
     if channels == 1:  # libjpeg makes a CMYK JPEG RGB, never gray
         cmyk = tf.cond(
             jpeg, lambda: tf.image.extract_jpeg_shape(contents)[2] == 4, lambda: tf.constant(False)
@@ -179,9 +181,26 @@ def decode_image(contents, channels=3, palette_bmps=True):
     )
 
 
-def names_a_bmp(paths):
-    """Whether any of `paths` ends in `.bmp`: `decode_image`'s `palette_bmps` for these files."""
-    return any(str(path).lower().endswith(".bmp") for path in paths)
+# A file named as one of these formats is decoded as TensorFlow decodes it, never looked at as
+# a palette BMP: that check slows a pipeline (`decode_image`), and only BMPs need it.
+_NOT_BMP_EXTENSIONS = tuple(e for e in IMAGE_EXTENSIONS if e != ".bmp")
+
+
+def may_be_bmp(path):
+    """Whether image file `path` (a path, or a string tensor) is not named as another format.
+
+    A Python bool for a path, a bool tensor for a tensor: `decode_image`'s
+    `palette_bmps` for the file.
+    """
+    if isinstance(path, tf.Tensor):
+        pattern = "|".join(re.escape(e) for e in _NOT_BMP_EXTENSIONS)
+        return ~tf.strings.regex_full_match(tf.strings.lower(path), f".*({pattern})")
+    return not os.fsdecode(path).lower().endswith(_NOT_BMP_EXTENSIONS)
+
+
+def any_may_be_bmp(paths):
+    """Whether any of `paths` `may_be_bmp`: else a pipeline over them skips the palette check."""
+    return any(may_be_bmp(path) for path in paths)
 
 
 def _starts_with(contents, magic):
@@ -194,9 +213,11 @@ def _decode_own_channels(contents, palette_bmps=True):
     def decode():
         return tf.io.decode_image(contents, channels=0, expand_animations=False)
 
-    if not palette_bmps:
+    if palette_bmps is False:
         return decode()
-    return tf.cond(_is_palette_bmp(contents), lambda: _decode_palette_bmp(contents), decode)
+    return tf.cond(
+        _is_palette_bmp(contents, palette_bmps), lambda: _decode_palette_bmp(contents), decode
+    )
 
 
 def _convert_channels(image, channels):
@@ -227,11 +248,15 @@ def _bmp_field(contents, offset, dtype=tf.int32):
     return tf.cast(tf.io.decode_raw(raw, dtype, little_endian=True)[0], tf.int64)
 
 
-def _is_palette_bmp(contents):
-    """Whether `contents` is a BMP of 1, 2, 4 or 8 bits per pixel: indices into its palette."""
+def _is_palette_bmp(contents, palette_bmps=True):
+    """Whether `contents` is a BMP of 1, 2, 4 or 8 bits per pixel: indices into its palette.
+
+    False where `palette_bmps` (`decode_image`'s, a bool or a bool tensor) is.
+    """
     bits = _bmp_field(contents, 28, tf.uint16)
     return (
-        _starts_with(contents, b"BM")
+        tf.convert_to_tensor(palette_bmps)
+        & _starts_with(contents, b"BM")
         & (_bmp_field(contents, 14) >= 40)  # TensorFlow reads no older (OS/2) header either
         & (bits > 0)  # 0: a JPEG or PNG inside
         & (bits <= 8)
@@ -306,9 +331,17 @@ def _decode_palette_bmp(contents):
         )
 
 
-def decode_image_file(path, palette_bmps=True):
-    """An image file's pixels as 3-channel uint8 (`decode_image`)."""
-    return decode_image(tf.io.read_file(path), palette_bmps=palette_bmps)
+def decode_image_file(path, channels=3, palette_bmps=True):
+    """An image file's pixels as uint8 with `channels` channels (`decode_image`).
+
+    A file named as another format than BMP (`.png`, ...) is not looked at as
+    a palette BMP; nor is any file where `palette_bmps` is False, which a
+    pipeline passes where none of its files `may_be_bmp` (`any_may_be_bmp`),
+    to decode as fast as it can.
+    """
+    if palette_bmps:
+        palette_bmps = may_be_bmp(path)
+    return decode_image(tf.io.read_file(path), channels, palette_bmps)
 
 
 def read_source(name, data_dir=None, tfds_data_dir=None, seed=0, test_only=False):
@@ -425,7 +458,7 @@ def _load_folders(train_dir, test_dir, test_only=False):
 
 def _decode_file(path):
     try:
-        return _decode_own_channels(tf.io.read_file(path)).numpy()
+        return _decode_own_channels(tf.io.read_file(path), may_be_bmp(path)).numpy()
     except tf.errors.OpError as error:
         raise DataError(_unreadable_image_message(path, error)) from None
 
@@ -470,11 +503,10 @@ def name_unreadable_image(error, paths, advice=""):
 def _decode_all(paths, labels, channels, shape, split_dir):
     """Decodes image files in parallel into one uint8 array; names a bad file."""
 
-    palette_bmps = names_a_bmp(paths)
+    palette_bmps = any_may_be_bmp(paths)
 
     def decode(path):
-        contents = tf.io.read_file(path)
-        return tf.ensure_shape(decode_image(contents, channels, palette_bmps), shape)
+        return tf.ensure_shape(decode_image_file(path, channels, palette_bmps), shape)
 
     dataset = tf.data.Dataset.from_tensor_slices(paths).map(
         decode, num_parallel_calls=tf.data.AUTOTUNE
