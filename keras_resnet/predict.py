@@ -39,7 +39,7 @@ import tensorflow as tf
 
 from keras_resnet import classes, evaluation, model_files, models
 from keras_resnet import data as data_lib
-from keras_resnet.data.sources import IMAGE_EXTENSIONS, decode_image
+from keras_resnet.data.sources import IMAGE_EXTENSIONS, any_may_be_bmp, decode_image_file
 from keras_resnet.progress import Progress
 
 DEFAULT_TOP = 5
@@ -217,10 +217,13 @@ def _check_keras_model(model, label):
         )
 
 
-def prepare_image(path, preprocessing, input_shape):
-    """Reads and decodes one image file and prepares it as the model takes it (float32)."""
+def prepare_image(path, preprocessing, input_shape, palette_bmps=True):
+    """Reads and decodes one image file and prepares it as the model takes it (float32).
+
+    `palette_bmps`: `decode_image_file`'s.
+    """
     height, width, channels = input_shape
-    image = decode_image(tf.io.read_file(path), channels)
+    image = decode_image_file(path, channels, palette_bmps)
     return preprocessing.serving_image(image, height, width)
 
 
@@ -251,11 +254,11 @@ def predict(predictor, paths, top=None, batch_size=64):
     paths = list(paths)
     if not paths:
         raise ValueError("No image files to classify.")
-    shape = predictor.input_shape
+    shape, palette_bmps = predictor.input_shape, any_may_be_bmp(paths)
     dataset = (
         tf.data.Dataset.from_tensor_slices(paths)
         .map(
-            lambda path: prepare_image(path, predictor.preprocessing, shape),
+            lambda path: prepare_image(path, predictor.preprocessing, shape, palette_bmps),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )

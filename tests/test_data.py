@@ -1,6 +1,8 @@
+import dataclasses
 import gzip
 import json
 import os
+import pathlib
 import pickle
 import re
 import shutil
@@ -12,6 +14,7 @@ import tensorflow as tf
 from PIL import Image
 
 from keras_resnet import data
+from keras_resnet.data import datasets, sources
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -113,6 +116,7 @@ def test_decode_image_gives_every_format_the_channels_asked_for(cifar_dir, tmp_p
     save_as(rgb, tmp_path / "rgb.webp", "RGB", lossless=True)
     save_as(rgba, tmp_path / "rgba.webp", "RGBA", lossless=True, exact=True)
     save_as(rgb, tmp_path / "rgb.jpg", "RGB", quality=95)
+    save_as(rgb, tmp_path / "cmyk.jpg", "CMYK", quality=95)  # print's: libjpeg makes it RGB only
     for file in sorted(tmp_path.iterdir()):
         contents = tf.io.read_file(str(file))
         decoded = {c: data.decode_image(contents, c).numpy() for c in (1, 3, 4)}
@@ -126,7 +130,9 @@ def test_decode_image_gives_every_format_the_channels_asked_for(cifar_dir, tmp_p
                     4: np.asarray(image.convert("RGBA")),
                 }
                 expected[1] = np.asarray(image.convert("L"))[..., None]
-        if file.suffix in (".png", ".jpg"):  # as TensorFlow's decoder has always made them gray
+        if file.name == "cmyk.jpg":  # libjpeg's RGB made gray as the other formats are
+            expected[1] = np.asarray(Image.fromarray(expected[3]).convert("L"))[..., None]
+        elif file.suffix in (".png", ".jpg"):  # as TensorFlow's decoder has always made them gray
             expected[1] = tf.io.decode_image(contents, channels=1).numpy()
         for c in (1, 3, 4):
             np.testing.assert_array_equal(decoded[c], expected[c], err_msg=f"{file.name} {c}")
@@ -136,6 +142,176 @@ def test_decode_image_gives_every_format_the_channels_asked_for(cifar_dir, tmp_p
     np.testing.assert_array_equal(webp, rgba)
     with pytest.raises(ValueError, match="1, 3 or 4 channels, not 2"):
         data.decode_image(tf.io.read_file(str(tmp_path / "rgb.png")), 2)
+
+
+def write_palette_bmp(path, indices, palette, bits, **layout):
+    """Writes an uncompressed BMP of `bits` per pixel: `indices` (height, width) into
+    `palette` (RGB rows), packed from the high bits, rows padded to 4 bytes.
+
+    `layout`: `top_down` (a negative height: the first row is the top one), `info_bytes`
+    (40, or 124 for a V5 header), `gap` (bytes between the palette and the pixels) and
+    `count_colors` (False: 0 colors used, meaning all 2**bits).
+    """
+    top_down, gap = layout.get("top_down", False), layout.get("gap", 0)
+    info_bytes, count_colors = layout.get("info_bytes", 40), layout.get("count_colors", True)
+    height, width = indices.shape
+    per_byte, row_bytes = 8 // bits, (bits * width + 31) // 32 * 4
+    rows = []
+    for row in indices:
+        padded = np.zeros(row_bytes * per_byte, np.int64)
+        padded[:width] = row
+        groups = padded.reshape(row_bytes, per_byte)
+        packed = sum(groups[:, k] << (8 - bits * (k + 1)) for k in range(per_byte))
+        rows.append(packed.astype(np.uint8).tobytes())
+    entries = b"".join(bytes([b, g, r, 0]) for r, g, b in palette)
+    pixels_at = 14 + info_bytes + len(entries) + gap
+    file_header = struct.pack("<2sIHHI", b"BM", pixels_at + row_bytes * height, 0, 0, pixels_at)
+    colors_used = len(palette) if count_colors else 0
+    info = struct.pack(
+        "<IiiHHIIiiII",
+        info_bytes,
+        width,
+        -height if top_down else height,
+        1,
+        bits,
+        0,
+        0,
+        2835,
+        2835,
+        colors_used,
+        0,
+    ).ljust(info_bytes, b"\0")  # a V5 header's masks, color space and profile: unused here
+    pixels = b"".join(rows if top_down else rows[::-1])
+    path.write_bytes(file_header + info + entries + b"\0" * gap + pixels)
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4, 8])
+def test_a_palette_bmp_decodes_to_its_colors_not_its_indices(tmp_path, bits):
+    # TensorFlow gives an 8-bit BMP's palette indices as gray pixels and refuses 1, 2 and 4 bits.
+    rng = np.random.default_rng(bits)
+    palette = rng.integers(0, 256, (2**bits, 3), dtype=np.uint8)
+    layouts = [
+        {"palette": palette},
+        {"palette": palette, "top_down": True, "info_bytes": 124, "gap": 6, "count_colors": False},
+    ]
+    if bits == 8:  # a palette shorter than 256 colors
+        layouts.append({"palette": palette[:200]})
+    for number, layout in enumerate(layouts):
+        colors = layout.pop("palette")
+        indices = rng.integers(0, len(colors), (5, 13))  # 13: rows end inside a byte, padded
+        expected_rgb = colors[indices]
+        path = tmp_path / f"{bits}-{number}.bmp"
+        write_palette_bmp(path, indices, colors, bits, **layout)
+        contents = tf.io.read_file(str(path))
+        np.testing.assert_array_equal(data.decode_image(contents, 3).numpy(), expected_rgb)
+        if bits != 2:  # PIL reads no 2-bit BMP (Windows CE's): the file as PIL reads it
+            with Image.open(path) as image:
+                np.testing.assert_array_equal(np.asarray(image.convert("RGB")), expected_rgb)
+        as_pil = Image.fromarray(expected_rgb)  # PIL's conversions of the colors
+        gray = np.asarray(as_pil.convert("L"))[..., None]
+        np.testing.assert_array_equal(data.decode_image(contents, 1).numpy(), gray)
+        rgba = np.asarray(as_pil.convert("RGBA"))
+        np.testing.assert_array_equal(data.decode_image(contents, 4).numpy(), rgba)
+        if number == 0:  # where the caller says it is none, TensorFlow's: 8 bits' indices
+            if bits == 8:
+                np.testing.assert_array_equal(
+                    data.decode_image(contents, 1, palette_bmps=False).numpy(), indices[..., None]
+                )
+            else:
+                with pytest.raises(tf.errors.InvalidArgumentError):
+                    data.decode_image(contents, 3, palette_bmps=False)
+
+
+def test_only_files_that_may_be_bmps_are_checked_for_a_palette(cifar_dir, tmp_path, monkeypatch):
+    # The check slows every image of a pipeline: a file named as another format skips it.
+    assert all(map(sources.may_be_bmp, ["a/b.BMP", b"scan", pathlib.Path("x.dib")]))
+    assert not any(map(sources.may_be_bmp, [b"a.PNG", np.str_("b.bmp.webp"), "c.jpeg"]))
+    assert not sources.any_may_be_bmp(np.asarray(["a.png", "bmp/c.jpg"], object))
+    assert sources.any_may_be_bmp(["a.png", "c.bmp"])
+    indices = np.arange(5 * 13).reshape(5, 13) * 3 % 200
+    palette = np.random.default_rng(0).integers(0, 256, (200, 3), dtype=np.uint8)
+    write_palette_bmp(tmp_path / "colors.bmp", indices, palette, 8)
+    shutil.copyfile(tmp_path / "colors.bmp", tmp_path / "indices.png")
+    checked = []
+    check = sources._is_palette_bmp
+    monkeypatch.setattr(sources, "_is_palette_bmp", lambda *a: checked.append(1) or check(*a))
+
+    loaded = data.load_data("cifar10", data_dir=str(cifar_dir))  # PNGs, held in memory
+    pngs = sorted(str(path) for path in (cifar_dir / "train").rglob("*.png"))
+    for paths, labels in [
+        (pngs, loaded.train.labels),
+        ([str(tmp_path / "colors.bmp"), str(tmp_path / "indices.png")], np.zeros(2, np.int32)),
+    ]:
+        checked.clear()
+        split = sources.Split(len(paths), labels=labels, paths=np.asarray(paths, object))
+        images = [image.numpy() for image, _ in split.dataset().take(2)]
+        streamed = dataclasses.replace(  # as a folder too large for memory is read
+            loaded, train=split, preprocessing=data.Preprocessing("imagenet", image_size=16)
+        )
+        datasets.train_dataset(streamed, 2, seed=0)
+        sources._decode_all(paths, labels, 3, images[0].shape, "train")
+        assert bool(checked) == (paths != pngs), paths  # traced, and per file in a pipeline
+    # Named as a PNG, a palette BMP is what TensorFlow makes of it, in that pipeline too.
+    np.testing.assert_array_equal(images[0], palette[indices])
+    np.testing.assert_array_equal(images[1], np.repeat(indices[..., None], 3, -1))
+    decoded = sources.decode_image_file(str(tmp_path / "indices.png")).numpy()
+    np.testing.assert_array_equal(decoded, images[1])
+
+
+def test_a_broken_palette_bmp_is_an_error_that_says_what_is_wrong(cifar_dir, tmp_path):
+    indices = np.arange(5 * 13).reshape(5, 13) * 3 % 200  # up to 192
+    palette = np.random.default_rng(0).integers(0, 256, (200, 3), dtype=np.uint8)
+    write_palette_bmp(tmp_path / "good.bmp", indices, palette, 8)
+    good = (tmp_path / "good.bmp").read_bytes()
+
+    def header(offset, value):  # `good` with one 32-bit header field changed
+        return good[:offset] + struct.pack("<i", value) + good[offset + 4 :]
+
+    for contents, message in [
+        (good[:60], "the BMP ends inside its palette"),
+        (good[:-1], "the BMP ends inside its pixels"),
+        (header(30, 1), "only uncompressed palette BMPs decode, not RLE"),
+        (header(46, 100), "a pixel of the BMP indexes past its palette"),
+        (header(46, 257), "the BMP's palette is too long"),
+        (header(46, 250), "the BMP's palette overlaps its pixels"),
+        (header(18, 1 << 30), "the BMP ends inside its pixels"),  # no overflow
+        (header(10, 2**31 - 1), "the BMP ends inside its pixels"),  # a pixel offset past the end
+        (header(22, -(1 << 31)), "the BMP ends inside its pixels"),
+    ]:
+        for channels in (1, 3, 4):
+            with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+                data.decode_image(tf.constant(contents), channels)
+    # A class folder names the file.
+    root = copy_tree(cifar_dir, tmp_path / "copy")
+    first = sorted((root / "train" / "airplane").iterdir())[0]
+    first.unlink()
+    first.with_suffix(".bmp").write_bytes(good[:60])
+    with pytest.raises(
+        data.DataError,
+        match=f"{first.with_suffix('.bmp')}' is not an image .*the BMP ends inside its palette$",
+    ):
+        data.load_data("cifar10", data_dir=str(root))
+
+
+def test_class_folders_of_palette_bmps_are_gray_only_where_the_palette_is(cifar_dir, tmp_path):
+    root = copy_tree(cifar_dir, tmp_path / "copy")
+    first = sorted((root / "train" / "airplane").iterdir())[0]
+    rgb = tf.io.decode_png(tf.io.read_file(str(first))).numpy()
+    gray = np.asarray(Image.fromarray(rgb).convert("L"))
+    first.unlink()
+    # 8 bits, a gray palette from white to black: the gray levels, not their indices.
+    levels = np.repeat(np.arange(255, -1, -1, dtype=np.uint8)[:, None], 3, axis=1)
+    write_palette_bmp(first.with_suffix(".bmp"), 255 - gray.astype(np.int64), levels, 8)
+    loaded = data.load_data("cifar10", data_dir=str(root))
+    assert loaded.image_shape == (32, 32, 1)  # as a gray PNG makes it
+    np.testing.assert_array_equal(loaded.train.images[0], gray[..., None])
+    first.with_suffix(".bmp").unlink()
+    save_as(rgb, first.with_suffix(".bmp"), "P")  # 8 bits, a palette of colors
+    with Image.open(first.with_suffix(".bmp")) as image:
+        colors = np.asarray(image.convert("RGB"))
+    loaded = data.load_data("cifar10", data_dir=str(root))
+    assert loaded.image_shape == (32, 32, 3)
+    np.testing.assert_array_equal(loaded.train.images[0], colors)
 
 
 def test_class_folders_take_gif_webp_and_bmp_beside_png(cifar_dir, tmp_path):

@@ -12,6 +12,7 @@ import io
 import json
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import zipfile
@@ -109,6 +110,9 @@ def test_a_gray_or_rgba_model_takes_gif_webp_jpeg_and_png_as_serving_bytes_does(
         ("rgba.webp", translucent, {"lossless": True}),
         ("rgb.jpg", photo, {"quality": 95}),
         ("rgb.bmp", photo, {}),
+        ("palette.bmp", photo.quantize(64), {}),  # TensorFlow alone: the indices as gray
+        # The palette's colors, gray as PIL makes it (as decode_image does; libpng's differs).
+        ("colors.png", photo.quantize(64).convert("L" if channels == 1 else "RGB"), {}),
     ]:
         files.append(tmp_path / name)
         image.save(files[-1], **options)
@@ -129,6 +133,7 @@ def test_a_gray_or_rgba_model_takes_gif_webp_jpeg_and_png_as_serving_bytes_does(
         np.testing.assert_allclose(scores, np.sort(probabilities)[::-1], rtol=1e-4, atol=1e-6)
     # The GIF is the PNG's gray levels: the same pixels, the same answer.
     np.testing.assert_allclose(served[1], served[0], rtol=1e-6)
+    np.testing.assert_allclose(served[5], served[6], rtol=1e-6)
 
 
 def test_a_trained_model_keeps_its_class_names_in_its_keras_file(
@@ -344,7 +349,16 @@ def test_errors_name_the_file_the_folder_or_the_model(cifar_dir, tmp_path, run_m
     labels.write_text("a\nb\n")
     binary = tmp_path / "labels.bin"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff")
+    rle = tmp_path / "rle.bmp"
+    Image.open(image).quantize(16).save(rle)
+    with open(rle, "r+b") as file:  # the header says RLE-compressed (BI_RLE8)
+        file.seek(30)
+        file.write(struct.pack("<I", 1))
     cases = [
+        (
+            (rle, "--weights", "cifar10", "--depth", 20),
+            f"{rle}' is not an image that can be decoded .*: only uncompressed palette BMPs",
+        ),
         (
             (image, fake, "--weights", "cifar10", "--depth", 20, "--output-json", out),
             f"{fake}.*is not an image",

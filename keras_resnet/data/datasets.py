@@ -6,7 +6,14 @@ import numpy as np
 import tensorflow as tf
 
 from keras_resnet.data.preprocessing import Preprocessing
-from keras_resnet.data.sources import DataError, Split, decode_image_file, fingerprint, read_source
+from keras_resnet.data.sources import (
+    DataError,
+    Split,
+    any_may_be_bmp,
+    decode_image_file,
+    fingerprint,
+    read_source,
+)
 
 
 @dataclasses.dataclass
@@ -225,10 +232,10 @@ def train_dataset(data, batch_size, seed, start_step=0, input_context=None):
                 return tf.gather(images, index)
 
         else:
-            paths = tf.constant(split.paths)
+            paths, palette_bmps = tf.constant(split.paths), any_may_be_bmp(split.paths)
 
             def read(index):
-                return decode_image_file(tf.gather(paths, index))
+                return decode_image_file(tf.gather(paths, index), 3, palette_bmps)
 
         def augment(index, random):
             return data.preprocessing.augment(read(index), random), labels[index]
