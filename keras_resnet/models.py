@@ -315,6 +315,42 @@ class ResNetModel(keras.Model):
         return config
 
 
+def check_takes_pixels(model, label):
+    """Refuses a keras.applications ResNet where this package feeds a model pixels.
+
+    Every keras_resnet model takes RGB pixels 0-255 (its normalization is its
+    first layer), and evaluation, prediction and serving give it exactly that.
+    A keras.applications ResNet expects its own `preprocess_input` instead
+    (ResNet50/101/152: Caffe's BGR minus the ImageNet mean), so it would run
+    and be wrong. It is told apart by its first conv's bias: keras_resnet's
+    convs have none. Layer names cannot tell: ours are keras.applications'.
+    A model that wraps one behind its own preprocessing passes: the conv is
+    then inside a nested model.
+
+    Args:
+        model: a Keras model.
+        label: how messages name it (a path, or the model's name).
+
+    Raises:
+        ValueError: for a keras.applications ResNet, saying how to convert it.
+    """
+    try:
+        stem = model.get_layer("conv1_conv")
+    except ValueError:  # no such layer: not a ResNet laid out as keras.applications'
+        return
+    if getattr(stem, "use_bias", False):
+        raise ValueError(
+            f"The model {label} is a keras.applications ResNet (its first conv, conv1_conv, "
+            "has a bias; keras_resnet's have none). It expects keras.applications' own "
+            "preprocess_input (for ResNet50/101/152, BGR minus the ImageNet mean), but "
+            "keras_resnet gives every model RGB pixels 0-255, so its results would be wrong. "
+            "For ResNet50/101/152, load its weights into keras_resnet's network, which takes "
+            "pixels: model.save_weights('resnet.weights.h5'), then --weights resnet.weights.h5 "
+            "on the command line, or keras_resnet.models.from_weights('resnet.weights.h5') in "
+            "Python; ImageNet's own weights are --weights imagenet --depth 50 (101, 152)."
+        )
+
+
 def _check_class_names(class_names, include_top, classes):
     """`class_names` as a tuple of str, checked against the classifier; None stays None."""
     if class_names is None:
