@@ -25,7 +25,7 @@ from conftest import REPO
 from PIL import Image
 
 import keras_resnet
-from keras_resnet import export, predict
+from keras_resnet import export, models, predict
 from keras_resnet import weights as weights_lib
 from keras_resnet.weights import keras_applications, packaged
 
@@ -341,11 +341,13 @@ def test_a_keras_applications_resnet_is_refused_and_its_weights_classify_pixels(
     Image.fromarray(photo).save(tmp_path / "photo.png")
     saved = tmp_path / "applications.keras"
     source.save(saved)
-    refusal = "is a keras.applications ResNet.*preprocess_input.*save_weights"
+    refusal = "straight to a keras.applications ResNet.*preprocess_input.*save_weights"
     with pytest.raises(ValueError, match=refusal):
         predict.load_predictor(model=source)
     with pytest.raises(ValueError, match=refusal):
         export.export_saved_model(source, str(tmp_path / "served"))
+    with pytest.raises(ValueError, match=refusal):
+        export.export_tflite(source, str(tmp_path / "model.tflite"))
     report = tmp_path / "report.json"
     for command, *args in (
         ("predict", tmp_path / "photo.png", "--model", saved, "--output-json", report),
@@ -357,6 +359,13 @@ def test_a_keras_applications_resnet_is_refused_and_its_weights_classify_pixels(
         assert result.returncode == 1, (command, result.stdout)
         assert re.search(refusal, result.stderr) and "applications.keras" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["applications.keras", "photo.png"]
+    # Inside a transfer-learning model, refused; with its preprocessing in front, it takes pixels.
+    for model, takes_pixels in transfer_models():
+        if takes_pixels:
+            models.check_takes_pixels(model, model.name)
+        else:
+            with pytest.raises(ValueError, match=refusal):
+                models.check_takes_pixels(model, model.name)
     # The route the message gives: its weights into keras_resnet's ResNet-50, which takes pixels.
     source.save_weights(tmp_path / "applications.weights.h5")
     result = run_main(
@@ -381,6 +390,23 @@ def test_a_keras_applications_resnet_is_refused_and_its_weights_classify_pixels(
     np.testing.assert_allclose(
         [p["score"] for p in predictions], np.sort(reference)[::-1][:3], rtol=1e-3
     )
+
+
+def transfer_models():
+    """(model, whether it takes pixels) for keras.applications ResNets inside other models."""
+    shape = (32, 32, 3)
+    base = keras.applications.ResNet50(weights=None, include_top=False, input_shape=shape)
+    head = [keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3, activation="softmax")]
+    yield keras.Sequential([keras.Input(shape), base, *head]), False
+    pixels = keras.Input(shape)
+    yield keras.Model(pixels, head[1](head[0](base(pixels)))), False
+    v2 = keras.applications.ResNet50V2(weights=None, classes=3, input_shape=shape)
+    yield v2, False
+    yield keras.Model(pixels, base(keras.layers.Rescaling(1 / 127.5, -1)(pixels))), True
+    preprocessed = keras.applications.resnet.preprocess_input(pixels)
+    inline = keras.applications.ResNet50(weights=None, input_tensor=preprocessed, classes=3)
+    yield keras.Model(pixels, inline.output), True
+    yield keras_resnet.ResNet50(weights=None, input_shape=shape, classes=3), True
 
 
 # --- errors --------------------------------------------------------------------------
