@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_resnet import data as data_lib
-from keras_resnet import model_files
+from keras_resnet import model_files, models
 from keras_resnet.progress import Progress
 from keras_resnet.weights import keras_applications
 
@@ -64,7 +64,12 @@ def classifier_from_loaded(loaded):
 
 
 def classifier_from_model(model, class_names=None, path=None):
-    """A `Classifier` over an in-memory Keras model."""
+    """A `Classifier` over an in-memory Keras model, which takes RGB pixels 0-255.
+
+    Raises:
+        ValueError: for a keras.applications ResNet (`models.check_takes_pixels`).
+    """
+    models.check_takes_pixels(model, repr(path) if path else model.name)
     # A traced call, not an eager one: eagerly, the functional model keeps every
     # layer's output until the call returns (gigabytes more at the peak of a
     # ResNet-1202 run) and runs several times slower. Not `predict_on_batch`: under

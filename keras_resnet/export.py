@@ -35,7 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_resnet import data as data_lib
-from keras_resnet import files, model_files
+from keras_resnet import files, model_files, models
 
 TOP_K = 5
 
@@ -96,10 +96,16 @@ def export_saved_model(model, export_base, version=None, class_names=None, prepr
     Returns:
         The path of the written version.
 
+    Raises:
+        ValueError: for an input size that is not fixed, class names of
+            another count, or a keras.applications ResNet, which expects its
+            own preprocessing, not pixels (`keras_resnet.models.check_takes_pixels`).
+
     Example:
 
     >>> path = export_saved_model(model, "/models/resnet20", class_names=names)
     """
+    models.check_takes_pixels(model, model.name)  # serving_bytes gives it pixels
     height, width, channels = check_fixed_input(model)
     classes = model.output_shape[-1]
     if class_names is None:
@@ -214,8 +220,14 @@ def export_tflite(model, path, check_images=None):
 
     Returns:
         The largest absolute difference seen on `check_images` (0.0 without).
+
+    Raises:
+        ValueError: for a path not ending in `.tflite`, a keras.applications
+            ResNet (`keras_resnet.models.check_takes_pixels`), or a TFLite
+            model that disagrees with the Keras model.
     """
     check_tflite_path(path)
+    models.check_takes_pixels(model, model.name)
     difference = 0.0
     with files.atomic_path(path) as staging:
         model.export(staging, format="litert", verbose=False)

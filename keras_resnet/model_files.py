@@ -3,7 +3,7 @@
 import dataclasses
 import os
 
-from keras_resnet import files
+from keras_resnet import files, models
 from keras_resnet.rundir import RunDir
 
 # The SavedModel asset recording how `serving_bytes` prepares images (`export`).
@@ -78,6 +78,7 @@ def load_model(path, saved_model=True):
             model = keras.saving.load_model(found)
         except Exception as error:
             raise ValueError(f"Cannot load {found!r}: {error}") from None
+        models.check_takes_pixels(model, repr(found))
         record = RunDir(os.path.dirname(os.path.abspath(found))).record() or {}
         data = dict(record.get("data", {}))
         if getattr(model, "class_names", None) is not None:

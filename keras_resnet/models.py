@@ -315,6 +315,64 @@ class ResNetModel(keras.Model):
         return config
 
 
+def check_takes_pixels(model, label):
+    """Refuses a model whose input goes straight into a keras.applications ResNet.
+
+    Every keras_resnet model takes RGB pixels 0-255 (any normalization is
+    inside it), and evaluation, prediction and serving give a model exactly
+    that. A keras.applications ResNet expects its own `preprocess_input`
+    instead (ResNet50/101/152: BGR minus the ImageNet mean; the V2 nets:
+    pixels scaled to [-1, 1]), so given pixels it runs and answers wrong. It
+    is told apart by its first conv's bias: keras_resnet's convs have none,
+    and layer names cannot tell, ours being keras.applications'. Looked for
+    where the model's input goes first, inside nested models too (a
+    `Sequential` or functional model around one, as in transfer learning):
+    one with its preprocessing in front (a `Rescaling` layer, or
+    `preprocess_input` applied to the input before `input_tensor=`) passes.
+
+    Args:
+        model: a Keras model.
+        label: how messages name it (a path, or the model's name).
+
+    Raises:
+        ValueError: for such a model, saying how to make one that takes pixels.
+    """
+    owner, first = _first_layer(model)
+    if first is None or first.name not in ("conv1_pad", "conv1_conv"):
+        return
+    try:
+        stem = owner.get_layer("conv1_conv")
+    except ValueError:  # no such layer: not a ResNet laid out as keras.applications'
+        return
+    if getattr(stem, "use_bias", False):
+        raise ValueError(
+            f"The model {label} gives its input straight to a keras.applications ResNet (its "
+            "first conv, conv1_conv, has a bias; keras_resnet's have none), which expects "
+            "keras.applications' preprocess_input (ResNet50/101/152: BGR minus the ImageNet "
+            "mean; the V2 nets: pixels scaled to [-1, 1]); keras_resnet gives every model RGB "
+            "pixels 0-255, so its answers would be wrong. A whole ResNet50/101/152 with its "
+            "classifier converts exactly: model.save_weights('resnet.weights.h5'), then "
+            "--weights resnet.weights.h5 (keras-resnet-predict, keras-resnet-evaluate) or "
+            "keras_resnet.models.from_weights('resnet.weights.h5') in Python, whose "
+            "save('resnet.keras') gives a --model for any command. Any other: put its "
+            "preprocessing inside the model, in front, so that it takes pixels."
+        )
+
+
+def _first_layer(model):
+    """(the model holding it, the layer) that a model gives its input to first, looking into
+    nested models; (model, None) for a model whose graph is not known (a subclassed one)."""
+    if isinstance(model, keras.Sequential):
+        layers = model.layers
+    else:
+        operations = getattr(model, "operations", ())
+        layers = [op for op in operations if not isinstance(op, keras.layers.InputLayer)]
+    first = layers[0] if layers else None
+    if isinstance(first, keras.Model):
+        return _first_layer(first)
+    return model, first
+
+
 def _check_class_names(class_names, include_top, classes):
     """`class_names` as a tuple of str, checked against the classifier; None stays None."""
     if class_names is None:

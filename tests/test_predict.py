@@ -25,7 +25,7 @@ from conftest import REPO
 from PIL import Image
 
 import keras_resnet
-from keras_resnet import export, predict
+from keras_resnet import export, models, predict
 from keras_resnet import weights as weights_lib
 from keras_resnet.weights import keras_applications, packaged
 
@@ -322,6 +322,91 @@ def test_imagenet_weights_classify_a_photo_with_the_evaluation_crop(
         "tabby" if i == 281 else f"class_{i}" for i in top
     ]
     np.testing.assert_allclose([p["score"] for p in predictions], reference[top], rtol=1e-3)
+
+
+@pytest.mark.slow
+def test_a_keras_applications_resnet_is_refused_and_its_weights_classify_pixels(
+    cifar_dir, tmp_path, run_main, no_network
+):
+    """Its input is preprocess_input's BGR minus the mean, not pixels: refused wherever this
+    package would feed it pixels; the route the error gives classifies as it does."""
+    from test_weights import randomize_keras
+
+    source = randomize_keras(keras.applications.ResNet50(weights=None, classes=10))
+    classifier = source.get_layer("predictions")
+    kernel, bias = classifier.get_weights()
+    classifier.set_weights([kernel / 200, bias])  # logits of a few units: no ties at 0 and 1
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    saved = tmp_path / "applications.keras"
+    source.save(saved)
+    refusal = "straight to a keras.applications ResNet.*preprocess_input.*save_weights"
+    with pytest.raises(ValueError, match=refusal):
+        predict.load_predictor(model=source)
+    with pytest.raises(ValueError, match=refusal):
+        export.export_saved_model(source, str(tmp_path / "served"))
+    with pytest.raises(ValueError, match=refusal):
+        export.export_tflite(source, str(tmp_path / "model.tflite"))
+    report = tmp_path / "report.json"
+    for command, *args in (
+        ("predict", tmp_path / "photo.png", "--model", saved, "--output-json", report),
+        ("evaluate", "--model", saved, "--dataset", "cifar10", "--data-dir", cifar_dir)
+        + ("--output-json", report),
+        ("export", "--model", saved, "--export-base", tmp_path / "served"),
+    ):
+        result = run_main(command, *args)
+        assert result.returncode == 1, (command, result.stdout)
+        assert re.search(refusal, result.stderr) and "applications.keras" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["applications.keras", "photo.png"]
+    # Inside a transfer-learning model, refused; with its preprocessing in front, it takes pixels.
+    for model, takes_pixels in transfer_models():
+        if takes_pixels:
+            models.check_takes_pixels(model, model.name)
+        else:
+            with pytest.raises(ValueError, match=refusal):
+                models.check_takes_pixels(model, model.name)
+    # The route the message gives: its weights into keras_resnet's ResNet-50, which takes pixels.
+    source.save_weights(tmp_path / "applications.weights.h5")
+    result = run_main(
+        "predict",
+        tmp_path / "photo.png",
+        "--weights",
+        tmp_path / "applications.weights.h5",
+        "--top",
+        3,
+        "--output-json",
+        report,
+    )
+    assert result.returncode == 0, result.stderr
+    crop = keras_resnet.data.Preprocessing("imagenet", image_size=224).serving_image(
+        photo, 224, 224
+    )
+    reference = source.predict(
+        keras.applications.resnet.preprocess_input(np.array(crop)[None]), verbose=0
+    )[0]
+    predictions = json.loads(report.read_text())["images"][0]["predictions"]
+    assert [p["class_id"] for p in predictions] == np.argsort(-reference)[:3].tolist()
+    np.testing.assert_allclose(
+        [p["score"] for p in predictions], np.sort(reference)[::-1][:3], rtol=1e-3
+    )
+
+
+def transfer_models():
+    """(model, whether it takes pixels) for keras.applications ResNets inside other models."""
+    shape = (32, 32, 3)
+    base = keras.applications.ResNet50(weights=None, include_top=False, input_shape=shape)
+    head = [keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3, activation="softmax")]
+    yield keras.Sequential([keras.Input(shape), base, *head]), False
+    pixels = keras.Input(shape)
+    yield keras.Model(pixels, head[1](head[0](base(pixels)))), False
+    v2 = keras.applications.ResNet50V2(weights=None, classes=3, input_shape=shape)
+    yield v2, False
+    yield keras.Model(pixels, base(keras.layers.Rescaling(1 / 127.5, -1)(pixels))), True
+    preprocessed = keras.applications.resnet.preprocess_input(pixels)
+    inline = keras.applications.ResNet50(weights=None, input_tensor=preprocessed, classes=3)
+    yield keras.Model(pixels, inline.output), True
+    yield keras_resnet.ResNet50(weights=None, input_shape=shape, classes=3), True
 
 
 # --- errors --------------------------------------------------------------------------
