@@ -403,8 +403,6 @@ class RunDir:
         for stale in glob.glob(os.path.join(target, "*.tmp-*")):  # a killed copy's
             os.remove(stale)
         previous = _read_state(os.path.join(target, "state.json"))
-        if previous and not os.path.isfile(_state_file(target, previous["weights"])):
-            files.write_json(_state_file(target, previous["weights"]), previous)  # older copies
         files.copy_file(
             os.path.join(self.checkpoints, state["weights"]),
             os.path.join(target, state["weights"]),
@@ -500,10 +498,6 @@ def _read_state(path):
 def _newest_whole_copy(source):
     """The newest state of a checkpoint copy whose weights are there; None without a copy.
 
-    A copy written before each checkpoint had its own state file (one pair,
-    `state.json` and its weights) may hold earlier `epoch-NNNN` weights
-    without one: their state is the newest state's, its history cut there.
-
     Raises:
         ValueError: when the copy's states all name weights that are missing.
     """
@@ -513,23 +507,6 @@ def _newest_whole_copy(source):
     if not states:
         return None
     newest = max(states, key=lambda state: state["step"])
-    for weights in glob.glob(os.path.join(source, "epoch-*.weights.h5")):
-        name = os.path.basename(weights)
-        rows = [
-            row for row in newest.get("history", ()) if f"epoch-{int(row['epoch']):04d}." in name
-        ]
-        if rows and not any(state["weights"] == name for state in states):
-            epoch = int(rows[0]["epoch"])
-            history = [row for row in newest["history"] if int(row["epoch"]) <= epoch]
-            states.append(
-                {
-                    **newest,
-                    "epoch": epoch,
-                    "step": int(rows[0]["step"]),
-                    "weights": name,
-                    "history": history,
-                }
-            )
     for state in sorted(states, key=lambda state: state["step"], reverse=True):
         if os.path.isfile(os.path.join(source, state["weights"])):
             return state
