@@ -106,7 +106,7 @@ def ResNet(
             classifier. Default True.
         weights: None (random initialisation, default), `"imagenet"` (the
             paper's MSRA ResNet-50/101/152, the files keras.applications
-            downloads), `"cifar10"` (ResNet-20/32/44/56 trained on CIFAR-10,
+            downloads), `"cifar10"` (ResNet-20/32/44/56/110 trained on CIFAR-10,
             shipped with the package), or a path: a keras.applications
             ResNet `.h5`/`.weights.h5`, a PyTorch checkpoint (`.pth`, `.th`,
             `.pt`, `.safetensors`; torchvision or akamaster CIFAR layout), or a

@@ -538,7 +538,7 @@ def test_every_named_network_trains_a_step_saves_and_reloads_in_fresh_processes(
         ({"depth": 18, "weights": "imagenet"}, "exist for ResNet-50, 101 and 152"),
         (
             {"depth": 1202, "weights": "cifar10"},
-            "exist for ResNet-20, 32, 44 and 56 with the CIFAR",
+            "exist for ResNet-20, 32, 44, 56 and 110 with the CIFAR",
         ),
         ({"depth": 18, "weights": "missing.weights.h5"}, "does not exist"),
         ({"depth": 20, "include_top": False, "pooling": "median"}, "Unknown pooling 'median'"),

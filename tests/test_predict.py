@@ -457,10 +457,13 @@ def test_errors_name_the_file_the_folder_or_the_model(cifar_dir, tmp_path, run_m
             (tmp_path / "missing.png", "--weights", "cifar10", "--depth", 20),
             "No such file or folder: .*missing.png",
         ),
-        ((image, "--weights", "cifar10"), "--weights cifar10 needs --depth \\(20, 32, 44, 56\\)"),
+        (
+            (image, "--weights", "cifar10"),
+            "--weights cifar10 needs --depth \\(20, 32, 44, 56, 110\\)",
+        ),
         (
             (image, "--weights", "cifar10", "--depth", 50),
-            "weights='cifar10' exist for ResNet-20, 32, 44 and 56.*ResNet-50",
+            "weights='cifar10' exist for ResNet-20, 32, 44, 56 and 110.*ResNet-50",
         ),
         (
             (image, "--weights", "cifar10", "--depth", 20, "--top", 11),

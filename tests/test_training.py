@@ -588,7 +588,7 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path):
         (["--freeze-backbone", "--output-dir", "{tmp}/run"], "needs pretrained --weights"),
         (
             ["--weights", "cifar10", "--depth", "1202", "--output-dir", "{tmp}/run"],
-            "exist for ResNet-20, 32, 44 and 56 with the CIFAR stem",
+            "exist for ResNet-20, 32, 44, 56 and 110 with the CIFAR stem",
         ),
         (
             ["--weights", "cifar10", "--freeze-backbone", "--unfreeze-from", "conv5"]

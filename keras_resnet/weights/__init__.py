@@ -5,7 +5,7 @@
 - `"imagenet"`: the MSRA ResNet-50/101/152 released with the paper, in the
   files keras.applications publishes, fetched into the Keras cache
   (`keras_applications`).
-- `"cifar10"`: ResNet-20/32/44/56 trained on CIFAR-10, shipped with the
+- `"cifar10"`: ResNet-20/32/44/56/110 trained on CIFAR-10, shipped with the
   package (`packaged`).
 - a path: a keras.applications ResNet50/101/152 file (the legacy `.h5` it
   downloads, or a `.weights.h5` saved from such a model; `keras_applications`);

@@ -3,7 +3,9 @@
 Per depth, the best trained CIFAR-10 network there is to ship, judged by top-1
 error on the original CIFAR-10 test batch (`test_batch.bin`): this package's
 own full-length run of the paper's recipe where it scores at least as well as
-akamaster/pytorch_resnet_cifar10's checkpoint, akamaster's otherwise.
+akamaster/pytorch_resnet_cifar10's checkpoint, akamaster's otherwise
+(ResNet-110 is this package's run: akamaster's is not among the checkpoints
+converted here).
 `CIFAR10_NETS` says, per depth, whose the file is, how it was trained and what
 it scores; each file's metadata (`Pretrained.source`) says the same.
 `scripts/make_cifar10_weights.py` writes them into `keras_resnet/pretrained/`
@@ -104,6 +106,9 @@ CIFAR10_NETS = {
         ),
         ShippedNet(
             56, AKAMASTER, "resnet56-4bfd9763.th", _AKAMASTER_TRAINING, "BSD 2-Clause", 0.0661
+        ),
+        ShippedNet(
+            110, KERAS_RESNET, "docs/paper_table6/resnet110", _OUR_TRAINING, "Apache-2.0", 0.0636
         ),
     )
 }
