@@ -109,8 +109,13 @@ def range_test(config, min_lr=1e-5, max_lr=10.0, steps=300, log=print):
     if steps < 10:
         raise ValueError(f"--steps must be at least 10, received {steps}.")
     strategy = runtime.setup_devices(config)
-    data = planning.load_config_data(config)
-    plan = planning.prepare(config, data, strategy, output_prefix="lr_find-", trains_run_dir=False)
+    plan = planning.prepare(
+        config,
+        planning.load_config_data(config),
+        strategy,
+        output_prefix="lr_find-",
+        trains_run_dir=False,
+    )
     schedule = schedules.Exponential(min_lr, max_lr, steps)
     with strategy.scope():
         model = training.build_model(plan, schedule=schedule)
@@ -120,7 +125,7 @@ def range_test(config, min_lr=1e-5, max_lr=10.0, steps=300, log=print):
     )
     recorder = _LossRecorder(schedule)
     model.fit(
-        data_lib.train_dataset(data, plan.config.batch_size, plan.config.seed),
+        data_lib.train_dataset(plan.data, plan.config.batch_size, plan.config.seed),
         epochs=1,
         steps_per_epoch=steps,
         callbacks=[recorder],

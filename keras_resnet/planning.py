@@ -40,11 +40,13 @@ class RecordedWeights:
         source: where they came from, for messages.
         input_mean: per-channel RGB mean the model subtracts from pixels 0-255.
         input_std: per-channel RGB divisor applied after it.
+        channels: the channels of the images the run trains on.
     """
 
     source: str
     input_mean: np.ndarray
     input_std: np.ndarray
+    channels: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +57,8 @@ class RunPlan:
         run: the resolved config and the facts derived from it
             (`keras_resnet.config.ResolvedRun`); its `config.output_dir` is set.
         spec: the network's `keras_resnet.specs.Spec`.
-        data: the `keras_resnet.data.Data` to train on.
+        data: the `keras_resnet.data.Data` to train on, with the channels the
+            pretrained weights take (`keras_resnet.data.with_channels`).
         start: what the weights start from: None (a fresh initialization), a
             `keras_resnet.weights.Pretrained` (read once, checked against
             `spec`), or `RecordedWeights` (a resumed fine-tuning run).
@@ -143,6 +146,8 @@ def prepare(config, data, strategy, output_prefix="", trains_run_dir=True):
         raise ValueError(
             f"batch_size={run.config.batch_size} does not split evenly over {replicas} replicas."
         )
+    if start is not None:  # the images the weights take: gray data repeated into RGB, say
+        data = data_lib.with_channels(data, start.channels)
     record = _run_record(run, data, replicas, start)
     if trains_run_dir:
         run_dir.check_same_run(record)
@@ -202,6 +207,7 @@ def _weights_source(config, resumed=True):
             recorded["pretrained"]["source"],
             np.asarray(recorded["pretrained"]["input_mean"], "float32"),
             np.asarray(recorded["pretrained"]["input_std"], "float32"),
+            recorded["data"]["image_shape"][-1],
         )
     else:
         start = weights_lib.resolve(config.weights)

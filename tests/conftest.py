@@ -68,6 +68,22 @@ def write_class_folders(batches_dir, destination, classes=None):
     return destination
 
 
+def gray_copy(source, destination, splits=("train", "test"), classes=None):
+    """A copy of the class folders `source` whose images are all gray PNGs (PIL's luma)."""
+    from PIL import Image
+
+    for split in splits:
+        for folder in sorted((pathlib.Path(source) / split).iterdir()):
+            if classes is not None and folder.name not in classes:
+                continue
+            target = pathlib.Path(destination) / split / folder.name
+            target.mkdir(parents=True)
+            for path in sorted(folder.iterdir()):
+                with Image.open(path) as image:
+                    image.convert("L").save(target / f"{path.stem}.png")
+    return pathlib.Path(destination)
+
+
 def _png(image):
     from PIL import Image
 

@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from conftest import gray_copy
 from keras_resnet import data
 from keras_resnet.data import datasets, sources
 
@@ -249,7 +250,7 @@ def test_only_files_that_may_be_bmps_are_checked_for_a_palette(cifar_dir, tmp_pa
             loaded, train=split, preprocessing=data.Preprocessing("imagenet", image_size=16)
         )
         datasets.train_dataset(streamed, 2, seed=0)
-        sources._decode_all(paths, labels, 3, images[0].shape, "train")
+        sources._decode_all(paths, labels, images[0].shape[:2], "train")
         assert bool(checked) == (paths != pngs), paths  # traced, and per file in a pipeline
     # Named as a PNG, a palette BMP is what TensorFlow makes of it, in that pipeline too.
     np.testing.assert_array_equal(images[0], palette[indices])
@@ -303,8 +304,8 @@ def test_class_folders_of_palette_bmps_are_gray_only_where_the_palette_is(cifar_
     levels = np.repeat(np.arange(255, -1, -1, dtype=np.uint8)[:, None], 3, axis=1)
     write_palette_bmp(first.with_suffix(".bmp"), 255 - gray.astype(np.int64), levels, 8)
     loaded = data.load_data("cifar10", data_dir=str(root))
-    assert loaded.image_shape == (32, 32, 1)  # as a gray PNG makes it
-    np.testing.assert_array_equal(loaded.train.images[0], gray[..., None])
+    assert loaded.image_shape == (32, 32, 3)  # the other images have color
+    np.testing.assert_array_equal(loaded.train.images[0], np.repeat(gray[..., None], 3, -1))
     first.with_suffix(".bmp").unlink()
     save_as(rgb, first.with_suffix(".bmp"), "P")  # 8 bits, a palette of colors
     with Image.open(first.with_suffix(".bmp")) as image:
@@ -332,13 +333,73 @@ def test_class_folders_take_gif_webp_and_bmp_beside_png(cifar_dir, tmp_path):
     np.testing.assert_array_equal(cats[0], rgb[0])  # alpha dropped
     np.testing.assert_array_equal(cats[1], np.repeat(gray[..., None], 3, axis=-1))
     np.testing.assert_array_equal(cats[2], rgb[2])
-    # The first image decides the channels: gray with alpha makes a gray set.
-    airplane = sorted((root / "train" / "airplane").iterdir())[0]
-    pixels = tf.io.decode_png(tf.io.read_file(str(airplane))).numpy()
-    gray = save_as(np.concatenate([pixels, alpha], -1), airplane, "LA")[..., 0]
-    loaded = data.load_data("cifar10", data_dir=str(root))
+
+
+def test_class_folders_are_gray_only_when_every_image_is(cifar_dir, tmp_path):
+    # Two classes, train and test, gray in four ways, from the fixture's pixels.
+    pixels = [
+        tf.io.decode_png(tf.io.read_file(str(path))).numpy()
+        for path in sorted((cifar_dir / "train" / "cat").iterdir())[:5]
+    ]
+    alpha = np.full((32, 32, 1), 7, np.uint8)
+    files = ["train/x/a.png", "train/x/b.gif", "train/y/c.jpg", "test/x/d.png", "test/y/e.png"]
+    grays = []
+    for rgb, name, mode in zip(pixels, files, ["L", "L", "L", "LA", "L"]):
+        (tmp_path / "gray" / name).parent.mkdir(parents=True, exist_ok=True)
+        gray = save_as(np.concatenate([rgb, alpha], -1), tmp_path / "gray" / name, mode)
+        grays.append((gray if gray.ndim == 2 else gray[..., 0])[..., None])
+    # A color file with no color in it counts as gray.
+    rgb_gray = tmp_path / "gray" / "test" / "y" / "f.png"
+    save_as(np.repeat(grays[0], 3, -1), rgb_gray, "RGB")
+    loaded = data.load_data("cifar10", data_dir=str(tmp_path / "gray"))
     assert loaded.image_shape == (32, 32, 1)
-    np.testing.assert_array_equal(loaded.train.images[0, ..., 0], gray)
+    assert loaded.train.images.flags.c_contiguous and loaded.test.images.flags.c_contiguous
+    np.testing.assert_array_equal(loaded.train.images[0], grays[0])  # train/x/a.png
+    np.testing.assert_array_equal(loaded.test.images[0], grays[3])  # test/x/d.png, alpha dropped
+    np.testing.assert_array_equal(loaded.test.images[-1], grays[0])  # test/y/f.png
+    # One color image, even in the other split, makes both splits RGB, gray repeated; a
+    # first image with alpha (once a 4-channel set) too.
+    save_as(pixels[0], rgb_gray, "RGB")
+    first = tmp_path / "gray" / "train" / "x" / "a.png"
+    save_as(np.concatenate([pixels[1], alpha], -1), first, "RGBA")
+    loaded = data.load_data("cifar10", data_dir=str(tmp_path / "gray"))
+    assert loaded.image_shape == (32, 32, 3) and loaded.train.images.shape[-1] == 3
+    np.testing.assert_array_equal(loaded.train.images[0], pixels[1])
+    np.testing.assert_array_equal(loaded.train.images[1], np.repeat(grays[1], 3, -1))
+    np.testing.assert_array_equal(loaded.test.images[-1], pixels[0])
+    # Evaluation reads the test split alone, gray without the color test image.
+    rgb_gray.unlink()
+    assert data.load_test_data("cifar10", data_dir=str(tmp_path / "gray")).image_shape[-1] == 1
+
+
+def test_with_channels_repeats_gray_and_makes_color_gray_by_luma(cifar_dir, tmp_path):
+    gray_dir = gray_copy(cifar_dir, tmp_path / "gray", classes=("cat", "dog"))
+    gray = data.load_data("catdog", data_dir=str(gray_dir), validation_split=0.2)
+    assert gray.image_shape == (32, 32, 1)
+    rgb = data.with_channels(gray, 3)
+    assert rgb.image_shape == (32, 32, 3) and data.with_channels(rgb, 3) is rgb
+    for name in ("train", "validation", "test"):
+        split, converted = getattr(gray, name), getattr(rgb, name)
+        np.testing.assert_array_equal(converted.images, np.repeat(split.images, 3, -1))
+        np.testing.assert_array_equal(converted.labels, split.labels)
+    np.testing.assert_allclose(rgb.mean, np.repeat(gray.mean, 3, -1), rtol=1e-6)
+    # Color made gray by PIL's luma, as the gray copy's files were.
+    color = data.load_test_data("cifar10", data_dir=str(cifar_dir))
+    made_gray = data.with_channels(color, 1)
+    for label, name in enumerate(("cat", "dog")):
+        np.testing.assert_array_equal(
+            made_gray.test.images[color.test.labels == CLASSES.index(name)],
+            gray.test.images[gray.test.labels == label],
+        )
+    first = sorted((cifar_dir / "test" / "airplane").iterdir())[0]
+    assert made_gray.mean is None  # test data alone has none
+    streamed = dataclasses.replace(
+        color, test=data.Split(1, labels=np.zeros(1, np.int32), paths=np.asarray([str(first)]))
+    )
+    with pytest.raises(ValueError, match="1 channel.*read as RGB from their files"):
+        data.with_channels(streamed, 1)
+    with pytest.raises(ValueError, match="1, 3 or 4 channels; the model takes 2"):
+        data.with_channels(gray, 2)
 
 
 def test_missing_and_unrecognised_data_dirs(tmp_path):

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import keras_resnet
+from conftest import gray_copy
 from keras_resnet import data, evaluation
 
 
@@ -151,6 +153,32 @@ def test_evaluate_pretrained_weights_on_real_cifar10(cifar_dir, tmp_path, run_ma
     assert result.returncode == 1 and "go with --weights, not --model" in result.stderr
     result = run_main("evaluate", "--model", "x", "--weights", "cifar10")
     assert result.returncode == 2 and "not allowed with argument" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_gray_set_tests_rgb_weights_on_its_images_repeated_into_rgb(
+    cifar_dir, tmp_path, run_main
+):
+    gray_dir = gray_copy(cifar_dir, tmp_path / "gray", splits=("test",))
+    gray = data.load_test_data("cifar10", data_dir=str(gray_dir))
+    assert gray.image_shape == (32, 32, 1)
+    model = keras_resnet.ResNet20(weights="cifar10")
+    predicted = model.predict(np.repeat(gray.test.images, 3, -1), verbose=0).argmax(-1)
+    model.save(tmp_path / "resnet20.keras")
+    model.save_weights(tmp_path / "resnet20.weights.h5")
+    # Named weights, the model saved, and its weights saved as a keras_resnet file.
+    for flags in (
+        ["--weights", "cifar10", "--depth", "20"],
+        ["--model", tmp_path / "resnet20.keras"],
+        ["--weights", tmp_path / "resnet20.weights.h5", "--depth", "20"],
+    ):
+        result = run_main(
+            "evaluate", *flags, "--data-dir", gray_dir, "--output-json", tmp_path / "gray.json"
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        with open(tmp_path / "gray.json") as f:
+            top1_error = json.load(f)["top1_error"]
+        assert top1_error == pytest.approx(np.mean(predicted != gray.test.labels)), flags
 
 
 def test_imagenet_names_match_its_wordnet_id_folders_in_the_same_order(

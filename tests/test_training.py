@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from keras_resnet import data
 
-from conftest import REPO, run_train, write_class_folders
+from conftest import REPO, gray_copy, run_train, write_class_folders
 
 # Digits: 1,442 real training images of 8x8 pixels; ResNet-8 at batch 64 is 22 steps an epoch.
 TINY = ["--dataset", "digits", "--depth", "8", "--batch-size", "64"]
@@ -886,6 +886,34 @@ def test_same_classes_keep_the_pretrained_classifier(cifar):
     for ours, theirs in zip(model.get_layer("predictions").get_weights(), expected):
         np.testing.assert_array_equal(ours, theirs)
     assert all(layer.trainable for layer in model.layers)
+
+
+def test_rgb_weights_fine_tune_a_gray_dataset_repeated_into_rgb(cifar_dir, tmp_path):
+    from keras_resnet import config as config_lib
+    from keras_resnet import planning, training
+
+    gray_dir = gray_copy(cifar_dir, tmp_path / "gray", classes=("cat", "dog"))
+    config = config_lib.TrainConfig(
+        dataset="catdog",
+        data_dir=str(gray_dir),
+        weights="cifar10",
+        depth=20,
+        batch_size=50,
+        output_dir=str(tmp_path / "run"),
+    )
+    gray = planning.load_config_data(config)
+    assert gray.image_shape == (32, 32, 1)
+    plan = planning.prepare(config, gray, tf.distribute.get_strategy())
+    assert plan.data.image_shape == (32, 32, 3)
+    assert plan.record["data"]["image_shape"] == [32, 32, 3]
+    np.testing.assert_array_equal(plan.data.train.images, np.repeat(gray.train.images, 3, -1))
+    assert training.build_model(plan).input_shape == (None, 32, 32, 3)
+    # A resume takes the weights' channels from its record, without reading them again.
+    plan.run_dir.write_record(plan.record)
+    plan.run_dir.write_summary({})
+    resumed = planning.prepare(config, gray, tf.distribute.get_strategy())
+    assert isinstance(resumed.start, planning.RecordedWeights)
+    assert resumed.data.image_shape == (32, 32, 3) and resumed.record == plan.record
 
 
 def test_a_weights_file_sets_the_architecture_and_is_read_once(cifar, tmp_path, monkeypatch):

@@ -153,15 +153,20 @@ def layer_response_analysis(
     """
     if not isinstance(model_paths, dict):
         model_paths = load_models(model_paths)
-    models = list(model_paths.items())
-    for _, model in models:
-        evaluation.check_compatible(evaluation.classifier_from_model(model), data)
-    labels = [reports.display_name(model.name) for _, model in models]
+    # Each model with the test images in its channels: a gray set measures an RGB model, say.
+    models = [
+        (path, model, data_lib.with_channels(data, model.input_shape[-1]))
+        for path, model in model_paths.items()
+    ]
+    for _, model, its_data in models:
+        evaluation.check_compatible(evaluation.classifier_from_model(model), its_data)
+    labels = [reports.display_name(model.name) for _, model, _ in models]
     measured = {}
-    for (path, model), label in zip(models, labels):
+    for (path, model, its_data), label in zip(models, labels):
         if labels.count(label) > 1:
             label = f"{label} ({path})"
-        measured[label] = layer_responses(model, data_lib.eval_dataset(data, data.test, batch_size))
+        test_images = data_lib.eval_dataset(its_data, its_data.test, batch_size)
+        measured[label] = layer_responses(model, test_images)
         stds = [std for _, std in measured[label]]
         log(
             f"{label}: {len(stds)} 3x3 layers, response std mean {np.mean(stds):.3f}, "

@@ -180,6 +180,7 @@ def train_sweep(config, nets, output_dir, log=print, results_dir=None, on_result
         elif copy:  # a lost run directory, or one behind the copy, goes on from the copy
             _restore_checkpoint_copy(net.output_dir, folder, log)
         plan = planning.prepare(net, data, strategy)
+        data = plan.data  # in the weights' channels: converted for the first net only
         finished = bool(folder) and finished_results(folder, plan.record)
         if folder:
             check_one_recipe(results_dir, name, plan.record)

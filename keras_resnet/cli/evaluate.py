@@ -46,14 +46,16 @@ def main(argv=None):
     def run():
         _check_flags(args)
         # The model before the data, which may be a download of minutes.
+        # The data in the channels the model takes: a gray set tests an RGB model, say.
         if args.model:
             classifier, label = evaluation.load_classifier(args.model), args.model
-            data = load_data(args)
+            data = data_lib.with_channels(load_data(args), classifier.input_shape[-1])
         else:
             source, _ = models.weights_network(
                 args.weights, args.depth, bottleneck_stride=args.bottleneck_stride
             )
             data = load_data(args)
+            data = data_lib.with_channels(data, source.channels or data.image_shape[-1])
             model = models.from_weights(
                 source,
                 args.depth,

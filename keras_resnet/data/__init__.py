@@ -14,6 +14,7 @@ from keras_resnet.data.datasets import (
     ten_crop_dataset,
     train_dataset,
     training_files,
+    with_channels,
 )
 from keras_resnet.data.preprocessing import PIXEL_SCALE, Preprocessing
 from keras_resnet.data.sources import (

@@ -10,6 +10,7 @@ from keras_resnet.data.sources import (
     DataError,
     Split,
     any_may_be_bmp,
+    convert_channels,
     decode_image_file,
     fingerprint,
     read_source,
@@ -133,6 +134,49 @@ def load_test_data(name, data_dir=None, tfds_data_dir=None, image_size=224):
     _, test, class_names, source = read_source(name, data_dir, tfds_data_dir, test_only=True)
     preprocessing, image_shape = _preprocessing(name, test, image_size)
     return Data(name, source, list(class_names), image_shape, None, None, test, preprocessing)
+
+
+def with_channels(data, channels):
+    """`data` with images of `channels` channels, as pretrained weights or a model take them.
+
+    Gray is repeated into RGB, color made gray by PIL's luma
+    (`sources.convert_channels`). So RGB weights fine-tune on a gray dataset,
+    and a gray dataset tests an RGB model.
+
+    Args:
+        data: a `Data`.
+        channels: 1, 3 or 4.
+
+    Returns:
+        `data` itself when its images have `channels` already, else a `Data`
+        with converted in-memory splits and their training mean.
+
+    Raises:
+        ValueError: for images read from their files or a stream (always RGB)
+            that are to be converted.
+    """
+    if channels not in (1, 3, 4):
+        raise ValueError(f"Images have 1, 3 or 4 channels; the model takes {channels}.")
+    if data.image_shape[-1] == channels:
+        return data
+    names = [name for name in ("train", "validation", "test") if getattr(data, name) is not None]
+    if any(getattr(data, name).images is None for name in names):
+        raise ValueError(
+            f"The model or weights take images of {channels} channel(s); {data.name}'s images "
+            "are read as RGB from their files or a stream, as they are needed."
+        )
+    converted = {
+        name: dataclasses.replace(
+            getattr(data, name), images=convert_channels(getattr(data, name).images, channels)
+        )
+        for name in names
+    }
+    mean = data.mean
+    if mean is not None:
+        mean = data.preprocessing.training_mean(converted["train"])
+    return dataclasses.replace(
+        data, image_shape=(*data.image_shape[:2], channels), mean=mean, **converted
+    )
 
 
 def _preprocessing(name, split, image_size):

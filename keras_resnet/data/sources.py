@@ -236,6 +236,18 @@ def _convert_channels(image, channels):
     return tf.concat([color, alpha], axis=-1)
 
 
+def convert_channels(images, channels, chunk=4096):
+    """uint8 `images` (N, height, width, own channels) as `channels`, as `decode_image` converts
+    a BMP's pixels: gray repeated into RGB, color made gray by PIL's luma, alpha dropped or
+    opaque. Chunks bound the memory of the conversion."""
+    return np.concatenate(
+        [
+            _convert_channels(tf.constant(images[start : start + chunk]), channels).numpy()
+            for start in range(0, len(images), chunk)
+        ]
+    )
+
+
 # A BMP's file header (14 bytes) and BITMAPINFOHEADER (40 bytes, or a later, longer version).
 _BMP_HEADERS_BYTES = 54
 
@@ -437,23 +449,48 @@ def _load_folders(train_dir, test_dir, test_only=False):
             f"{only_train}, only in test: {only_test}."
         )
     first = _decode_file((train_paths or test_paths)[0])
-    channels = 1 if first.shape[-1] == 2 else first.shape[-1]  # gray with alpha: gray
-    decoded_bytes = (
-        first.shape[0] * first.shape[1] * channels * (len(train_paths) + len(test_paths))
-    )
+    height, width = first.shape[:2]
     source = f"folder {os.path.dirname(os.path.abspath(test_dir))}"
-    if decoded_bytes <= IN_MEMORY_LIMIT_BYTES and first.shape[0] <= IN_MEMORY_MAX_SIDE:
+    reads = [(train_paths, train_labels, train_dir)] if train_paths else []
+    reads.append((test_paths, test_labels, test_dir))
 
-        def read(paths, labels, split_dir):
-            return _decode_all(paths, labels, channels, (*first.shape[:2], channels), split_dir)
+    def fit_in_memory(channels):
+        size = height * width * channels * (len(train_paths) + len(test_paths))
+        return size <= IN_MEMORY_LIMIT_BYTES and height <= IN_MEMORY_MAX_SIDE
 
-    else:
+    splits = None
+    if fit_in_memory(1 if first.shape[-1] <= 2 else 3):  # gray with alpha is gray
+        splits = [
+            _decode_all(paths, labels, (height, width), split_dir)
+            for paths, labels, split_dir in reads
+        ]
+        # Gray only when every image is: one gray image does not make a color set gray.
+        if any(split.images.shape[-1] == 3 for split in splits):
+            splits = [_as_rgb(split) for split in splits]
+            if not fit_in_memory(3):  # a color set whose first image is gray
+                splits = None
+    if splits is None:  # read from their files as RGB, as training needs them
+        splits = [
+            Split(len(paths), labels=labels, paths=np.asarray(paths, dtype=object))
+            for paths, labels, _ in reads
+        ]
+    *train, test = splits
+    return (train[0] if train else None), test, test_classes, source
 
-        def read(paths, labels, split_dir):
-            return Split(len(paths), labels=labels, paths=np.asarray(paths, dtype=object))
 
-    train = read(train_paths, train_labels, train_dir) if train_paths else None
-    return train, read(test_paths, test_labels, test_dir), test_classes, source
+def _is_gray(images):
+    """Whether RGB `images` are all gray: their three channels equal (a gray file, or a color
+    one without color)."""
+    return np.array_equal(images[..., 0], images[..., 1]) and np.array_equal(
+        images[..., 0], images[..., 2]
+    )
+
+
+def _as_rgb(split):
+    """An in-memory split with RGB images, gray ones repeated into it."""
+    if split.images.shape[-1] == 3:
+        return split
+    return dataclasses.replace(split, images=np.repeat(split.images, 3, -1))
 
 
 def _decode_file(path):
@@ -500,22 +537,26 @@ def name_unreadable_image(error, paths, advice=""):
         raise DataError(f"{problem} {advice}".rstrip()) from error
 
 
-def _decode_all(paths, labels, channels, shape, split_dir):
-    """Decodes image files in parallel into one uint8 array; names a bad file."""
+def _decode_all(paths, labels, size, split_dir):
+    """Decodes image files of `size` (height, width) in parallel into one uint8 array, gray
+    (1 channel) when every image is (`_is_gray`), else RGB; names a bad file."""
 
     palette_bmps = any_may_be_bmp(paths)
+    shape = (*size, 3)
 
     def decode(path):
-        return tf.ensure_shape(decode_image_file(path, channels, palette_bmps), shape)
+        return tf.ensure_shape(decode_image_file(path, 3, palette_bmps), shape)
 
     dataset = tf.data.Dataset.from_tensor_slices(paths).map(
         decode, num_parallel_calls=tf.data.AUTOTUNE
     )
-    batches = []
+    batches, gray = [], True
     try:
         with Progress(f"Decoding {split_dir}", len(paths)) as progress:
             for batch in dataset.batch(1024).as_numpy_iterator():
-                batches.append(batch)
+                if gray and not _is_gray(batch):  # the first color image: RGB from here
+                    gray, batches = False, [np.repeat(b, 3, -1) for b in batches]
+                batches.append(batch[..., :1].copy() if gray else batch)  # a gray set's bytes
                 progress.add(len(batch))
         images = np.concatenate(batches)
     except tf.errors.OpError:

@@ -51,6 +51,11 @@ class Pretrained:
         """The `ResNet` arguments these weights fix: `{"depth": 20, "stem": "cifar", ...}`."""
         return {flag: getattr(self.spec, flag) for flag in ARCHITECTURE_FLAGS}
 
+    @property
+    def channels(self):
+        """The channels of the images they take: their first conv's input channels."""
+        return self.layers["conv1_conv"][0].shape[-2]
+
     @classmethod
     def from_model(cls, model, spec, source):
         """The weights of a keras_resnet `model` of `spec`: what `assign` sets back exactly.

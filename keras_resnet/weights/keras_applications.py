@@ -156,6 +156,13 @@ def input_normalization_of(path):
         return None if layer is None else (layer["0"][()], layer["1"][()])
 
 
+def input_channels_of(path):
+    """The input channels of a keras_resnet `.weights.h5`'s first conv; None without one."""
+    with h5py.File(path, "r") as f:  # its layers by class in the model's order: conv1_conv
+        kernel = f.get("layers/conv2d/vars/0")
+        return None if kernel is None else kernel.shape[-2]
+
+
 def holds_keras_resnet(path):
     """True for a `.weights.h5` saved from a keras_resnet model (Keras loads it as it is)."""
     return path.endswith(".weights.h5") and _layout(path)[0] == "keras_resnet"

@@ -69,6 +69,11 @@ class Source(abc.ABC):
                 (the message names both), or that cannot be fetched.
         """
 
+    @property
+    def channels(self):
+        """The channels of the images the weights take; None where only loading tells."""
+        return None
+
     def check(self, spec):
         """Raises the `ValueError` that `load` would for a network of `spec`, fetching nothing.
 
@@ -114,6 +119,10 @@ class NamedSource(Source):
     def architecture(self):
         return {"stem": self.entry.stem}
 
+    @property
+    def channels(self):
+        return 3  # every named weights were trained on RGB images
+
     def class_names(self):
         return tuple(self.entry.class_names())
 
@@ -145,6 +154,10 @@ class FileSource(Source):
     def architecture(self):
         return self.pretrained.architecture
 
+    @property
+    def channels(self):
+        return self.pretrained.channels
+
     def check(self, spec):
         check_fits(self.pretrained.spec, spec, self.label)
 
@@ -170,10 +183,15 @@ class KerasResNetFile(Source):
         super().__init__(repr(path))
         self.path = path
         self.input_normalization = keras_applications.input_normalization_of(path)
+        self._channels = keras_applications.input_channels_of(path)
 
     @property
     def architecture(self):
         return {}
+
+    @property
+    def channels(self):
+        return self._channels
 
     def load(self, spec, include_top=True, classes=None, fine_tune=False):
         raise ValueError(
