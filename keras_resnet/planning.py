@@ -201,7 +201,8 @@ def _weights_source(config, resumed=True):
     output_dir = config.output_dir or (config.depth and config_lib.default_output_dir(config))
     run_dir = resumed and output_dir and RunDir(output_dir)
     recorded = run_dir and (run_dir.state() or run_dir.finished) and run_dir.record()
-    if recorded and recorded.get("weights") == config.weights and recorded.get("pretrained"):
+    same = recorded and weights_lib.same(recorded.get("weights"), config.weights)
+    if same and recorded.get("pretrained"):
         implied = {k: recorded[k] for k in weights_lib.ARCHITECTURE_FLAGS}
         start = RecordedWeights(
             recorded["pretrained"]["source"],

@@ -34,6 +34,7 @@ import shutil
 
 from keras_resnet import _compat, files
 from keras_resnet import config as config_lib
+from keras_resnet import weights as weights_lib
 from keras_resnet.runlock import RunDirError, RunLock
 
 HISTORY_FIELDS = (
@@ -534,12 +535,14 @@ def config_changes(recorded, config, fields):
     data read from files, have none) and the fingerprints differ, the data's
     sources are named: another dataset, or the same one re-encoded. A field
     a record lacks (written before the field existed) counts as its default.
+    `weights` differ only where they name other weights
+    (`keras_resnet.weights.same`): the same file spelled another way is no change.
     """
     defaults = {field.name: field.default for field in dataclasses.fields(config_lib.TrainConfig)}
     changes = []
     for k in fields:
         old, new = recorded.get(k, defaults.get(k)), config.get(k, defaults.get(k))
-        if old != new:
+        if not (weights_lib.same(old, new) if k == "weights" else old == new):
             changes.append(f"{k}: {old!r} -> {new!r}")
     old, new = recorded.get("data") or {}, config.get("data") or {}
     if None not in (old.get("fingerprint"), new.get("fingerprint")) and (

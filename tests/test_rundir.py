@@ -104,6 +104,34 @@ def test_a_trained_run_without_a_readable_checkpoint_is_never_trained_over(
     assert (tmp_path / kept).read_text() == "{damaged"
 
 
+def test_a_resume_takes_the_same_weights_file_however_its_path_is_spelled(tmp_path, monkeypatch):
+    """`--weights w.npz`, `./w.npz`, its absolute path or a link: one file, one run, even
+    once the file is gone (a resume reads the run's record, not the file)."""
+    monkeypatch.chdir(tmp_path)
+    config = {field: None for field in rundir.RESUME_FIELDS}
+    run = RunDir(tmp_path / "run")
+    os.makedirs(run.checkpoints)
+    files.write_json(run.file("config.json"), {**config, "weights": "w.npz"})
+    state = {"epoch": 1, "step": 10, "weights": "epoch-0001.weights.h5", "history": []}
+    files.write_json(os.path.join(run.checkpoints, "state.json"), state)
+    (tmp_path / "w.npz").write_bytes(b"weights")
+    os.symlink(tmp_path / "w.npz", tmp_path / "link.npz")
+    for spelled in ("w.npz", "./w.npz", str(tmp_path / "w.npz"), "sub/../w.npz", "link.npz"):
+        run.check_same_run({**config, "weights": spelled})
+    os.remove(tmp_path / "w.npz")
+    run.check_same_run({**config, "weights": str(tmp_path / "w.npz")})
+    for other, shown in (("v.npz", "'v.npz'"), ("cifar10", "'cifar10'"), (None, "None")):
+        with pytest.raises(
+            ValueError, match=rf"another configuration \(weights: 'w.npz' -> {shown}"
+        ):
+            run.check_same_run({**config, "weights": other})
+    # A named set is not a file of that name in the working directory.
+    files.write_json(run.file("config.json"), {**config, "weights": "cifar10"})
+    with pytest.raises(ValueError, match=r"weights: 'cifar10' -> './cifar10'"):
+        run.check_same_run({**config, "weights": "./cifar10"})
+    run.check_same_run({**config, "weights": "cifar10"})
+
+
 def test_weights_a_writer_left_without_their_state_are_no_checkpoint(tmp_path):
     """Killed between a checkpoint's weights and its state file, on the first: the same
     command starts the run again (the weights are deleted with the next checkpoint)."""

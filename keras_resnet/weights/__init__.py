@@ -47,6 +47,7 @@ from keras_resnet.weights.sources import (
     Source,
     read_file,
     resolve,
+    same,
 )
 
 __all__ = [
@@ -66,4 +67,5 @@ __all__ = [
     "pytorch",
     "read_file",
     "resolve",
+    "same",
 ]

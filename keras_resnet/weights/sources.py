@@ -242,6 +242,22 @@ def resolve(weights):
     return FileSource(label(path), read_file(path))
 
 
+def same(a, b):
+    """Whether two `weights` arguments name the same weights.
+
+    The same name of `NAMED`, or two spellings of one file's path
+    (`w.npz`, `./w.npz`, its absolute path, a link to it), whether or not
+    the file is still there: a resumed run is checked against the
+    `weights` its record holds as the user wrote it.
+    """
+    if a == b:
+        return True
+    paths = [w for w in (a, b) if isinstance(w, (str, os.PathLike)) and w not in NAMED]
+    if len(paths) < 2:
+        return False
+    return os.path.realpath(os.fspath(a)) == os.path.realpath(os.fspath(b))
+
+
 def read_file(path):
     """Reads a weights file of a converted format into a `Pretrained` (no fit check).
 
