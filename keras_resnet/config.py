@@ -231,7 +231,8 @@ def resolve(config, data, output_prefix=""):
     config = dataclasses.replace(config)
     implied = PREPROCESSING_DEFAULTS[data.preprocessing.kind]
     config.stem = config.stem or implied["stem"]
-    config.depth = config.depth or specs.STEM_DEFAULTS[config.stem]["depth"]
+    if config.depth is None:  # not `or`: --depth 0 is refused, not taken for the default
+        config.depth = specs.STEM_DEFAULTS[config.stem]["depth"]
     config.recipe = config.recipe or implied["recipe"]
     config.output_dir = config.output_dir or default_output_dir(config, output_prefix)
     recipe = RECIPES[config.recipe]

@@ -145,8 +145,8 @@ def feature_extractor(model, stages=None, *, trainable=None, name=None):
 
     Raises:
         ValueError: for a stage `model` does not have (the message names the
-            ones it has), an empty `stages`, or a `model` without the layer
-            names of this package.
+            ones it has), an empty `stages` or one of another type, or a
+            `model` without the layer names of this package.
 
     Example:
 
@@ -161,7 +161,13 @@ def feature_extractor(model, stages=None, *, trainable=None, name=None):
     elif isinstance(stages, str):
         stages = [stages]
     else:
-        stages = list(stages)
+        try:
+            stages = list(stages)
+        except TypeError:
+            raise ValueError(
+                f"stages must be None, a stage name or a list of them ({', '.join(info)}), "
+                f"received {stages!r}."
+            ) from None
     if not stages:
         raise ValueError(f"stages is empty: give None for all or some of {', '.join(info)}.")
     unknown = [stage for stage in stages if stage not in info]

@@ -84,9 +84,26 @@ def write_json(path, value):
     write_atomic(path, json.dumps(value, indent=1))
 
 
-def read_json(path):
-    with open(path) as f:
-        return json.load(f)
+def read_json(path, expect=None):
+    """The content of the JSON file `path`.
+
+    Args:
+        path: the file.
+        expect: None, or the type the content must have (`dict` for a JSON object).
+
+    Raises:
+        ValueError: naming the file, when it is not UTF-8 JSON or not an `expect`.
+        OSError: when it cannot be opened.
+    """
+    with open(path, encoding="utf-8") as f:
+        try:
+            content = json.load(f)
+        except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
+            raise ValueError(f"{path!r} is not a JSON file: {error}.") from None
+    if expect is not None and not isinstance(content, expect):
+        wanted = "a JSON object" if expect is dict else expect.__name__
+        raise ValueError(f"{path!r} holds {type(content).__name__}, not {wanted}.")
+    return content
 
 
 def copy_file(source, target):

@@ -94,8 +94,11 @@ def load_model(path, saved_model=True):
     data = {}
     if os.path.isfile(labels):
         with open(labels, encoding="utf-8") as f:
-            data["class_names"] = [line.rstrip("\n") for line in f]
+            try:
+                data["class_names"] = [line.rstrip("\n") for line in f]
+            except UnicodeDecodeError as error:
+                raise ValueError(f"{labels!r} is not UTF-8 text: {error}.") from None
     described = os.path.join(found, "assets", PREPROCESSING_ASSET)
     if os.path.isfile(described):  # exports written before it have none
-        data["preprocessing"] = files.read_json(described)
+        data["preprocessing"] = files.read_json(described, expect=dict)
     return LoadedModel(model, kind, found, data)

@@ -267,7 +267,7 @@ def weights_network(weights, depth=None, *, bottleneck_stride=None):
     """
     source = weights_lib.resolve(weights)
     implied = source.architecture
-    depth = depth or implied.get("depth")
+    depth = implied.get("depth") if depth is None else depth
     if depth is None:
         entry = weights_lib.NAMED.get(weights) if isinstance(weights, str) else None
         depths = f" ({', '.join(map(str, entry.depths))})" if entry else ""

@@ -53,7 +53,8 @@ def find_images(inputs):
         inputs: paths: a file (taken as it is: one that is not an image is an
             error when it is decoded), a folder (its files with an image
             extension, `.jpg`, `.jpeg`, `.png`, `.bmp`, `.gif` or `.webp`, in every
-            subfolder, sorted; hidden ones skipped), or a glob pattern
+            subfolder, linked ones too, each folder once, sorted; hidden
+            ones skipped), or a glob pattern
             (`photos/*.jpg`, `data/**/*.png`), whose matches are taken as
             files and folders are.
 
@@ -95,7 +96,13 @@ def find_images(inputs):
 
 def _images_in(folder):
     paths = []
-    for root, folders, names in os.walk(folder):
+    visited = set()  # real paths: a link back up the tree is walked once, not forever
+    for root, folders, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in visited:
+            folders[:] = []
+            continue
+        visited.add(real)
         folders[:] = sorted(f for f in folders if not f.startswith("."))
         paths += [
             os.path.join(root, name)
@@ -148,7 +155,9 @@ def load_predictor(model=None, weights=None, depth=None, bottleneck_stride=None,
     """
     if (model is None) == (weights is None):
         raise ValueError("Give a model or pretrained weights (one of them).")
+    names_from = "the model's own" if labels is None else "the labels given"  # for errors
     if isinstance(labels, (str, os.PathLike)):  # before the model, which may be a download
+        names_from = f"labels {os.fspath(labels)!r}"
         if not os.path.isfile(labels):
             raise ValueError(f"labels {os.fspath(labels)!r} is not a file (one class name a line).")
         try:
@@ -187,7 +196,7 @@ def load_predictor(model=None, weights=None, depth=None, bottleneck_stride=None,
         names = tuple(str(i) for i in range(classifier.num_classes))
     if len(names) != classifier.num_classes:
         raise ValueError(
-            f"{len(names)} class names for the model {label}, which has "
+            f"{len(names)} class names ({names_from}) for the model {label}, which has "
             f"{classifier.num_classes} classes."
         )
     preprocessing = data_lib.Preprocessing.from_description(recorded) or (

@@ -519,7 +519,7 @@ def _newest_whole_copy(source):
 
 
 def _read_if_present(path):
-    return files.read_json(path) if os.path.isfile(path) else None
+    return files.read_json(path, expect=dict) if os.path.isfile(path) else None
 
 
 def write_history(path, rows):

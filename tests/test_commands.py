@@ -229,6 +229,32 @@ def test_importing_the_package_changes_no_environment_variable():
 
 
 @pytest.mark.parametrize(
+    "command, argv, flag",
+    [
+        ("train", ["--dataset", "digits", "--data-dir", ""], "--data-dir"),
+        ("evaluate", ["--weights", "cifar10", "--output-json", ""], "--output-json"),
+        ("tune", ["--dataset", "digits", "--output-dir", ""], "--output-dir"),
+        ("export", ["--model", "run", "--export-base", "serving", "--name", ""], "--name"),
+        ("analysis", ["redraw", "--results-dir", ""], "--results-dir"),
+        ("lr_find", ["--dataset", "digits", "--weights", ""], "--weights"),
+        ("predict", ["a.png", "--weights", "cifar10", "--output-json", ""], "--output-json"),
+        ("predict", ["", "--weights", "cifar10", "--depth", "20"], "images"),
+    ],
+)
+def test_an_empty_value_is_refused_not_taken_for_the_flag_left_out(
+    command, argv, flag, run_main, tmp_path, monkeypatch
+):
+    # `--data-dir "$UNSET"`: without the refusal, a TFDS download instead of the folder.
+    monkeypatch.chdir(tmp_path)
+    result = run_main(command, *argv)
+    assert result.returncode == 2, result.stderr
+    assert f"error: argument {flag}: an empty value: give one, or leave the flag out" in (
+        result.stderr
+    )
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
     "command, target",
     [
         ("train", "keras_resnet.training.train"),

@@ -87,6 +87,7 @@ def test_bad_recipe_values(synthetic, changes, message):
         # No stem given: the data picks it, so each stem's reason is given.
         ({"depth": 7}, "Invalid depth 7 for the CIFAR stem.*Invalid depth 7 for the ImageNet stem"),
         ({"depth": 20, "stem": "imagenet"}, "^Invalid depth 20 for the ImageNet stem"),
+        ({"depth": 0}, "Invalid depth 0 for the CIFAR stem"),  # not taken for the default
         ({"depth": 20, "plain": True, "shortcut": "B"}, "plain"),
         ({"lr": -0.1}, "lr must be positive"),
         ({"momentum": -0.9}, "momentum must be >= 0"),
@@ -111,7 +112,7 @@ def test_a_bad_flag_stops_the_run_before_its_data_loads(changes, message, monkey
     with pytest.raises(ValueError, match=message):  # and a sweep, for any of its nets
         sweeps.train_sweep(
             dataclasses.replace(config, depth=None),
-            [(20, False), (config.depth or 20, config.plain)],
+            [(20, False), (20 if config.depth is None else config.depth, config.plain)],
             "unused",
         )
 
@@ -227,6 +228,7 @@ def test_every_config_field_is_a_flag_and_config_files_merge(tmp_path):
         ({"lr_boundaries": [100, "200"]}, "lr_boundaries must be a list of one or more ints"),
         ({"profile_steps": [1, 2, 3]}, "profile_steps must be a list of 2 ints"),
         ({"lr_boundaries": []}, "lr_boundaries must be a list of one or more ints"),
+        ({"data_dir": ""}, "data_dir must be a non-empty string, received ''"),
     ],
 )
 def test_config_file_values_are_checked_as_their_flags_are(tmp_path, values, message):

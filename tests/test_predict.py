@@ -25,7 +25,7 @@ from conftest import REPO
 from PIL import Image
 
 import keras_resnet
-from keras_resnet import export, models, predict
+from keras_resnet import export, model_files, models, predict
 from keras_resnet import weights as weights_lib
 from keras_resnet.weights import keras_applications, packaged
 
@@ -92,6 +92,20 @@ def test_files_folders_and_globs_are_found_in_order(cifar_dir, tmp_path):
         str(test / "cat" / "0003.png"),
     ]
     assert len(predict.find_images([str(test / "*")])) == 250  # folders a pattern matches
+
+
+def test_a_folder_s_linked_subfolders_are_searched_each_once(cifar_dir, tmp_path):
+    cat = cifar_dir / "test" / "cat"
+    photos, elsewhere = tmp_path / "photos", tmp_path / "elsewhere"
+    photos.mkdir()
+    elsewhere.mkdir()
+    shutil.copy(cat / "0000.png", photos / "a.png")
+    shutil.copy(cat / "0001.png", elsewhere / "b.png")
+    (photos / "linked").symlink_to(elsewhere, target_is_directory=True)
+    (photos / "same").symlink_to(elsewhere, target_is_directory=True)  # that folder again
+    (elsewhere / "up").symlink_to(photos, target_is_directory=True)  # a loop
+    found = predict.find_images([photos])
+    assert found == [str(photos / "a.png"), str(photos / "linked" / "b.png")]
 
 
 @pytest.mark.parametrize("channels", [1, 4])
@@ -478,9 +492,11 @@ def test_errors_name_the_file_the_folder_or_the_model(cifar_dir, tmp_path, run_m
         ),
         ((image, "--model", logits), "outputs logits .*'predictions', has no activation"),
         ((image, "--model", features, "--depth", 20), "--depth .* go with --weights"),
+        ((image, "--model", features, "--depth", 0), "--depth .* go with --weights"),
+        ((image, "--weights", "cifar10", "--depth", 0), "Invalid depth 0 for the CIFAR stem"),
         (
             (image, "--weights", "cifar10", "--depth", 20, "--labels", labels),
-            "2 class names for the model .* 10 classes",
+            "2 class names \\(labels '.*labels.txt'\\) for the model .* 10 classes",
         ),
         (
             (image, "--weights", "cifar10", "--depth", 20, "--output-json", empty),
@@ -495,6 +511,13 @@ def test_errors_name_the_file_the_folder_or_the_model(cifar_dir, tmp_path, run_m
             "labels .*labels.bin' cannot be read as UTF-8 text, one class name a line",
         ),
     ]
+    bad_records = (("{", "is not a JSON file"), ("[1]", "holds list, not a JSON object"))
+    for i, (content, message) in enumerate(bad_records):
+        beside = tmp_path / f"beside{i}"  # a .keras file beside another config.json
+        beside.mkdir()
+        shutil.copy(logits, beside / "net.keras")
+        (beside / "config.json").write_text(content)
+        cases.append(((image, "--model", beside / "net.keras"), f"{beside}/config.json' {message}"))
     for args, message in cases:
         result = run_main("predict", *args)
         assert result.returncode == 1, (args, result.stderr)
@@ -502,6 +525,20 @@ def test_errors_name_the_file_the_folder_or_the_model(cifar_dir, tmp_path, run_m
         assert lines[-1].startswith("predict: error: ") or "error:" in lines[-1], result.stderr
         assert any(re.search(message, line) for line in lines), (message, lines)
     assert not out.exists()  # nothing half-written
+
+
+def test_a_saved_model_s_assets_that_cannot_be_read_are_named(tmp_path):
+    version = tmp_path / "serving" / "1"
+    tf.saved_model.save(tf.Module(), str(version))
+    labels = version / "assets" / "labels.txt"
+    labels.parent.mkdir(exist_ok=True)
+    labels.write_bytes(b"cat\n\xff\xfe\n")
+    with pytest.raises(ValueError, match=f"'{labels}' is not UTF-8 text"):
+        model_files.load_model(str(tmp_path / "serving"))
+    labels.write_text("cat\n")
+    (version / "assets" / "preprocessing.json").write_text("[1]")
+    with pytest.raises(ValueError, match="preprocessing.json' holds list, not a JSON object"):
+        model_files.load_model(str(tmp_path / "serving"))
 
 
 @pytest.mark.slow

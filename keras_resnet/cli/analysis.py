@@ -12,8 +12,6 @@ train flag but --depth, --plain and --output-dir; without --steps/--epochs
 they run the paper's 64k iterations. The logic lives in `keras_resnet.analysis`.
 """
 
-import argparse
-
 from keras_resnet import analysis, files
 from keras_resnet import data as data_lib
 from keras_resnet.cli import flags, run_command
@@ -42,7 +40,7 @@ SWEEPS = {
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = flags.ArgumentParser(
         description="Fig. 6, Fig. 7 and Table 6 of He et al. (2015), reproduced."
     )
     commands = parser.add_subparsers(dest="command", required=True)

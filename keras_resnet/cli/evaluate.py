@@ -12,7 +12,6 @@ with --depth, or a file whose network it names itself. The same as
 The metrics are `keras_resnet.evaluation`'s.
 """
 
-import argparse
 import os
 
 from keras_resnet import data as data_lib
@@ -21,7 +20,7 @@ from keras_resnet.cli import flags, run_command
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = flags.ArgumentParser(
         description="Evaluate a trained model: top-1/top-5 error, loss, per-class accuracy, "
         "confusion matrix."
     )

@@ -9,18 +9,17 @@ same as `python -m keras_resnet_cli export`. The logic, and what the
 SavedModel's signatures take and return, is in `keras_resnet.export`.
 """
 
-import argparse
 import contextlib
 import os
 
 import numpy as np
 
 from keras_resnet import export, files
-from keras_resnet.cli import run_command
+from keras_resnet.cli import flags, run_command
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description="Export a trained model for TF Serving.")
+    parser = flags.ArgumentParser(description="Export a trained model for TF Serving.")
     parser.add_argument("--model", required=True, help="run directory or .keras file")
     parser.add_argument("--export-base", required=True, help="TF Serving model base path")
     parser.add_argument("--name", help="model name for TF Serving (default: the model's name)")

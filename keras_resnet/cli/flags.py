@@ -1,6 +1,6 @@
 """Flags -> `TrainConfig`: the one way every command turns its flags into a config.
 
-    parser = argparse.ArgumentParser()
+    parser = flags.ArgumentParser()
     flags.add_train_config_flags(parser, skip=("epochs", "output_dir"))
     parser.add_argument("--output-dir")          # the command's own flag
     config = flags.train_config(parser.parse_args(argv))
@@ -10,6 +10,7 @@ per field (`--batch-size` for `batch_size`), plus `--config`, a JSON file of
 fields that the flags override. `train_config` builds the config from exactly
 those: the command's own flags never reach it, even where one shares a
 field's name (the range test's `--steps`, the sweeps' `--output-dir`).
+Every command's parser is a `flags.ArgumentParser`, which refuses empty values.
 """
 
 import argparse
@@ -21,7 +22,35 @@ from keras_resnet.config import TrainConfig
 
 # Where `add_train_config_flags` leaves, in the parsed namespace, the fields it added.
 _FIELDS_TAKEN = "train_config_fields"
-_TYPES = {"int": int, "float": float, "str": str, "list": int}
+
+
+def _text(value):
+    """A flag's text, refused when empty: `--data-dir "$UNSET"` must not mean no --data-dir."""
+    if not value:
+        raise argparse.ArgumentTypeError("an empty value: give one, or leave the flag out")
+    return value
+
+
+# A field's flag type, by the name of its type.
+_TYPES = {"int": int, "float": float, "str": _text, "list": int}
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """`argparse.ArgumentParser` whose flags without a `type` (text) refuse empty values.
+
+    Otherwise `--output-json ""` or `--data-dir "$UNSET"` would read as the flag left
+    out, and the command would go on without it. Subcommands' parsers are the same.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register("type", None, _text)  # argparse's type for flags that name none
+
+    def add_subparsers(self, **kwargs):
+        commands = super().add_subparsers(**kwargs)
+        # Its values are the whole subcommand line, whose own parser checks each flag.
+        commands.type = str
+        return commands
 
 
 def _fields(names, what):
@@ -92,10 +121,10 @@ def train_config(args):
 
 
 def _read_config_file(path, taken):
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
         try:
             values = json.load(f)
-        except json.JSONDecodeError as error:
+        except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
             raise ValueError(f"--config {path!r} is not valid JSON: {error}.") from None
     if not isinstance(values, dict):
         raise ValueError(f"--config {path!r} must hold a JSON object of TrainConfig fields.")
@@ -131,9 +160,9 @@ def _check_config_value(path, field, value):
         ok = ok and (len(value) == count if count else len(value) > 0)
         wanted = f"a list of {count or 'one or more'} {meta['type'].__name__}s"
     else:
-        ok = _is(field.type, value)
-        wanted = {bool: "true or false", int: "an int", float: "a number", str: "a string"}
-        wanted = wanted[field.type]
+        ok = _is(field.type, value) and value != ""  # as its flag refuses an empty one
+        wanted = {bool: "true or false", int: "an int", float: "a number"}
+        wanted = wanted.get(field.type, "a non-empty string")
     if ok and meta.get("choices") and value not in meta["choices"]:
         ok, wanted = False, f"one of {list(meta['choices'])}"
     if not ok:
@@ -202,5 +231,5 @@ def check_model_source_flags(args):
     Raises:
         ValueError: for --depth or --bottleneck-stride given with --model.
     """
-    if args.model and (args.depth or args.bottleneck_stride):
+    if args.model and (args.depth is not None or args.bottleneck_stride):
         raise ValueError("--depth and --bottleneck-stride go with --weights, not --model.")

@@ -16,7 +16,6 @@ Nothing it trains is kept. It prints the training command for one cycle at
 the suggested rate. The same as `python -m keras_resnet_cli lr_find`.
 """
 
-import argparse
 import dataclasses
 import os
 
@@ -43,7 +42,7 @@ SKIPPED_FIELDS = (
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description="Smith's learning-rate range test.")
+    parser = flags.ArgumentParser(description="Smith's learning-rate range test.")
     flags.add_train_config_flags(parser, skip=SKIPPED_FIELDS)
     parser.add_argument("--min-lr", type=float, default=1e-5, help="first rate (default: 1e-5)")
     parser.add_argument("--max-lr", type=float, default=10.0, help="last rate (default: 10)")

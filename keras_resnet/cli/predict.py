@@ -12,15 +12,13 @@ results printed as a table and, with --output-json, written as JSON. The same
 as `python -m keras_resnet_cli predict` and `python -m keras_resnet.predict`.
 """
 
-import argparse
-
 from keras_resnet import files
 from keras_resnet import predict as predict_lib
 from keras_resnet.cli import flags, run_command
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = flags.ArgumentParser(
         description="Classify image files: the top classes of each, by name, with their "
         "probabilities."
     )

@@ -9,14 +9,12 @@ Every `TrainConfig` field is a flag; `--help` lists them. The logic lives in
 `keras_resnet.training`.
 """
 
-import argparse
-
 from keras_resnet import training
 from keras_resnet.cli import flags, run_command
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = flags.ArgumentParser(
         description="Train a ResNet of He et al. (2015) with the paper's recipe."
     )
     flags.add_train_config_flags(parser)

@@ -15,7 +15,6 @@ to resume. The same as `python -m keras_resnet_cli tune` and, in a
 checkout, `python tune.py`. The logic lives in `keras_resnet.tuning`.
 """
 
-import argparse
 import contextlib
 import dataclasses
 import inspect
@@ -56,7 +55,7 @@ def _search_help(flag):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = flags.ArgumentParser(
         description="Search hyperparameters of the paper's recipe with keras-tuner."
     )
     flags.add_train_config_flags(parser)
